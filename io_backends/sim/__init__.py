@@ -1,0 +1,285 @@
+"""The simulated backend: an in-memory disk, a virtual clock, seeded completion order.
+
+`SimIo` is one process's view of a `SimDisk`; two `SimIo` on one disk are two processes
+(they contend for locks). Every operation is queued with a virtual latency and completes
+when driven; among queued operations the next to complete is chosen by the run's one
+`random.Random(seed)`, subject to the contract's only ordering rule: a `sync` waits for
+the writes and truncates issued before it on the same file. The clock advances to each
+completion's time, so `now()` is deterministic.
+
+`crash()` simulates power loss (see `disk.py`): volatile bytes and non-durable directory
+entries vanish, queued operations are dropped, handles and locks die.
+"""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from io_backends.sim.disk import Directory, Inode, SimDisk
+from kv.errors import IoError
+from kv.io import File, Future, Io, OpenMode
+
+__all__ = ["SimDisk", "SimIo", "SimLatency"]
+
+
+@dataclass(frozen=True)
+class SimLatency:
+    """Virtual service time of each operation kind, in microseconds."""
+
+    read_us: int = 20
+    write_us: int = 20
+    sync_us: int = 110  # an fdatasync measured on the development machine
+    metadata_us: int = 30
+
+
+@dataclass
+class _Handle:
+    inode: Inode
+    generation: int
+    writable: bool
+    closed: bool = False
+    lock_path: str | None = None
+
+
+@dataclass
+class _Operation:
+    sequence: int
+    kind: str
+    file_key: int | None  # inode number the op orders against, None for none
+    ready_time_us: int
+    run: Callable[[], Any]
+    future: Future[Any] = field(repr=False, default_factory=Future)
+
+
+_OPEN_MODES = ("r", "w", "x")
+
+
+class SimIo:
+    """`kv.io.Io` on a `SimDisk`. `seed` fixes the completion order and the clock."""
+
+    name = "sim"
+
+    def __init__(self, seed: int = 0, disk: SimDisk | None = None, latency: SimLatency | None = None) -> None:
+        self.seed = seed
+        self.disk = disk if disk is not None else SimDisk()
+        self.random = random.Random(seed)
+        self.latency = latency if latency is not None else SimLatency()
+        self.clock_us = 0
+        self.operations_completed = 0
+        self._queue: list[_Operation] = []
+        self._sequence = 0
+        self._owner = id(self)
+
+    # -- clock and driving -------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock_us / 1_000_000
+
+    def advance_clock(self, microseconds: int) -> None:
+        self.clock_us += microseconds
+
+    def _submit(self, kind: str, file_key: int | None, latency_us: int, run: Callable[[], Any]) -> Future[Any]:
+        operation = _Operation(self._sequence, kind, file_key, self.clock_us + latency_us, run)
+        operation.future = Future(self._drive)
+        self._sequence += 1
+        self._queue.append(operation)
+        return operation.future
+
+    def _eligible(self) -> list[_Operation]:
+        blocked: set[int] = set()
+        eligible = []
+        for operation in self._queue:  # in issue order
+            if operation.kind == "sync" and operation.file_key in blocked:
+                continue
+            eligible.append(operation)
+            if operation.kind in ("write", "truncate") and operation.file_key is not None:
+                blocked.add(operation.file_key)
+        return eligible
+
+    def _drive(self) -> None:
+        """Complete one queued operation, chosen by the seeded RNG among the eligible."""
+        assert self._queue, "driving with nothing queued: the future belongs to a crashed run"
+        eligible = self._eligible()
+        operation = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
+        self._queue.remove(operation)
+        self.clock_us = max(self.clock_us, operation.ready_time_us)
+        self.operations_completed += 1
+        try:
+            value = operation.run()
+        except IoError as error:
+            operation.future.set_error(error)
+        else:
+            operation.future.set_result(value)
+
+    def drain(self) -> None:
+        """Complete every queued operation."""
+        while self._queue:
+            self._drive()
+
+    def crash(self) -> None:
+        """Power loss for the whole disk; this process's queued operations vanish."""
+        for operation in self._queue:
+            operation.future.set_error(IoError(errno.EIO, "lost in a crash", None, operation.kind))
+        self._queue.clear()
+        self.disk.crash()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _handle(self, file: File, operation: str) -> _Handle:
+        handle = file.handle
+        assert isinstance(handle, _Handle), file
+        if handle.closed or handle.generation != self.disk.generation:
+            raise IoError(errno.EBADF, "Bad file descriptor", file.path, operation)
+        return handle
+
+    def _directory(self, path: str, operation: str) -> Directory:
+        directory = self.disk.directories.get(self.disk.normalize(path))
+        if directory is None:
+            raise IoError(errno.ENOENT, "No such file or directory", path, operation)
+        return directory
+
+    def _check_space(self, extra_bytes: int, path: str, operation: str) -> None:
+        capacity = self.disk.capacity_bytes
+        if capacity is not None and extra_bytes > 0 and self.disk.used_bytes() + extra_bytes > capacity:
+            raise IoError(errno.ENOSPC, "No space left on device", path, operation)
+
+    # -- files ---------------------------------------------------------------------------
+
+    def open(self, path: str, mode: OpenMode) -> Future[File]:
+        assert mode in _OPEN_MODES, mode
+        return self._submit("open", None, self.latency.metadata_us, lambda: self._open(path, mode))
+
+    def _open(self, path: str, mode: OpenMode) -> File:
+        parent, name = self.disk.split(path)
+        directory = self._directory(parent, "open")
+        number = directory.entries.get(name)
+        if number is not None and mode == "x":
+            raise IoError(errno.EEXIST, "File exists", path, "open")
+        if number is None:
+            if mode == "r":
+                raise IoError(errno.ENOENT, "No such file or directory", path, "open")
+            number = self.disk.new_inode().number
+            directory.entries[name] = number
+        handle = _Handle(self.disk.inodes[number], self.disk.generation, writable=mode != "r")
+        return File(path, mode, handle)
+
+    def read(self, file: File, offset: int, size: int) -> Future[bytes]:
+        def run() -> bytes:
+            inode = self._handle(file, "read").inode
+            return bytes(inode.data[offset : offset + size])
+
+        return self._submit("read", self._key(file), self.latency.read_us, run)
+
+    def write(self, file: File, offset: int, data: bytes) -> Future[None]:
+        def run() -> None:
+            handle = self._handle(file, "write")
+            if not handle.writable:
+                raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
+            self._check_space(offset + len(data) - len(handle.inode.data), file.path, "write")
+            handle.inode.write(offset, data)
+
+        return self._submit("write", self._key(file), self.latency.write_us, run)
+
+    def sync(self, file: File, data_only: bool = True) -> Future[None]:
+        return self._submit("sync", self._key(file), self.latency.sync_us, lambda: self._handle(file, "sync").inode.sync())
+
+    def truncate(self, file: File, size: int) -> Future[None]:
+        def run() -> None:
+            handle = self._handle(file, "truncate")
+            if not handle.writable:
+                raise IoError(errno.EINVAL, "Invalid argument", file.path, "truncate")
+            self._check_space(size - len(handle.inode.data), file.path, "truncate")
+            handle.inode.truncate(size)
+
+        return self._submit("truncate", self._key(file), self.latency.write_us, run)
+
+    def close(self, file: File) -> Future[None]:
+        def run() -> None:
+            handle = self._handle(file, "close")
+            handle.closed = True
+            if handle.lock_path is not None and self.disk.locks.get(handle.lock_path) == self._owner:
+                del self.disk.locks[handle.lock_path]
+
+        return self._submit("close", None, self.latency.metadata_us, run)
+
+    def size(self, file: File) -> Future[int]:
+        return self._submit("size", None, self.latency.metadata_us, lambda: len(self._handle(file, "size").inode.data))
+
+    @staticmethod
+    def _key(file: File) -> int | None:
+        handle = file.handle
+        return handle.inode.number if isinstance(handle, _Handle) else None
+
+    # -- directories ---------------------------------------------------------------------
+
+    def rename(self, source: str, destination: str) -> Future[None]:
+        def run() -> None:
+            source_parent, source_name = self.disk.split(source)
+            target_parent, target_name = self.disk.split(destination)
+            source_directory = self._directory(source_parent, "rename")
+            target_directory = self._directory(target_parent, "rename")
+            if source_name not in source_directory.entries:
+                raise IoError(errno.ENOENT, "No such file or directory", source, "rename")
+            target_directory.entries[target_name] = source_directory.entries.pop(source_name)
+
+        return self._submit("rename", None, self.latency.metadata_us, run)
+
+    def unlink(self, path: str) -> Future[None]:
+        def run() -> None:
+            parent, name = self.disk.split(path)
+            directory = self._directory(parent, "unlink")
+            if directory.entries.pop(name, None) is None:
+                raise IoError(errno.ENOENT, "No such file or directory", path, "unlink")
+
+        return self._submit("unlink", None, self.latency.metadata_us, run)
+
+    def mkdir(self, path: str) -> Future[None]:
+        def run() -> None:
+            normal = self.disk.normalize(path)
+            parts = [part for part in normal.split("/") if part]
+            for depth in range(1, len(parts) + 1):
+                self.disk.directories.setdefault("/" + "/".join(parts[:depth]), Directory())
+
+        return self._submit("mkdir", None, self.latency.metadata_us, run)
+
+    def sync_dir(self, path: str) -> Future[None]:
+        def run() -> None:
+            normal = self.disk.normalize(path)
+            directory = self._directory(normal, "sync_dir")
+            directory.durable_entries = dict(directory.entries)
+            for child in self.disk.directories:
+                if child != normal and posixpath.dirname(child) == normal:
+                    self.disk.durable_directories.add(child)
+
+        return self._submit("sync_dir", None, self.latency.sync_us, run)
+
+    def listdir(self, path: str) -> Future[list[str]]:
+        def run() -> list[str]:
+            normal = self.disk.normalize(path)
+            names = set(self._directory(normal, "listdir").entries)
+            prefix = normal.rstrip("/") + "/"
+            names.update(d[len(prefix) :] for d in self.disk.directories if d.startswith(prefix) and "/" not in d[len(prefix) :])
+            return sorted(names)
+
+        return self._submit("listdir", None, self.latency.metadata_us, run)
+
+    def lock(self, path: str) -> Future[File]:
+        def run() -> File:
+            normal = self.disk.normalize(path)
+            file = self._open(path, "w")
+            if normal in self.disk.locks:  # like flock: a second open file description waits
+                raise IoError(errno.EWOULDBLOCK, "Resource temporarily unavailable", path, "lock")
+            self.disk.locks[normal] = self._owner
+            assert isinstance(file.handle, _Handle)
+            file.handle.lock_path = normal
+            return file
+
+        return self._submit("lock", None, self.latency.metadata_us, run)
+
+
+_: type[Io] = SimIo

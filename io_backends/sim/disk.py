@@ -1,0 +1,121 @@
+"""The simulated disk's state model: what is durable, what is volatile, what a crash keeps.
+
+Per file (an `Inode`): `data`, the bytes every reader sees now (page cache), and
+`durable`, the bytes that survive a crash. `unsynced` lists the writes and truncates
+applied to `data` since the last successful sync, in order, so that crash policies
+(prefix or subset survival, torn sectors: the fault catalogue) can replay a chosen part
+of them onto `durable` without reshaping this model.
+
+Per directory: `entries` (name -> inode, what `listdir` and `open` see now) and
+`durable_entries` (what survives a crash). A create, rename or unlink changes
+`entries`; only `sync_dir` copies a directory's entries into `durable_entries`.
+
+`crash()` throws away everything volatile: every inode's data becomes its durable bytes,
+every directory its durable entries, and every open handle and lock is invalidated.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """One change applied to `Inode.data` but not yet covered by a sync."""
+
+    offset: int
+    data: bytes
+    truncate_to: int | None = None  # set for truncates; `data` is then empty
+
+
+@dataclass
+class Inode:
+    number: int
+    data: bytearray = field(default_factory=bytearray)
+    durable: bytearray = field(default_factory=bytearray)
+    unsynced: list[PendingWrite] = field(default_factory=list)
+
+    def write(self, offset: int, data: bytes) -> None:
+        end = offset + len(data)
+        if offset > len(self.data):
+            self.data.extend(bytes(offset - len(self.data)))
+        self.data[offset:end] = data
+        self.unsynced.append(PendingWrite(offset, bytes(data)))
+
+    def truncate(self, size: int) -> None:
+        if size <= len(self.data):
+            del self.data[size:]
+        else:
+            self.data.extend(bytes(size - len(self.data)))
+        self.unsynced.append(PendingWrite(size, b"", truncate_to=size))
+
+    def sync(self) -> None:
+        self.durable[:] = self.data
+        self.unsynced.clear()
+
+    def crash(self) -> None:
+        self.data[:] = self.durable
+        self.unsynced.clear()
+
+
+@dataclass
+class Directory:
+    entries: dict[str, int] = field(default_factory=dict)
+    durable_entries: dict[str, int] = field(default_factory=dict)
+
+
+class SimDisk:
+    """Files and directories of one simulated machine, shared by every `SimIo` on it.
+
+    Paths are absolute or relative POSIX paths, normalized; there is one root.
+    """
+
+    def __init__(self, capacity_bytes: int | None = None) -> None:
+        self.inodes: dict[int, Inode] = {}
+        self.directories: dict[str, Directory] = {"/": Directory()}
+        self.durable_directories: set[str] = {"/"}
+        self.capacity_bytes = capacity_bytes
+        self.generation = 0  # bumped by crash(); handles of older generations are dead
+        self.locks: dict[str, int] = {}  # path -> owner id
+        self._next_inode = 1
+
+    @staticmethod
+    def normalize(path: str) -> str:
+        return posixpath.normpath(posixpath.join("/", path))
+
+    def split(self, path: str) -> tuple[str, str]:
+        normal = self.normalize(path)
+        return posixpath.dirname(normal), posixpath.basename(normal)
+
+    def new_inode(self) -> Inode:
+        inode = Inode(self._next_inode)
+        self.inodes[inode.number] = inode
+        self._next_inode += 1
+        return inode
+
+    def lookup(self, path: str) -> Inode | None:
+        parent, name = self.split(path)
+        directory = self.directories.get(parent)
+        if directory is None or name not in directory.entries:
+            return None
+        return self.inodes[directory.entries[name]]
+
+    def used_bytes(self) -> int:
+        return sum(len(inode.data) for inode in self.inodes.values())
+
+    def crash(self) -> None:
+        """Power loss: keep only what was durable; every handle and lock dies."""
+        self.generation += 1
+        self.locks.clear()
+        for path in list(self.directories):
+            if path not in self.durable_directories:
+                del self.directories[path]
+        for directory in self.directories.values():
+            directory.entries = dict(directory.durable_entries)
+        live = {number for d in self.directories.values() for number in d.entries.values()}
+        for number in list(self.inodes):
+            if number in live:
+                self.inodes[number].crash()
+            else:
+                del self.inodes[number]

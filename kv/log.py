@@ -1,0 +1,119 @@
+"""The segment writer: records are appended to a pending frame, written with one
+`write`, and made durable with one `sync` (group commit).
+
+The writer owns the active segment file, the next lsn and the durable lsn. It knows
+nothing of keys' meaning: it returns, for each record it wrote, where it landed, and
+the store updates the keydir only after the write (and, in `always` mode, the sync)
+succeeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kv.io import File, Io
+from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
+from kv.record import FRAME_HEADER_SIZE, append_record, encode_frame
+
+SEGMENT_SUFFIX = ".seg"
+
+
+def segment_name(segment_id: int) -> str:
+    assert 0 < segment_id <= SEGMENT_ID_MAX
+    return f"{segment_id:08d}{SEGMENT_SUFFIX}"
+
+
+# A record appended but not yet written:
+# (kind, key, offset in the frame payload, record length, lsn, expiry_ms)
+PendingRecord = tuple[int, bytes, int, int, int, int]
+
+
+@dataclass
+class Written:
+    """Where one record landed: the store turns these into keydir entries."""
+
+    file: File
+    frame_offset: int
+    records: list[PendingRecord]
+
+
+@dataclass
+class SegmentLog:
+    """Appends frames to the active segment; rolls to a new segment past the target."""
+
+    io: Io
+    directory: str
+    segment_id: int
+    file: File
+    write_offset: int
+    next_lsn: int
+    segment_size_target_bytes: int
+    durable_lsn: int = 0
+    payload: bytearray = field(default_factory=bytearray)
+    pending: list[PendingRecord] = field(default_factory=list)
+    unsynced_files: list[File] = field(default_factory=list)
+    directory_dirty: bool = False
+    sealed: dict[int, File] = field(default_factory=dict)  # segment id -> read handle
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self.payload)
+
+    def append(self, kind: int, key: bytes, value: bytes, expiry_ms: int = 0) -> None:
+        lsn = self.next_lsn
+        self.next_lsn += 1
+        payload = self.payload
+        start = append_record(payload, kind, key, value, lsn, expiry_ms)
+        self.pending.append((kind, key, start, len(payload) - start, lsn, expiry_ms))
+
+    def discard_pending(self) -> None:
+        """Forget records not yet written (after a failure); their lsns are not reused."""
+        self.payload = bytearray()
+        self.pending = []
+
+    def commit(self, sync: bool) -> Written | None:
+        """Write the pending frame and, with `sync`, make everything written durable.
+
+        The frame's `write` and the `sync`s are issued before any is awaited, so a
+        backend can submit them together (io_uring links write -> fsync). The segment
+        rolls first when the frame would overflow it. Raises `IoError`; after an error
+        the caller must fail the store (nothing in the window may be trusted).
+        """
+        written: Written | None = None
+        write = None
+        if self.pending:
+            assert len(self.payload) <= FRAME_PAYLOAD_SIZE_MAX_BYTES
+            frame_size = FRAME_HEADER_SIZE + len(self.payload)
+            if self.write_offset > 0 and self.write_offset + frame_size > self.segment_size_target_bytes:
+                self.roll()
+            frame = encode_frame(self.segment_id, self.pending[0][4], len(self.pending), self.payload)
+            write = self.io.write(self.file, self.write_offset, frame)
+            written = Written(self.file, self.write_offset, self.pending)
+            self.write_offset += len(frame)
+            self.payload = bytearray()
+            self.pending = []
+            if self.file not in self.unsynced_files:
+                self.unsynced_files.append(self.file)
+        syncs = [self.io.sync(file) for file in self.unsynced_files] if sync else []
+        if write is not None:
+            write.result()
+        for future in syncs:
+            future.result()
+        if sync:
+            self.unsynced_files.clear()
+            if self.directory_dirty:
+                self.io.sync_dir(self.directory).result()
+                self.directory_dirty = False
+            self.durable_lsn = self.next_lsn - 1
+        return written
+
+    def roll(self) -> None:
+        """Seal the active segment (synced, so a later gap means damage) and start the next."""
+        self.io.sync(self.file).result()
+        if self.file in self.unsynced_files:
+            self.unsynced_files.remove(self.file)
+        self.sealed[self.segment_id] = self.file
+        self.segment_id += 1
+        self.file = self.io.open(f"{self.directory}/{segment_name(self.segment_id)}", "x").result()
+        self.write_offset = 0
+        self.directory_dirty = True

@@ -1,0 +1,153 @@
+"""The on-disk codec: pure functions from records to bytes and back. No I/O.
+
+A segment file is a sequence of frames. A frame is one atomic unit:
+
+    frame header (32 bytes, little endian)
+      magic u32 | version u16 | flags u16 | segment_id u32 | first_lsn u64
+      | count u32 | payload_length u32 | crc32c u32
+    payload: `count` records back to back
+
+The frame CRC32C covers the first 28 header bytes and the payload, so a frame written
+to another file (misdirected), a stale frame from an older file, a torn frame or a
+flipped bit all fail the check.
+
+A record inside the payload:
+
+    record header (28 bytes)
+      kind u8 | flags u8 | key_length u16 | value_length u32 | lsn u64
+      | expiry_ms u64 | crc32c u32
+    key bytes, value bytes
+
+The record CRC32C covers the first 24 header bytes, the key and the value. Recovery
+trusts the frame CRC; a `get` reads one record and checks the record CRC, so a bit that
+flips at rest after recovery is still caught.
+
+In a log segment the records of a frame carry the consecutive lsns
+`first_lsn .. first_lsn + count - 1`; frames flagged `FRAME_FLAG_COMPACTED` (written by
+compaction) keep each record's original lsn, ascending but not consecutive.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from crc32c import crc32c
+
+from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, FRAME_RECORDS_MAX, KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES
+
+FRAME_MAGIC = 0x4B564652  # "RFVK" on disk
+FORMAT_VERSION = 1
+FRAME_FLAG_COMPACTED = 1
+FRAME_FLAGS_KNOWN = FRAME_FLAG_COMPACTED
+
+KIND_SET = 1
+KIND_DELETE = 2
+KINDS = (KIND_SET, KIND_DELETE)
+
+FRAME_HEADER = struct.Struct("<IHHIQIII")
+FRAME_HEADER_SIZE = FRAME_HEADER.size
+_FRAME_CHECKED = struct.Struct("<IHHIQII")  # the header without its crc
+RECORD_HEADER = struct.Struct("<BBHIQQI")
+RECORD_HEADER_SIZE = RECORD_HEADER.size
+_RECORD_CHECKED = struct.Struct("<BBHIQQ")
+MAGIC_BYTES = struct.pack("<I", FRAME_MAGIC)
+
+assert FRAME_HEADER_SIZE == 32
+assert RECORD_HEADER_SIZE == 28
+RECORD_SIZE_MAX_BYTES = RECORD_HEADER_SIZE + KEY_SIZE_MAX_BYTES + VALUE_SIZE_MAX_BYTES
+assert RECORD_SIZE_MAX_BYTES <= FRAME_PAYLOAD_SIZE_MAX_BYTES
+
+
+def record_size(key: bytes, value: bytes) -> int:
+    return RECORD_HEADER_SIZE + len(key) + len(value)
+
+
+def append_record(payload: bytearray, kind: int, key: bytes, value: bytes, lsn: int, expiry_ms: int = 0) -> int:
+    """Encode one record at the end of `payload`; return the offset it starts at."""
+    assert kind in KINDS
+    assert len(key) <= KEY_SIZE_MAX_BYTES and len(value) <= VALUE_SIZE_MAX_BYTES
+    start = len(payload)
+    checked = _RECORD_CHECKED.pack(kind, 0, len(key), len(value), lsn, expiry_ms)
+    payload += checked
+    payload += struct.pack("<I", crc32c(value, crc32c(key, crc32c(checked))))
+    payload += key
+    payload += value
+    return start
+
+
+def encode_frame(segment_id: int, first_lsn: int, count: int, payload: bytes | bytearray, flags: int = 0) -> bytes:
+    """Header plus payload: the bytes of one frame, ready for one `write`."""
+    assert 0 < count <= FRAME_RECORDS_MAX
+    assert len(payload) <= FRAME_PAYLOAD_SIZE_MAX_BYTES
+    checked = _FRAME_CHECKED.pack(FRAME_MAGIC, FORMAT_VERSION, flags, segment_id, first_lsn, count, len(payload))
+    crc = crc32c(payload, crc32c(checked))
+    return b"".join((checked, struct.pack("<I", crc), payload))
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    flags: int
+    segment_id: int
+    first_lsn: int
+    count: int
+    payload_length: int
+    crc: int
+
+    @property
+    def compacted(self) -> bool:
+        return bool(self.flags & FRAME_FLAG_COMPACTED)
+
+    @property
+    def size(self) -> int:
+        return FRAME_HEADER_SIZE + self.payload_length
+
+
+def decode_frame_header(data: bytes | memoryview, offset: int) -> FrameHeader | None:
+    """The header at `offset` if it is structurally plausible (CRC not yet checked)."""
+    if offset + FRAME_HEADER_SIZE > len(data):
+        return None
+    magic, version, flags, segment_id, first_lsn, count, length, crc = FRAME_HEADER.unpack_from(data, offset)
+    if magic != FRAME_MAGIC or version != FORMAT_VERSION or flags & ~FRAME_FLAGS_KNOWN:
+        return None
+    if not 0 < count <= FRAME_RECORDS_MAX or length > FRAME_PAYLOAD_SIZE_MAX_BYTES:
+        return None
+    if count * RECORD_HEADER_SIZE > length:
+        return None
+    return FrameHeader(flags, segment_id, first_lsn, count, length, crc)
+
+
+def frame_crc_ok(data: bytes | memoryview, offset: int, header: FrameHeader) -> bool:
+    """True when the frame at `offset` is whole and its CRC matches."""
+    end = offset + header.size
+    if end > len(data):
+        return False
+    view = memoryview(data)
+    crc = crc32c(view[offset + FRAME_HEADER_SIZE : end], crc32c(view[offset : offset + FRAME_HEADER_SIZE - 4]))
+    return crc == header.crc
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: int
+    key: bytes
+    value: bytes
+    lsn: int
+    expiry_ms: int
+
+
+def decode_record(data: bytes, expected_key: bytes | None = None) -> Record | None:
+    """Decode and check one whole record (as `get` reads it); None when it fails a check."""
+    if len(data) < RECORD_HEADER_SIZE:
+        return None
+    kind, _flags, key_length, value_length, lsn, expiry_ms, crc = RECORD_HEADER.unpack_from(data, 0)
+    if kind not in KINDS or RECORD_HEADER_SIZE + key_length + value_length != len(data):
+        return None
+    view = memoryview(data)
+    key_end = RECORD_HEADER_SIZE + key_length
+    if crc32c(view[key_end:], crc32c(view[RECORD_HEADER_SIZE:key_end], crc32c(view[:24]))) != crc:
+        return None
+    key = data[RECORD_HEADER_SIZE:key_end]
+    if expected_key is not None and key != expected_key:
+        return None
+    return Record(kind, key, data[key_end:], lsn, expiry_ms)

@@ -1,0 +1,821 @@
+"""The store: a log-structured key-value store over the `kv.io.Io` contract.
+
+Lifecycle (one table, `_TRANSITIONS`): OPENING -> OPEN -> READ_ONLY -> CLOSED. A store
+goes READ_ONLY after any failed write or sync (no retry-and-trust: the kernel may have
+dropped the dirty pages, fsyncgate); reads still work, writes raise `StoreReadOnly`,
+and reopening recovers from what is durable.
+
+Durability modes:
+
+- `always` (default): every `set`/`delete`/`set_many` returns only after the `sync`
+  (and, for a new segment, the `sync_dir`) covering it succeeded.
+- `batch`: writes return at once; a group commit writes and syncs after
+  `BATCH_OPERATIONS_MAX` operations, `BATCH_INTERVAL_MS_MAX` of `io.now()` time
+  (checked on the next call), a full frame, `flush()` or `close()`. A crash loses at
+  most the unsynced window.
+- `none`: writes return at once; full frames are written without a sync; only
+  `flush()` and `close()` sync. A crash may lose everything since the last flush.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kv import compaction, recovery
+from kv.errors import (
+    BatchTooLarge,
+    CorruptionDetected,
+    InvalidArgument,
+    IoError,
+    KeyTooLarge,
+    StoreClosed,
+    StoreLocked,
+    StoreReadOnly,
+    ValueTooLarge,
+)
+from kv.io import File, Io, read_exact
+from kv.limits import (
+    BATCH_INTERVAL_MS_MAX,
+    BATCH_OPERATIONS_MAX,
+    CACHE_SIZE_MAX_BYTES,
+    FRAME_PAYLOAD_SIZE_MAX_BYTES,
+    FRAME_PAYLOAD_SIZE_TARGET_BYTES,
+    KEY_SIZE_MAX_BYTES,
+    SEGMENT_SIZE_MAX_BYTES,
+    SEGMENT_SIZE_TARGET_BYTES,
+    VALUE_SIZE_MAX_BYTES,
+)
+from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
+from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, decode_record, record_size
+from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
+
+Durability = Literal["always", "batch", "none"]
+DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
+OnCorruption = Literal["raise", "repair"]
+
+LOCK_NAME = "LOCK"
+QUARANTINE_DIRECTORY = "quarantine"
+_LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+class State(enum.Enum):
+    OPENING = "opening"
+    OPEN = "open"
+    READ_ONLY = "read-only"
+    CLOSED = "closed"
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.OPENING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPEN: frozenset({State.READ_ONLY, State.CLOSED}),
+    State.READ_ONLY: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+@dataclass
+class Stats:
+    keys: int
+    state: str
+    durability: str
+    io: str
+    segments: int
+    compacted_files: int
+    bytes_on_disk: int
+    live_bytes: int
+    next_lsn: int
+    durable_lsn: int
+    sets: int
+    gets: int
+    deletes: int
+    syncs: int
+    cache_hits: int
+    recovery: RecoveryReport
+
+
+@dataclass
+class VerifyReport:
+    files_checked: int = 0
+    frames_checked: int = 0
+    records_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _as_bytes(data: bytes | str, what: str) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidArgument(f"{what} must be bytes or str, not {type(data).__name__}")
+
+
+def _check_key(key: bytes | str) -> bytes:
+    key_bytes = _as_bytes(key, "key")
+    if len(key_bytes) > KEY_SIZE_MAX_BYTES:
+        raise KeyTooLarge(f"key is {len(key_bytes)} bytes; the limit is {KEY_SIZE_MAX_BYTES}")
+    return key_bytes
+
+
+def _check_value(value: bytes | str) -> bytes:
+    value_bytes = _as_bytes(value, "value")
+    if len(value_bytes) > VALUE_SIZE_MAX_BYTES:
+        raise ValueTooLarge(f"value is {len(value_bytes)} bytes; the limit is {VALUE_SIZE_MAX_BYTES}")
+    return value_bytes
+
+
+def _segment_id(name: str, suffix: str) -> int | None:
+    stem = name[: -len(suffix)]
+    if name.endswith(suffix) and len(stem) == 8 and stem.isdigit() and int(stem) > 0:
+        return int(stem)
+    return None
+
+
+class Store:
+    """A key-value store in one directory. Build it with `kv.open`."""
+
+    def __init__(
+        self,
+        path: str,
+        io: Io,
+        durability: Durability = "always",
+        segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise InvalidArgument(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
+        if not 0 < segment_size_target_bytes <= SEGMENT_SIZE_TARGET_BYTES:
+            raise InvalidArgument(f"segment_size_target_bytes must be in 1..{SEGMENT_SIZE_TARGET_BYTES}")
+        self.path = path.rstrip("/") or "/"
+        self.io = io
+        self.durability: Durability = durability
+        self.segment_size_target_bytes = segment_size_target_bytes
+        self.state = State.OPENING
+        self.recovery = RecoveryReport()
+        self._keydir: Keydir = {}
+        self._staged: dict[bytes, bytes | None] = {}  # buffered modes: not yet written
+        self._cache: dict[bytes, bytes] = {}
+        self._cache_bytes = 0
+        self._lock: File | None = None
+        self._log: SegmentLog | None = None
+        self._compacted_id = 0
+        self._compacted_file: File | None = None
+        self._operations_since_sync = 0
+        self._last_sync_time = 0.0
+        self._counters = {"sets": 0, "gets": 0, "deletes": 0, "syncs": 0, "cache_hits": 0}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _transition(self, new: State) -> None:
+        assert new in _TRANSITIONS[self.state], f"store cannot go from {self.state} to {new}"
+        self.state = new
+
+    def _file_path(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def _check_readable(self) -> None:
+        if self.state is State.CLOSED:
+            raise StoreClosed("the store is closed")
+        assert self.state is not State.OPENING
+
+    def _check_writable(self) -> SegmentLog:
+        self._check_readable()
+        if self.state is State.READ_ONLY:
+            raise StoreReadOnly("an earlier write or sync failed; reopen the store to recover what is durable")
+        assert self._log is not None
+        return self._log
+
+    def _fail(self) -> None:
+        """A write or sync failed: trust nothing in flight, refuse further writes."""
+        if self.state is State.OPEN:
+            self._transition(State.READ_ONLY)
+        if self._log is not None:
+            self._log.discard_pending()
+        self._staged.clear()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush (when writable), close every file, release the lock. Idempotent.
+
+        Raises `IoError` if the final flush fails (the store is closed all the same).
+        """
+        if self.state is State.CLOSED:
+            return
+        error: BaseException | None = None
+        if self.state is State.OPEN:
+            try:
+                self.flush()
+            except IoError as failure:
+                error = failure
+        self._transition(State.CLOSED)
+        self._close_files()
+        if error is not None:
+            raise error
+
+    def _close_files(self) -> None:
+        files: list[File] = []
+        if self._log is not None:
+            files.extend(self._log.sealed.values())
+            files.append(self._log.file)
+        if self._compacted_file is not None:
+            files.append(self._compacted_file)
+        if self._lock is not None:
+            files.append(self._lock)
+        for file in files:
+            try:
+                self.io.close(file).result()
+            except IoError:
+                pass  # nothing to trust or lose: every acknowledged write was synced
+        self._keydir.clear()
+        self._cache.clear()
+
+    # -- writes --------------------------------------------------------------------------
+
+    def set(self, key: bytes | str, value: bytes | str) -> None:
+        """Store `value` under `key`. In `always` mode it is durable on return.
+
+        Raises `KeyTooLarge`/`ValueTooLarge` (nothing written), `StoreReadOnly`,
+        `StoreClosed`, or `IoError` (the store then goes read-only).
+        """
+        key_bytes = _check_key(key)
+        value_bytes = _check_value(value)
+        log = self._check_writable()
+        log.append(KIND_SET, key_bytes, value_bytes)
+        self._counters["sets"] += 1
+        self._after_append({key_bytes: value_bytes})
+
+    def delete(self, key: bytes | str) -> bool:
+        """Remove `key`; True when it existed. Raises as `set` does."""
+        key_bytes = _check_key(key)
+        log = self._check_writable()
+        if not self._exists(key_bytes):
+            return False
+        log.append(KIND_DELETE, key_bytes, b"")
+        self._counters["deletes"] += 1
+        self._after_append({key_bytes: None})
+        return True
+
+    def set_many(self, items: Mapping[bytes | str, bytes | str] | Iterable[tuple[bytes | str, bytes | str]]) -> None:
+        """Store every pair in one frame: after a crash all of them exist or none.
+
+        Raises `BatchTooLarge` when they do not fit in one frame, and as `set` does.
+        """
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        checked = [(_check_key(key), _check_value(value)) for key, value in pairs]
+        log = self._check_writable()
+        if not checked:
+            return
+        size = sum(record_size(key, value) for key, value in checked)
+        if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
+            raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
+        if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
+            self._commit(sync=self.durability == "batch")
+        append = log.append
+        for key, value in checked:
+            append(KIND_SET, key, value)
+        self._counters["sets"] += len(checked)
+        self._after_append(dict(checked))
+
+    def _after_append(self, changes: dict[bytes, bytes | None]) -> None:
+        log = self._log
+        assert log is not None
+        if self.durability == "always":
+            self._commit(sync=True)
+            if len(changes) == 1:
+                for key, value in changes.items():
+                    self._cache_put(key, value)
+            else:
+                for key in changes:
+                    self._cache_drop(key)
+            return
+        self._staged.update(changes)
+        for key in changes:
+            self._cache_drop(key)
+        self._operations_since_sync += 1
+        if self.durability == "batch":
+            elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
+            if (
+                self._operations_since_sync >= BATCH_OPERATIONS_MAX
+                or elapsed_ms >= BATCH_INTERVAL_MS_MAX
+                or log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES
+            ):
+                self._commit(sync=True)
+        elif log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES:
+            self._commit(sync=False)
+
+    def _commit(self, sync: bool) -> None:
+        log = self._log
+        assert log is not None
+        try:
+            written = log.commit(sync)
+        except IoError:
+            self._fail()
+            raise
+        if sync:
+            self._counters["syncs"] += 1
+            self._operations_since_sync = 0
+            self._last_sync_time = self.io.now()
+        if written is not None:
+            self._apply(written)
+        self._staged.clear()
+
+    def _apply(self, written: Written) -> None:
+        keydir = self._keydir
+        file = written.file
+        base = written.frame_offset + FRAME_HEADER_SIZE
+        for kind, key, offset, length, lsn, expiry_ms in written.records:
+            if kind == KIND_SET:
+                keydir[key] = (file, base + offset, length, lsn, expiry_ms)
+            else:
+                keydir.pop(key, None)
+
+    def flush(self) -> None:
+        """Write and sync everything pending, in every durability mode."""
+        self._check_writable()
+        self._commit(sync=True)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _exists(self, key: bytes) -> bool:
+        if key in self._staged:
+            return self._staged[key] is not None
+        return key in self._keydir
+
+    def exists(self, key: bytes | str) -> bool:
+        key_bytes = _check_key(key)
+        self._check_readable()
+        return self._exists(key_bytes)
+
+    def __len__(self) -> int:
+        self._check_readable()
+        return len(self._keydir) if not self._staged else len(self.keys())
+
+    def keys(self) -> list[bytes]:
+        """Every live key, sorted."""
+        self._check_readable()
+        live = set(self._keydir)
+        for key, value in self._staged.items():
+            (live.add if value is not None else live.discard)(key)
+        return sorted(live)
+
+    def get(self, key: bytes | str) -> bytes | None:
+        """The value stored under `key`, or None.
+
+        Raises `CorruptionDetected` when the stored record fails its checksum (never a
+        wrong value), `IoError` when the read fails, `StoreClosed`.
+        """
+        key_bytes = _check_key(key)
+        self._check_readable()
+        self._counters["gets"] += 1
+        if self._staged and key_bytes in self._staged:
+            return self._staged[key_bytes]
+        cached = self._cache.get(key_bytes)
+        if cached is not None:
+            self._counters["cache_hits"] += 1
+            return cached
+        location = self._keydir.get(key_bytes)
+        if location is None:
+            return None
+        value = self._read_record(key_bytes, location)
+        self._cache_put(key_bytes, value)
+        return value
+
+    def _read_record(self, key: bytes, location: recovery.Location) -> bytes:
+        file, offset, length, lsn, _expiry_ms = location
+        assert isinstance(file, File)
+        data = read_exact(self.io, file, offset, length)
+        record = decode_record(data, expected_key=key)
+        if record is None or record.lsn != lsn or record.kind != KIND_SET:
+            raise CorruptionDetected(
+                f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum; the value is not returned"
+            )
+        return record.value
+
+    def _cache_put(self, key: bytes, value: bytes | None) -> None:
+        self._cache_drop(key)
+        if value is None or len(value) > CACHE_SIZE_MAX_BYTES // 16:
+            return
+        cache = self._cache
+        while cache and self._cache_bytes + len(value) > CACHE_SIZE_MAX_BYTES:
+            evicted = next(iter(cache))
+            self._cache_bytes -= len(cache.pop(evicted))
+        cache[key] = value
+        self._cache_bytes += len(value)
+
+    def _cache_drop(self, key: bytes) -> None:
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= len(old)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Rewrite every live record outside the active segment into one compacted file.
+
+        Raises `CorruptionDetected` (a live record failed its checksum; nothing changes),
+        `IoError` (before the install point the store stays open and unchanged; after it
+        the store goes read-only and a reopen finishes the job).
+        """
+        log = self._check_writable()
+        self._commit(sync=True)
+        try:
+            log.roll()
+            log.commit(sync=True)
+        except IoError:
+            self._fail()
+            raise
+        target_id = log.segment_id - 1
+        active = log.file
+        live = sorted(
+            ((key, location) for key, location in self._keydir.items() if location[0] is not active),
+            key=lambda item: (item[1][3]),
+        )
+        records = [self._read_raw_record(key, location) for key, location in live]
+        output = compaction.build_compacted(target_id, records)
+        try:
+            new_file = compaction.install(self.io, self.path, target_id, output)
+        except IoError:
+            self._fail()
+            raise
+        for key, offset, length, lsn, expiry_ms in output.entries:
+            self._keydir[key] = (new_file, offset, length, lsn, expiry_ms)
+        obsolete_files = list(log.sealed.values())
+        obsolete_names = [segment_name(segment_id) for segment_id in log.sealed]
+        if self._compacted_file is not None:
+            obsolete_files.append(self._compacted_file)
+            obsolete_names += [compaction.compacted_name(self._compacted_id), compaction.hint_name(self._compacted_id)]
+        log.sealed.clear()
+        self._compacted_id, self._compacted_file = target_id, new_file
+        try:
+            for file in obsolete_files:
+                self.io.close(file).result()
+            for name in obsolete_names:
+                self.io.unlink(self._file_path(name)).result()
+            self.io.sync_dir(self.path).result()
+        except IoError:
+            self._fail()
+            raise
+
+    def _read_raw_record(self, key: bytes, location: recovery.Location) -> bytes:
+        file, offset, length, lsn, _expiry_ms = location
+        assert isinstance(file, File)
+        data = read_exact(self.io, file, offset, length)
+        record = decode_record(data, expected_key=key)
+        if record is None or record.lsn != lsn:
+            raise CorruptionDetected(f"compaction found a damaged record for key {key[:64]!r} in {file.path} at offset {offset}")
+        return data
+
+    def verify(self) -> VerifyReport:
+        """Read every file and every live record back and check every checksum."""
+        self._check_readable()
+        report = VerifyReport()
+        files: list[tuple[int, File, bool]] = []
+        if self._compacted_file is not None:
+            files.append((self._compacted_id, self._compacted_file, True))
+        if self._log is not None:
+            files += [(segment_id, file, False) for segment_id, file in self._log.sealed.items()]
+            files.append((self._log.segment_id, self._log.file, False))
+        for segment_id, file, compacted in files:
+            size = self.io.size(file).result()
+            if self._log is not None and file is self._log.file:
+                size = min(size, self._log.write_offset)
+            scan = scan_segment(segment_id, read_exact(self.io, file, 0, size), compacted=compacted)
+            report.files_checked += 1
+            report.frames_checked += len(scan.frames)
+            if scan.bad_offset is not None:
+                report.problems.append(f"{file.path}: damaged frame at offset {scan.bad_offset}")
+        for key, location in self._keydir.items():
+            report.records_checked += 1
+            try:
+                self._read_record(key, location)
+            except CorruptionDetected as error:
+                report.problems.append(str(error))
+        return report
+
+    def stats(self) -> Stats:
+        self._check_readable()
+        log = self._log
+        assert log is not None
+        bytes_on_disk = log.write_offset
+        for file in [*log.sealed.values(), *([self._compacted_file] if self._compacted_file else [])]:
+            bytes_on_disk += self.io.size(file).result()
+        return Stats(
+            keys=len(self),
+            state=self.state.value,
+            durability=self.durability,
+            io=self.io.name,
+            segments=len(log.sealed) + 1,
+            compacted_files=1 if self._compacted_file is not None else 0,
+            bytes_on_disk=bytes_on_disk,
+            live_bytes=sum(location[2] for location in self._keydir.values()),
+            next_lsn=log.next_lsn,
+            durable_lsn=log.durable_lsn,
+            recovery=self.recovery,
+            **self._counters,
+        )
+
+    # -- opening and recovery --------------------------------------------------------------
+
+    def _open(self, on_corruption: OnCorruption) -> None:
+        self.io.mkdir(self.path).result()
+        try:
+            self._lock = self.io.lock(self._file_path(LOCK_NAME)).result()
+        except IoError as error:
+            if error.errno in _LOCK_ERRNOS:
+                raise StoreLocked(f"{self.path} is open in another writer ({error})") from error
+            raise
+        try:
+            _Recovery(self, on_corruption).run()
+        except BaseException:
+            self._transition(State.CLOSED)
+            self._close_files()
+            raise
+        self._transition(State.OPEN)
+        self._last_sync_time = self.io.now()
+
+
+class _Recovery:
+    """Open-time replay: classify files, load the compacted file, replay log segments,
+    decide torn tail vs corruption, then (only then) change anything on disk."""
+
+    def __init__(self, store: Store, on_corruption: OnCorruption) -> None:
+        self.store = store
+        self.io = store.io
+        self.on_corruption = on_corruption
+        self.report = store.recovery
+        self.lsn_max = 0
+        self.truncations: list[tuple[File, int]] = []
+        self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
+        self.obsolete: list[str] = []
+
+    def run(self) -> None:
+        names = self.io.listdir(self.store.path).result()
+        segments: list[int] = []
+        compacted: list[int] = []
+        hints: set[int] = set()
+        for name in names:
+            if name.endswith(compaction.TEMPORARY_SUFFIX):
+                self.obsolete.append(name)
+            elif (segment_id := _segment_id(name, SEGMENT_SUFFIX)) is not None:
+                segments.append(segment_id)
+            elif (segment_id := _segment_id(name, compaction.COMPACTED_SUFFIX)) is not None:
+                compacted.append(segment_id)
+            elif (segment_id := _segment_id(name, compaction.HINT_SUFFIX)) is not None:
+                hints.add(segment_id)
+        covered = max(compacted, default=0)
+        self.obsolete += [segment_name(i) for i in segments if i <= covered]
+        self.obsolete += [compaction.compacted_name(i) for i in compacted if i < covered]
+        self.obsolete += [compaction.hint_name(i) for i in hints if i != covered]
+        if covered:
+            self._load_compacted(covered, covered in hints)
+        live_segments = sorted(i for i in segments if i > covered)
+        kept = self._replay_log(live_segments)
+        if self.report.corruptions and self.on_corruption == "raise":
+            raise CorruptionDetected(
+                f"{self.store.path}: {self.report.summary()}; open with on_corruption='repair' to move the damaged "
+                "data into quarantine/ and keep the valid prefix",
+                self.report,
+            )
+        self._change_disk()
+        self._start_log(kept, covered)
+
+    # compacted file ------------------------------------------------------------------
+
+    def _load_compacted(self, segment_id: int, has_hint: bool) -> None:
+        store = self.store
+        file = self.io.open(store._file_path(compaction.compacted_name(segment_id)), "r").result()
+        store._compacted_id, store._compacted_file = segment_id, file
+        size = self.io.size(file).result()
+        entries = None
+        if has_hint:
+            hint_file = self.io.open(store._file_path(compaction.hint_name(segment_id)), "r").result()
+            try:
+                hint_size = self.io.size(hint_file).result()
+                entries = compaction.decode_hint(read_exact(self.io, hint_file, 0, hint_size), segment_id, size)
+            finally:
+                self.io.close(hint_file).result()
+            if entries is None:
+                self.report.hint_files_ignored += 1
+        if entries is not None:
+            self.report.hint_files_used += 1
+            for key, offset, length, lsn, expiry_ms in entries:
+                store._keydir[key] = (file, offset, length, lsn, expiry_ms)
+                self.lsn_max = max(self.lsn_max, lsn)
+            self.report.records_applied += len(entries)
+            return
+        data = read_exact(self.io, file, 0, size)
+        scan = scan_segment(segment_id, data, compacted=True)
+        self.report.segments_scanned += 1
+        frames = scan.frames + scan.frames_after_damage
+        records, lsn_max = apply_frames(data, frames, store._keydir, file)
+        self._count(len(frames), records, lsn_max)
+        if scan.bad_offset is not None:
+            end = scan.resume_offset if scan.resume_offset is not None else len(data)
+            lost = scan.bad_header.count if scan.bad_header is not None else 0
+            self.report.corruptions.append(
+                Corruption(
+                    compaction.compacted_name(segment_id),
+                    scan.bad_offset,
+                    f"{end - scan.bad_offset} damaged bytes in the compacted file (no usable hint to name the keys)",
+                    records_lost=lost,
+                )
+            )
+
+    def _count(self, frames: int, records: int, lsn_max: int) -> None:
+        self.report.frames_applied += frames
+        self.report.records_applied += records
+        self.lsn_max = max(self.lsn_max, lsn_max)
+
+    # log segments ----------------------------------------------------------------------
+
+    def _replay_log(self, segment_ids: list[int]) -> dict[int, tuple[File, int]]:
+        """Replay log segments in order under point-in-time semantics; return the kept
+        segments (id -> read handle, valid length)."""
+        store = self.store
+        kept: dict[int, tuple[File, int]] = {}
+        previous: tuple[int, int | None, int | None] | None = None  # (id, last lsn, damaged offset)
+        damage: Corruption | None = None
+        lost_last = 0
+        for index, segment_id in enumerate(segment_ids):
+            newest = index == len(segment_ids) - 1
+            file = self.io.open(store._file_path(segment_name(segment_id)), "r" if not newest else "w").result()
+            size = self.io.size(file).result()
+            if size > SEGMENT_SIZE_MAX_BYTES:
+                self.io.close(file).result()
+                raise CorruptionDetected(f"segment {segment_name(segment_id)} is {size} bytes, larger than any segment we write")
+            data = read_exact(self.io, file, 0, size)
+            scan = scan_segment(segment_id, data)
+            self.report.segments_scanned += 1
+            if damage is not None:
+                lost_last = max(lost_last, scan.last_lsn_seen or 0)
+                self.quarantine.append((segment_id, 0))
+                self.io.close(file).result()
+                continue
+            gap_start = None
+            if previous is not None and scan.first_lsn is not None and previous[1] is not None:
+                expected = previous[1] + 1
+                if previous[0] == segment_id - 1 and scan.first_lsn != expected:
+                    gap_start = expected
+                elif previous[2] is not None:  # previous ended in damage but lsns continue: a harmless tail
+                    self._torn(previous[0], previous[2], kept)
+            if gap_start is not None:
+                damage = Corruption(segment_name(segment_id), 0, f"lsns {gap_start}..{(scan.first_lsn or 1) - 1} are missing before this segment", lsn_first_lost=gap_start)
+                if previous is not None and previous[2] is not None:
+                    self.quarantine.append((previous[0], previous[2]))
+                self.quarantine.append((segment_id, 0))
+                lost_last = scan.last_lsn_seen or 0
+                self.io.close(file).result()
+                continue
+            records, lsn_max = apply_frames(data, scan.frames, store._keydir, file)
+            self._count(len(scan.frames), records, lsn_max)
+            kept[segment_id] = (file, scan.valid_length)
+            if scan.bad_offset is not None and scan.resume_offset is not None:
+                damage = Corruption(
+                    segment_name(segment_id),
+                    scan.bad_offset,
+                    f"damaged frame followed by valid frames at offset {scan.resume_offset}",
+                    lsn_first_lost=(scan.last_lsn or self.lsn_max) + 1,
+                )
+                self.quarantine.append((segment_id, scan.bad_offset))
+                lost_last = scan.last_lsn_seen or 0
+            elif scan.bad_offset is not None and newest:
+                self._torn(segment_id, scan.bad_offset, kept, len(data) - scan.bad_offset, scan)
+            previous = (segment_id, scan.last_lsn, scan.bad_offset if scan.bad_offset is not None and not newest else None)
+        if previous is not None and previous[2] is not None and damage is None:
+            self._torn(previous[0], previous[2], kept)
+        if damage is not None:
+            first = damage.lsn_first_lost or (self.lsn_max + 1)
+            last = max(lost_last, first - 1)
+            self.report.corruptions.append(
+                Corruption(damage.file_name, damage.offset, damage.detail, first, last, last - first + 1)
+            )
+        return kept
+
+    def _torn(self, segment_id: int, offset: int, kept: dict[int, tuple[File, int]], size: int | None = None, scan: recovery.SegmentScan | None = None) -> None:
+        file, _length = kept[segment_id]
+        records = scan.bad_header.count if scan is not None and scan.bad_header is not None else 0
+        self.report.torn_tails.append(TornTail(segment_id, offset, size if size is not None else -1, records))
+        self.truncations.append((file, offset))
+        kept[segment_id] = (file, offset)
+
+    # changing the disk -----------------------------------------------------------------
+
+    def _change_disk(self) -> None:
+        store = self.store
+        directory_changed = False
+        for file, offset in self.truncations:
+            if file.mode == "r":
+                writable = self.io.open(file.path, "w").result()
+                self.io.truncate(writable, offset).result()
+                self.io.sync(writable).result()
+                self.io.close(writable).result()
+            else:
+                self.io.truncate(file, offset).result()
+                self.io.sync(file).result()
+        if self.quarantine:
+            self._move_to_quarantine()
+            directory_changed = True
+        for name in self.obsolete:
+            self.io.unlink(store._file_path(name)).result()
+            directory_changed = True
+        if directory_changed:
+            store.io.sync_dir(store.path).result()
+
+    def _move_to_quarantine(self) -> None:
+        store = self.store
+        quarantine = store._file_path(QUARANTINE_DIRECTORY)
+        self.io.mkdir(quarantine).result()
+        existing = set(self.io.listdir(quarantine).result())
+        for segment_id, offset in self.quarantine:
+            name = segment_name(segment_id)
+            serial = 0
+            while f"{name}.{serial}" in existing:
+                serial += 1
+            target = f"{quarantine}/{name}.{serial}"
+            existing.add(f"{name}.{serial}")
+            source = store._file_path(name)
+            if offset == 0:
+                self.io.rename(source, target).result()
+            else:
+                file = self.io.open(source, "w").result()
+                size = self.io.size(file).result()
+                tail = read_exact(self.io, file, offset, size - offset)
+                copy = self.io.open(target, "x").result()
+                self.io.write(copy, 0, tail).result()
+                self.io.sync(copy).result()
+                self.io.close(copy).result()
+                self.io.truncate(file, offset).result()
+                self.io.sync(file).result()
+                self.io.close(file).result()
+            self.report.quarantined.append(f"{QUARANTINE_DIRECTORY}/{name}.{serial}")
+        self.io.sync_dir(quarantine).result()
+        self.io.sync_dir(store.path).result()
+        self.report.repaired = True
+
+    def _start_log(self, kept: dict[int, tuple[File, int]], covered: int) -> None:
+        store = self.store
+        quarantined = {segment_id for segment_id, offset in self.quarantine if offset == 0}
+        live = {i: v for i, v in kept.items() if i not in quarantined}
+        newest = max(live, default=0)
+        sealed = {i: file for i, (file, _length) in live.items() if i != newest}
+        if newest and live[newest][0].mode == "w" and live[newest][1] < store.segment_size_target_bytes:
+            file, length = live[newest]
+            segment_id, directory_dirty = newest, False
+        else:
+            if newest:
+                sealed[newest] = live[newest][0]
+            segment_id = max(newest, covered) + 1
+            file = self.io.open(store._file_path(segment_name(segment_id)), "x").result()
+            length, directory_dirty = 0, True
+        store._log = SegmentLog(
+            io=self.io,
+            directory=store.path,
+            segment_id=segment_id,
+            file=file,
+            write_offset=length,
+            next_lsn=self.lsn_max + 1,
+            segment_size_target_bytes=store.segment_size_target_bytes,
+            durable_lsn=self.lsn_max,
+            directory_dirty=directory_dirty,
+            sealed=sealed,
+        )
+
+
+def open(  # noqa: A001 - the library's entry point reads as kv.open
+    path: str,
+    io: Io | None = None,
+    durability: Durability = "always",
+    on_corruption: OnCorruption = "raise",
+    segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+) -> Store:
+    """Open (creating if needed) the store in directory `path`.
+
+    `io` defaults to the best backend here (io_uring if it works, else blocking).
+    A torn tail is truncated and reported in `store.recovery`. Mid-log corruption
+    raises `CorruptionDetected` (nothing changed on disk) unless `on_corruption` is
+    `"repair"`: then the damaged data and everything after it in the log is moved into
+    `quarantine/`, the valid prefix is kept, and `store.recovery` reports what was lost.
+    Raises `StoreLocked` when another writer has the store open, `IoError`.
+    """
+    if on_corruption not in ("raise", "repair"):
+        raise InvalidArgument(f"on_corruption must be 'raise' or 'repair', not {on_corruption!r}")
+    if io is None:
+        from kv.io import make_io
+
+        io = make_io("auto")
+    store = Store(path, io, durability, segment_size_target_bytes)
+    store._open(on_corruption)
+    return store

@@ -1,0 +1,1 @@
+"""The simulation harness: fault plans, workloads, the model oracle, named scenarios."""
