@@ -24,7 +24,15 @@ from io_backends.sim.disk import Directory, Inode, SimDisk
 from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
 
-__all__ = ["SimDisk", "SimIo", "SimLatency"]
+__all__ = ["SimDisk", "SimIo", "SimLatency", "SimulatedCrash"]
+
+
+class SimulatedCrash(Exception):
+    """Raised out of a driven future when the planned crash point is reached.
+
+    Not a `KvError`: the store must not handle it, just as a real process does not
+    handle losing power. The disk has already crashed when it is raised.
+    """
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class SimIo:
         self._queue: list[_Operation] = []
         self._sequence = 0
         self._owner = id(self)
+        self.crash_at_operation: int | None = None  # crash instead of completing op N
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -104,6 +113,10 @@ class SimIo:
     def _drive(self) -> None:
         """Complete one queued operation, chosen by the seeded RNG among the eligible."""
         assert self._queue, "driving with nothing queued: the future belongs to a crashed run"
+        if self.crash_at_operation is not None and self.operations_completed >= self.crash_at_operation:
+            self.crash_at_operation = None
+            self.crash()
+            raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
         eligible = self._eligible()
         operation = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
         self._queue.remove(operation)
