@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from crc32c import crc32c
 
-from kv.io import File, Io
+from kv.errors import IoError
+from kv.io import File, Io, close_quietly
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES, KEY_SIZE_MAX_BYTES
 from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, RECORD_HEADER, RECORD_HEADER_SIZE, encode_frame
 
@@ -134,8 +135,10 @@ def install(io: Io, directory: str, segment_id: int, output: CompactionOutput) -
             io.truncate(temporary, 0).result()
             io.write(temporary, 0, content).result()
             io.sync(temporary).result()
-        finally:
-            io.close(temporary).result()
+        except IoError:
+            close_quietly(io, temporary)
+            raise
+        io.close(temporary).result()
     io.rename(hint_path + TEMPORARY_SUFFIX, hint_path).result()
     io.rename(data_path + TEMPORARY_SUFFIX, data_path).result()
     io.sync_dir(directory).result()

@@ -31,7 +31,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from kv.errors import IoError
 
-__all__ = ["File", "Future", "Io", "IoError", "OpenMode", "read_exact"]
+__all__ = ["File", "Future", "Io", "IoError", "OpenMode", "close_quietly", "make_io", "read_exact"]
 
 T = TypeVar("T")
 
@@ -176,6 +176,14 @@ def read_exact(io: Io, file: File, offset: int, size: int) -> bytes:
         if got == size:
             break
     return b"".join(parts)
+
+
+def close_quietly(io: Io, file: File) -> None:
+    """Close `file` after an earlier error, which is the one worth reporting."""
+    try:
+        io.close(file).result()
+    except IoError:
+        pass
 
 
 ENTRY_POINT_GROUP = "kv.io_backends"

@@ -37,7 +37,7 @@ from kv.errors import (
     StoreReadOnly,
     ValueTooLarge,
 )
-from kv.io import File, Io, read_exact
+from kv.io import File, Io, close_quietly, read_exact
 from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
     BATCH_OPERATIONS_MAX,
@@ -235,10 +235,7 @@ class Store:
         if self._lock is not None:
             files.append(self._lock)
         for file in files:
-            try:
-                self.io.close(file).result()
-            except IoError:
-                pass  # nothing to trust or lose: every acknowledged write was synced
+            close_quietly(self.io, file)  # nothing to lose: every acknowledged write was synced
         self._keydir.clear()
         self._cache.clear()
 
@@ -530,7 +527,11 @@ class Store:
     # -- opening and recovery --------------------------------------------------------------
 
     def _open(self, on_corruption: OnCorruption) -> None:
+        # The directory itself is an entry of its parent: durable only once the parent
+        # is synced. One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
+        parent = self.path.rsplit("/", 1)[0] if "/" in self.path.strip("/") or self.path.startswith("/") else "."
+        self.io.sync_dir(parent or "/").result()
         try:
             self._lock = self.io.lock(self._file_path(LOCK_NAME)).result()
         except IoError as error:
@@ -605,8 +606,10 @@ class _Recovery:
             try:
                 hint_size = self.io.size(hint_file).result()
                 entries = compaction.decode_hint(read_exact(self.io, hint_file, 0, hint_size), segment_id, size)
-            finally:
-                self.io.close(hint_file).result()
+            except IoError:
+                close_quietly(self.io, hint_file)
+                raise
+            self.io.close(hint_file).result()
             if entries is None:
                 self.report.hint_files_ignored += 1
         if entries is not None:

@@ -1,0 +1,313 @@
+"""Crashes, torn tails, corruption and failed syncs on the simulated disk.
+
+The model is a dict replayed from the operations the store acknowledged; the one
+operation in flight at the crash is indeterminate (whole or absent, never half).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from dataclasses import dataclass
+
+import pytest
+
+import kv
+from io_backends.sim import SimIo, SimulatedCrash
+from io_backends.sim.disk import Inode
+from kv.errors import CorruptionDetected, IoError, StoreReadOnly
+from kv.io import File, Future
+from kv.store import Durability
+
+DIRECTORY = "/db"
+Operation = tuple[str, dict[bytes, bytes | None]]
+
+
+def _apply(model: dict[bytes, bytes], operation: Operation) -> dict[bytes, bytes]:
+    result = dict(model)
+    for key, value in operation[1].items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def _random_operation(rng: random.Random, step: int) -> Operation:
+    roll = rng.random()
+    key = f"key{rng.randrange(40)}".encode()
+    if roll < 0.5:
+        return ("set", {key: f"value{step}-".encode() * rng.randrange(1, 30)})
+    if roll < 0.7:
+        return ("delete", {key: None})
+    if roll < 0.95:
+        return ("set_many", {f"key{rng.randrange(40)}".encode(): f"batch{step}".encode() for _ in range(rng.randrange(1, 6))})
+    return ("compact", {})
+
+
+def _run(store: kv.Store, operation: Operation) -> None:
+    kind, changes = operation
+    if kind == "set":
+        [(key, value)] = changes.items()
+        assert value is not None
+        store.set(key, value)
+    elif kind == "delete":
+        [key] = changes
+        store.delete(key)
+    elif kind == "set_many":
+        store.set_many({k: v for k, v in changes.items() if v is not None})
+    else:
+        store.compact()
+
+
+def _state(store: kv.Store) -> dict[bytes, bytes]:
+    result = {}
+    for key in store.keys():
+        value = store.get(key)
+        assert value is not None
+        result[key] = value
+    return result
+
+
+@dataclass
+class CrashOutcome:
+    acknowledged: dict[bytes, bytes]
+    in_flight: dict[bytes, bytes] | None
+
+
+def _workload_until_crash(io: SimIo, seed: int, crash_at: int) -> CrashOutcome:
+    rng = random.Random(seed)
+    model: dict[bytes, bytes] = {}
+    store = kv.open(DIRECTORY, io=io, segment_size_target_bytes=2048)
+    io.crash_at_operation = io.operations_completed + crash_at
+    for step in range(200):
+        operation = _random_operation(rng, step)
+        try:
+            _run(store, operation)
+        except SimulatedCrash:
+            return CrashOutcome(model, _apply(model, operation))
+        model = _apply(model, operation)
+    io.crash_at_operation = None
+    io.crash()
+    return CrashOutcome(model, None)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_crash_anywhere_loses_only_unacknowledged_writes(seed: int) -> None:
+    io = SimIo(seed=seed)
+    crash_at = random.Random(seed).randrange(1, 1500)
+    outcome = _workload_until_crash(io, seed, crash_at)
+    # A crash during recovery, then recovery again, must give the same state.
+    io.crash_at_operation = io.operations_completed + random.Random(seed + 1).randrange(1, 40)
+    try:
+        kv.open(DIRECTORY, io=io).close()
+    except SimulatedCrash:
+        pass
+    io.crash_at_operation = None
+    with kv.open(DIRECTORY, io=io) as store:
+        recovered = _state(store)
+        assert not store.recovery.corruptions, store.recovery.summary()
+        assert store.verify().ok
+    assert recovered == outcome.acknowledged or recovered == outcome.in_flight, (
+        f"seed {seed}: recovered state is neither the acknowledged state nor it plus the in-flight operation"
+    )
+    with kv.open(DIRECTORY, io=io) as store:
+        assert _state(store) == recovered, "recovery is not idempotent"
+
+
+@pytest.mark.parametrize("durability", ["batch", "none"])
+@pytest.mark.parametrize("seed", range(10))
+def test_buffered_modes_recover_a_prefix_no_shorter_than_the_last_flush(seed: int, durability: Durability) -> None:
+    io = SimIo(seed=seed)
+    rng = random.Random(seed)
+    store = kv.open(DIRECTORY, io=io, durability=durability, segment_size_target_bytes=4096)
+    prefixes = [dict[bytes, bytes]()]
+    flushed_at = 0
+    for step in range(400):
+        operation = _random_operation(rng, step)
+        if operation[0] == "compact":
+            store.flush()
+            flushed_at = len(prefixes) - 1
+            continue
+        _run(store, operation)
+        prefixes.append(_apply(prefixes[-1], operation))
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        recovered = _state(reopened)
+        assert not reopened.recovery.corruptions
+    matches = [index for index, prefix in enumerate(prefixes) if prefix == recovered]
+    assert matches, "the recovered state is not the state after any prefix of the operations"
+    assert max(matches) >= flushed_at
+
+
+def _inode(io: SimIo, name: str) -> Inode:
+    inode = io.disk.lookup(f"{DIRECTORY}/{name}")
+    assert inode is not None
+    return inode
+
+
+def _ten_single_record_frames(io: SimIo) -> None:
+    with kv.open(DIRECTORY, io=io) as store:
+        for index in range(10):
+            store.set(f"k{index}", f"v{index}")
+
+
+def test_torn_tail_is_truncated_and_reported() -> None:
+    io = SimIo(seed=1)
+    _ten_single_record_frames(io)
+    inode = _inode(io, "00000001.seg")
+    whole = bytes(inode.durable)
+    # A torn write: the first half of an eleventh frame reached the disk.
+    frame = whole[len(whole) // 10 * 9 :]
+    inode.durable += frame[: len(frame) // 2]
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as store:
+        [tail] = store.recovery.torn_tails
+        assert tail.offset == len(whole)
+        assert tail.bytes_dropped == len(frame) // 2
+        assert not store.recovery.corruptions
+        assert store.get("k9") == b"v9"
+        store.set("after", "tear")
+    assert bytes(inode.data[: len(whole)]) == whole
+    with kv.open(DIRECTORY, io=io) as store:
+        assert store.recovery.clean
+        assert store.get("after") == b"tear"
+
+
+def test_zeroed_tail_is_a_torn_tail() -> None:
+    io = SimIo(seed=2)
+    _ten_single_record_frames(io)
+    inode = _inode(io, "00000001.seg")
+    inode.durable += bytes(4096)  # size persisted before data
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as store:
+        assert len(store.recovery.torn_tails) == 1
+        assert len(store) == 10
+
+
+def test_flipped_byte_mid_log_is_corruption_with_the_lost_count() -> None:
+    io = SimIo(seed=3)
+    _ten_single_record_frames(io)
+    inode = _inode(io, "00000001.seg")
+    frame_size = len(inode.durable) // 10
+    inode.durable[frame_size * 3 + 40] ^= 0x10  # inside the fourth frame
+    io.crash()
+    before = bytes(inode.durable)
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    report = raised.value.report
+    assert report is not None
+    [corruption] = report.corruptions
+    assert (corruption.lsn_first_lost, corruption.lsn_last_lost, corruption.records_lost) == (4, 10, 7)
+    assert corruption.offset == frame_size * 3
+    assert bytes(inode.durable) == before, "raising must change nothing on disk"
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as store:
+        assert store.recovery.repaired
+        assert store.recovery.records_lost == 7
+        assert [store.get(f"k{index}") for index in range(10)] == [b"v0", b"v1", b"v2"] + [None] * 7
+        assert store.recovery.quarantined == ["quarantine/00000001.seg.0"]
+        store.set("k5", "new")
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as store:
+        assert store.recovery.clean
+        assert store.get("k5") == b"new"
+        assert store.get("k4") is None
+    quarantined = io.disk.lookup(f"{DIRECTORY}/quarantine/00000001.seg.0")
+    assert quarantined is not None and bytes(quarantined.durable) == before[frame_size * 3 :]
+
+
+def test_missing_middle_of_a_sealed_segment_is_an_lsn_gap() -> None:
+    io = SimIo(seed=4)
+    with kv.open(DIRECTORY, io=io, segment_size_target_bytes=300) as store:
+        for index in range(30):
+            store.set(f"k{index}", f"v{index}" * 10)
+        segments = store.stats().segments
+    assert segments >= 4
+    inode = _inode(io, "00000002.seg")
+    del inode.durable[len(inode.durable) // 2 :]  # a lost write cut the sealed segment short
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    report = raised.value.report
+    assert report is not None and report.records_lost > 0
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as store:
+        present = [index for index in range(30) if store.get(f"k{index}") is not None]
+        assert present == list(range(len(present))), "recovery must keep a prefix"
+        assert len(present) + store.recovery.records_lost == 30
+        for index in present:
+            assert store.get(f"k{index}") == f"v{index}".encode() * 10
+
+
+def test_bit_flip_at_rest_is_caught_by_get_and_verify() -> None:
+    io = SimIo(seed=5)
+    with kv.open(DIRECTORY, io=io) as store:
+        store.set("a", "alpha")
+        store.set("b", "beta")
+        store._cache.clear()
+        inode = _inode(io, "00000001.seg")
+        inode.data[-2] ^= 0x01  # the last byte of b's value, after recovery trusted it
+        with pytest.raises(CorruptionDetected):
+            store.get("b")
+        assert store.get("a") == b"alpha"
+        report = store.verify()
+        assert not report.ok and len(report.problems) == 2  # the frame and the record
+
+
+def test_damaged_compacted_file_never_returns_a_wrong_value() -> None:
+    io = SimIo(seed=6)
+    with kv.open(DIRECTORY, io=io) as store:
+        store.set_many({f"k{index}": f"v{index}" for index in range(50)})
+        store.compact()
+    inode = _inode(io, "00000001.compacted")
+    inode.durable[100] ^= 0xFF
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as store:  # the hint is trusted; reads check records
+        values = []
+        for index in range(50):
+            try:
+                values.append(store.get(f"k{index}"))
+            except CorruptionDetected:
+                values.append(None)
+        assert all(value in (None, f"v{index}".encode()) for index, value in enumerate(values))
+        assert None in values
+        assert not store.verify().ok
+    io.unlink(f"{DIRECTORY}/00000001.hint").result()
+    io.sync_dir(DIRECTORY).result()
+    with pytest.raises(CorruptionDetected):
+        kv.open(DIRECTORY, io=io)
+
+
+class FailingSyncIo(SimIo):
+    """Fails the next `failures` syncs with EIO, as fsyncgate does: nothing flushed."""
+
+    failures = 0
+
+    def sync(self, file: File, data_only: bool = True) -> Future[None]:
+        if self.failures:
+            self.failures -= 1
+            return Future.failed(IoError(errno.EIO, "Input/output error", file.path, "sync"))
+        return super().sync(file, data_only)
+
+
+def test_failed_fsync_makes_the_store_read_only_and_reopen_recovers_what_was_durable() -> None:
+    io = FailingSyncIo(seed=8)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("durable", "yes")
+    io.failures = 1
+    with pytest.raises(IoError) as failure:
+        store.set("failed", "no")
+    assert failure.value.errno == errno.EIO
+    assert store.state.value == "read-only"
+    with pytest.raises(StoreReadOnly):
+        store.set("later", "refused")
+    with pytest.raises(StoreReadOnly):
+        store.flush()
+    assert store.get("durable") == b"yes"
+    assert store.get("failed") is None, "an unacknowledged write must not become visible"
+    store.close()
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.get("durable") == b"yes"
+        assert reopened.get("failed") is None
+        reopened.set("after", "recovery")
+        assert reopened.get("after") == b"recovery"
