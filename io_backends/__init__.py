@@ -47,4 +47,3 @@ def make_io(name: str = "auto", **options: Any) -> Io:
 
         return BlockingIo()
     raise ValueError(f"unknown io backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
-

@@ -58,7 +58,9 @@ class BlockingIo:
     name = "blocking"
 
     def open(self, path: str, mode: OpenMode) -> Future[File]:
-        return _call("open", path, lambda: File(path, mode, os.open(path, _OPEN_FLAGS[mode] | os.O_CLOEXEC, _FILE_PERMISSIONS)))
+        return _call(
+            "open", path, lambda: File(path, mode, os.open(path, _OPEN_FLAGS[mode] | os.O_CLOEXEC, _FILE_PERMISSIONS))
+        )
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
         return _call("read", file.path, lambda: os.pread(_fd(file), size, offset))

@@ -23,7 +23,7 @@ from kv.errors import (
 )
 from kv.io import File, Future, Io
 from kv.recovery import Corruption, RecoveryReport, TornTail
-from kv.store import DURABILITY_MODES, Durability, Stats, Store, VerifyReport, open
+from kv.store import DURABILITY_MODES, Durability, Stats, Store, VerifyReport, open  # noqa: A004 - kv.open is the entry point
 
 __all__ = [
     "DURABILITY_MODES",

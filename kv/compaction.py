@@ -105,7 +105,9 @@ def build_compacted(segment_id: int, records: Iterable[bytes]) -> CompactionOutp
         if not frame_records:
             return
         frame_start = len(out)
-        out.extend(encode_frame(segment_id, frame_records[0][3], len(frame_records), payload, flags=FRAME_FLAG_COMPACTED))
+        out.extend(
+            encode_frame(segment_id, frame_records[0][3], len(frame_records), payload, flags=FRAME_FLAG_COMPACTED)
+        )
         for key, offset_in_payload, length, lsn, expiry_ms in frame_records:
             entries.append((key, frame_start + FRAME_HEADER_SIZE + offset_in_payload, length, lsn, expiry_ms))
         payload.clear()

@@ -26,6 +26,7 @@ Invariants every backend keeps (the conformance suite in `tests/` checks them):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -55,7 +56,7 @@ class Future(Generic[T]):
     one completion; `result()` calls it until this future is done.
     """
 
-    __slots__ = ("_state", "_value", "_error", "_drive")
+    __slots__ = ("_drive", "_error", "_state", "_value")
 
     def __init__(self, drive: Callable[[], None] | None = None) -> None:
         self._state = _PENDING
@@ -113,7 +114,7 @@ class File:
     Only the backend that opened it interprets `handle`.
     """
 
-    __slots__ = ("path", "mode", "handle")
+    __slots__ = ("handle", "mode", "path")
 
     def __init__(self, path: str, mode: OpenMode, handle: object) -> None:
         self.path = path
@@ -180,10 +181,8 @@ def read_exact(io: Io, file: File, offset: int, size: int) -> bytes:
 
 def close_quietly(io: Io, file: File) -> None:
     """Close `file` after an earlier error, which is the one worth reporting."""
-    try:
+    with contextlib.suppress(IoError):
         io.close(file).result()
-    except IoError:
-        pass
 
 
 ENTRY_POINT_GROUP = "kv.io_backends"

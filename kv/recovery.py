@@ -93,7 +93,9 @@ class RecoveryReport:
                 lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost})"
             if corruption.keys_lost:
                 lost += f", keys {list(corruption.keys_lost)[:8]}"
-            parts.append(f"corruption in {corruption.file_name} at offset {corruption.offset}: {corruption.detail}; {lost}")
+            parts.append(
+                f"corruption in {corruption.file_name} at offset {corruption.offset}: {corruption.detail}; {lost}"
+            )
         return "; ".join(parts)
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import enum
 import errno
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from kv import compaction, recovery
 from kv.errors import (
@@ -53,6 +53,8 @@ from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
 from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, decode_record, record_size
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
 
+_Key = TypeVar("_Key", bound=bytes | str)
+_Value = TypeVar("_Value", bound=bytes | str)
 Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 OnCorruption = Literal["raise", "repair"]
@@ -265,7 +267,7 @@ class Store:
         self._after_append({key_bytes: None})
         return True
 
-    def set_many(self, items: Mapping[bytes | str, bytes | str] | Iterable[tuple[bytes | str, bytes | str]]) -> None:
+    def set_many(self, items: Mapping[_Key, _Value] | Iterable[tuple[_Key, _Value]]) -> None:
         """Store every pair in one frame: after a crash all of them exist or none.
 
         Raises `BatchTooLarge` when they do not fit in one frame, and as `set` does.
@@ -368,6 +370,12 @@ class Store:
             (live.add if value is not None else live.discard)(key)
         return sorted(live)
 
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, (bytes, str)) and self.exists(key)
+
     def get(self, key: bytes | str) -> bytes | None:
         """The value stored under `key`, or None.
 
@@ -397,7 +405,8 @@ class Store:
         record = decode_record(data, expected_key=key)
         if record is None or record.lsn != lsn or record.kind != KIND_SET:
             raise CorruptionDetected(
-                f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum; the value is not returned"
+                f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum; "
+                "the value is not returned"
             )
         return record.value
 
@@ -438,7 +447,7 @@ class Store:
         active = log.file
         live = sorted(
             ((key, location) for key, location in self._keydir.items() if location[0] is not active),
-            key=lambda item: (item[1][3]),
+            key=lambda item: item[1][3],
         )
         records = [self._read_raw_record(key, location) for key, location in live]
         output = compaction.build_compacted(target_id, records)
@@ -472,7 +481,9 @@ class Store:
         data = read_exact(self.io, file, offset, length)
         record = decode_record(data, expected_key=key)
         if record is None or record.lsn != lsn:
-            raise CorruptionDetected(f"compaction found a damaged record for key {key[:64]!r} in {file.path} at offset {offset}")
+            raise CorruptionDetected(
+                f"compaction found a damaged record for key {key[:64]!r} in {file.path} at offset {offset}"
+            )
         return data
 
     def verify(self) -> VerifyReport:
@@ -658,7 +669,9 @@ class _Recovery:
             size = self.io.size(file).result()
             if size > SEGMENT_SIZE_MAX_BYTES:
                 self.io.close(file).result()
-                raise CorruptionDetected(f"segment {segment_name(segment_id)} is {size} bytes, larger than any segment we write")
+                raise CorruptionDetected(
+                    f"segment {segment_name(segment_id)} is {size} bytes, larger than any segment we write"
+                )
             data = read_exact(self.io, file, 0, size)
             scan = scan_segment(segment_id, data)
             self.report.segments_scanned += 1
@@ -675,7 +688,12 @@ class _Recovery:
                 elif previous[2] is not None:  # previous ended in damage but lsns continue: a harmless tail
                     self._torn(previous[0], previous[2], kept)
             if gap_start is not None:
-                damage = Corruption(segment_name(segment_id), 0, f"lsns {gap_start}..{(scan.first_lsn or 1) - 1} are missing before this segment", lsn_first_lost=gap_start)
+                damage = Corruption(
+                    segment_name(segment_id),
+                    0,
+                    f"lsns {gap_start}..{(scan.first_lsn or 1) - 1} are missing before this segment",
+                    lsn_first_lost=gap_start,
+                )
                 if previous is not None and previous[2] is not None:
                     self.quarantine.append((previous[0], previous[2]))
                 self.quarantine.append((segment_id, 0))
@@ -696,7 +714,11 @@ class _Recovery:
                 lost_last = scan.last_lsn_seen or 0
             elif scan.bad_offset is not None and newest:
                 self._torn(segment_id, scan.bad_offset, kept, len(data) - scan.bad_offset, scan)
-            previous = (segment_id, scan.last_lsn, scan.bad_offset if scan.bad_offset is not None and not newest else None)
+            previous = (
+                segment_id,
+                scan.last_lsn,
+                scan.bad_offset if scan.bad_offset is not None and not newest else None,
+            )
         if previous is not None and previous[2] is not None and damage is None:
             self._torn(previous[0], previous[2], kept)
         if damage is not None:
@@ -707,7 +729,14 @@ class _Recovery:
             )
         return kept
 
-    def _torn(self, segment_id: int, offset: int, kept: dict[int, tuple[File, int]], size: int | None = None, scan: recovery.SegmentScan | None = None) -> None:
+    def _torn(
+        self,
+        segment_id: int,
+        offset: int,
+        kept: dict[int, tuple[File, int]],
+        size: int | None = None,
+        scan: recovery.SegmentScan | None = None,
+    ) -> None:
         file, _length = kept[segment_id]
         records = scan.bad_header.count if scan is not None and scan.bad_header is not None else 0
         self.report.torn_tails.append(TornTail(segment_id, offset, size if size is not None else -1, records))

@@ -6,6 +6,7 @@ operation in flight at the crash is indeterminate (whole or absent, never half).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import random
 from dataclasses import dataclass
@@ -41,7 +42,10 @@ def _random_operation(rng: random.Random, step: int) -> Operation:
     if roll < 0.7:
         return ("delete", {key: None})
     if roll < 0.95:
-        return ("set_many", {f"key{rng.randrange(40)}".encode(): f"batch{step}".encode() for _ in range(rng.randrange(1, 6))})
+        return (
+            "set_many",
+            {f"key{rng.randrange(40)}".encode(): f"batch{step}".encode() for _ in range(rng.randrange(1, 6))},
+        )
     return ("compact", {})
 
 
@@ -62,7 +66,7 @@ def _run(store: kv.Store, operation: Operation) -> None:
 
 def _state(store: kv.Store) -> dict[bytes, bytes]:
     result = {}
-    for key in store.keys():
+    for key in store:
         value = store.get(key)
         assert value is not None
         result[key] = value
@@ -99,10 +103,8 @@ def test_crash_anywhere_loses_only_unacknowledged_writes(seed: int) -> None:
     outcome = _workload_until_crash(io, seed, crash_at)
     # A crash during recovery, then recovery again, must give the same state.
     io.crash_at_operation = io.operations_completed + random.Random(seed + 1).randrange(1, 40)
-    try:
+    with contextlib.suppress(SimulatedCrash):
         kv.open(DIRECTORY, io=io).close()
-    except SimulatedCrash:
-        pass
     io.crash_at_operation = None
     with kv.open(DIRECTORY, io=io) as store:
         recovered = _state(store)

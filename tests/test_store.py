@@ -47,9 +47,8 @@ def test_every_durability_mode_reads_its_writes_and_persists_on_close(backend: B
 
 
 def test_second_writer_is_refused(backend: Backend) -> None:
-    with kv.open(backend.directory, io=backend.io):
-        with pytest.raises(StoreLocked):
-            kv.open(backend.directory, io=backend.io)
+    with kv.open(backend.directory, io=backend.io), pytest.raises(StoreLocked):
+        kv.open(backend.directory, io=backend.io)
     with kv.open(backend.directory, io=backend.io):
         pass  # the lock was released on close
 

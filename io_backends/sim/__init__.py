@@ -199,7 +199,9 @@ class SimIo:
         return self._submit("write", self._key(file), self.latency.write_us, run)
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        return self._submit("sync", self._key(file), self.latency.sync_us, lambda: self._handle(file, "sync").inode.sync())
+        return self._submit(
+            "sync", self._key(file), self.latency.sync_us, lambda: self._handle(file, "sync").inode.sync()
+        )
 
     def truncate(self, file: File, size: int) -> Future[None]:
         def run() -> None:
@@ -276,7 +278,9 @@ class SimIo:
             normal = self.disk.normalize(path)
             names = set(self._directory(normal, "listdir").entries)
             prefix = normal.rstrip("/") + "/"
-            names.update(d[len(prefix) :] for d in self.disk.directories if d.startswith(prefix) and "/" not in d[len(prefix) :])
+            names.update(
+                d[len(prefix) :] for d in self.disk.directories if d.startswith(prefix) and "/" not in d[len(prefix) :]
+            )
             return sorted(names)
 
         return self._submit("listdir", None, self.latency.metadata_us, run)
