@@ -19,19 +19,9 @@ from io_backends.sim.disk import Inode
 from kv.errors import CorruptionDetected, IoError, StoreReadOnly
 from kv.io import File, Future
 from kv.store import Durability
+from scenarios.workload import Operation, apply, read_state, run_operation
 
 DIRECTORY = "/db"
-Operation = tuple[str, dict[bytes, bytes | None]]
-
-
-def _apply(model: dict[bytes, bytes], operation: Operation) -> dict[bytes, bytes]:
-    result = dict(model)
-    for key, value in operation[1].items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
 
 
 def _random_operation(rng: random.Random, step: int) -> Operation:
@@ -49,30 +39,6 @@ def _random_operation(rng: random.Random, step: int) -> Operation:
     return ("compact", {})
 
 
-def _run(store: kv.Store, operation: Operation) -> None:
-    kind, changes = operation
-    if kind == "set":
-        [(key, value)] = changes.items()
-        assert value is not None
-        store.set(key, value)
-    elif kind == "delete":
-        [key] = changes
-        store.delete(key)
-    elif kind == "set_many":
-        store.set_many({k: v for k, v in changes.items() if v is not None})
-    else:
-        store.compact()
-
-
-def _state(store: kv.Store) -> dict[bytes, bytes]:
-    result = {}
-    for key in store:
-        value = store.get(key)
-        assert value is not None
-        result[key] = value
-    return result
-
-
 @dataclass
 class CrashOutcome:
     acknowledged: dict[bytes, bytes]
@@ -87,10 +53,10 @@ def _workload_until_crash(io: SimIo, seed: int, crash_at: int) -> CrashOutcome:
     for step in range(200):
         operation = _random_operation(rng, step)
         try:
-            _run(store, operation)
+            run_operation(store, operation)
         except SimulatedCrash:
-            return CrashOutcome(model, _apply(model, operation))
-        model = _apply(model, operation)
+            return CrashOutcome(model, apply(model, operation))
+        model = apply(model, operation)
     io.crash_at_operation = None
     io.crash()
     return CrashOutcome(model, None)
@@ -107,14 +73,14 @@ def test_crash_anywhere_loses_only_unacknowledged_writes(seed: int) -> None:
         kv.open(DIRECTORY, io=io).close()
     io.crash_at_operation = None
     with kv.open(DIRECTORY, io=io) as store:
-        recovered = _state(store)
+        recovered = read_state(store)
         assert not store.recovery.corruptions, store.recovery.summary()
         assert store.verify().ok
     assert recovered == outcome.acknowledged or recovered == outcome.in_flight, (
         f"seed {seed}: recovered state is neither the acknowledged state nor it plus the in-flight operation"
     )
     with kv.open(DIRECTORY, io=io) as store:
-        assert _state(store) == recovered, "recovery is not idempotent"
+        assert read_state(store) == recovered, "recovery is not idempotent"
 
 
 @pytest.mark.parametrize("durability", ["batch", "none"])
@@ -131,11 +97,11 @@ def test_buffered_modes_recover_a_prefix_no_shorter_than_the_last_flush(seed: in
             store.flush()
             flushed_at = len(prefixes) - 1
             continue
-        _run(store, operation)
-        prefixes.append(_apply(prefixes[-1], operation))
+        run_operation(store, operation)
+        prefixes.append(apply(prefixes[-1], operation))
     io.crash()
     with kv.open(DIRECTORY, io=io) as reopened:
-        recovered = _state(reopened)
+        recovered = read_state(reopened)
         assert not reopened.recovery.corruptions
     matches = [index for index, prefix in enumerate(prefixes) if prefix == recovered]
     assert matches, "the recovered state is not the state after any prefix of the operations"

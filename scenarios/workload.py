@@ -1,0 +1,124 @@
+"""Seeded operation workloads and the model they are checked against.
+
+An operation is data: a kind and the key changes it makes. The model is a plain dict
+replayed from operations; the store is driven with `run_operation`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from kv.store import Store
+
+# (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush, compact
+Operation = tuple[str, dict[bytes, bytes | None]]
+Model = dict[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class WorkloadMix:
+    """Relative weights of each operation kind and the shape of keys and values."""
+
+    set_weight: float = 0.45
+    delete_weight: float = 0.15
+    set_many_weight: float = 0.15
+    get_weight: float = 0.2
+    flush_weight: float = 0.03
+    compact_weight: float = 0.02
+    key_count: int = 64
+    value_size_max_bytes: int = 256
+    batch_size_max: int = 8
+
+    def kinds(self) -> tuple[list[str], list[float]]:
+        return (
+            ["set", "delete", "set_many", "get", "flush", "compact"],
+            [
+                self.set_weight,
+                self.delete_weight,
+                self.set_many_weight,
+                self.get_weight,
+                self.flush_weight,
+                self.compact_weight,
+            ],
+        )
+
+
+@dataclass
+class Workload:
+    mix: WorkloadMix
+    rng: random.Random
+    step: int = 0
+    _kinds: tuple[list[str], list[float]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._kinds = self.mix.kinds()
+
+    def _key(self) -> bytes:
+        return f"key{self.rng.randrange(self.mix.key_count):04d}".encode()
+
+    def _value(self) -> bytes:
+        size = self.rng.randrange(self.mix.value_size_max_bytes + 1)
+        stamp = f"{self.step}:".encode()
+        return (stamp * (size // len(stamp) + 1))[:size]
+
+    def next(self) -> Operation:
+        self.step += 1
+        [kind] = self.rng.choices(*self._kinds)
+        if kind == "set":
+            return (kind, {self._key(): self._value()})
+        if kind in ("delete", "get"):
+            return (kind, {self._key(): None})
+        if kind == "set_many":
+            return (
+                kind,
+                {self._key(): self._value() for _ in range(self.rng.randrange(1, self.mix.batch_size_max + 1))},
+            )
+        return (kind, {})
+
+
+def apply(model: Model, operation: Operation) -> Model:
+    """The model after `operation` (a new dict; reads change nothing)."""
+    kind, changes = operation
+    if kind not in ("set", "delete", "set_many"):
+        return model
+    result = dict(model)
+    for key, value in changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def run_operation(store: Store, operation: Operation) -> bytes | None:
+    """Drive the store with one operation; return what a `get` read."""
+    kind, changes = operation
+    if kind == "set":
+        [(key, value)] = changes.items()
+        assert value is not None
+        store.set(key, value)
+    elif kind == "delete":
+        [key] = changes
+        store.delete(key)
+    elif kind == "set_many":
+        store.set_many({key: value for key, value in changes.items() if value is not None})
+    elif kind == "get":
+        [key] = changes
+        return store.get(key)
+    elif kind == "flush":
+        store.flush()
+    else:
+        assert kind == "compact", kind
+        store.compact()
+    return None
+
+
+def read_state(store: Store) -> Model:
+    """Every key and value the store returns now."""
+    state = {}
+    for key in store.keys():
+        value = store.get(key)
+        assert value is not None, key
+        state[key] = value
+    return state
