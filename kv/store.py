@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import errno
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from kv import compaction, recovery
@@ -37,7 +37,7 @@ from kv.errors import (
     StoreReadOnly,
     ValueTooLarge,
 )
-from kv.io import File, Io, close_quietly, read_exact
+from kv.io import File, Io, OpenMode, close_quietly, read_exact
 from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
     BATCH_OPERATIONS_MAX,
@@ -657,89 +657,96 @@ class _Recovery:
 
     def _replay_log(self, segment_ids: list[int]) -> dict[int, tuple[File, int]]:
         """Replay log segments in order under point-in-time semantics; return the kept
-        segments (id -> read handle, valid length)."""
-        store = self.store
+        segments (id -> handle, valid length).
+
+        Log segment ids after the compacted file are consecutive and their lsns
+        continue from one segment to the next; a missing id or an lsn gap is damage.
+        Damage at the tail of a sealed segment is harmless only when the next segment
+        continues the lsns (then it is reported as a torn tail and truncated).
+        """
         kept: dict[int, tuple[File, int]] = {}
-        previous: tuple[int, int | None, int | None] | None = None  # (id, last lsn, damaged offset)
-        damage: Corruption | None = None
-        lost_last = 0
+        self.expected_lsn: int | None = None
+        self.damage: Corruption | None = None
+        self.damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
+        self.lost_last = 0
         for index, segment_id in enumerate(segment_ids):
             newest = index == len(segment_ids) - 1
-            file = self.io.open(store._file_path(segment_name(segment_id)), "r" if not newest else "w").result()
-            size = self.io.size(file).result()
-            if size > SEGMENT_SIZE_MAX_BYTES:
-                self.io.close(file).result()
-                raise CorruptionDetected(
-                    f"segment {segment_name(segment_id)} is {size} bytes, larger than any segment we write"
-                )
-            data = read_exact(self.io, file, 0, size)
+            file, data = self._read_segment(segment_id, "w" if newest else "r")
             scan = scan_segment(segment_id, data)
             self.report.segments_scanned += 1
-            if damage is not None:
-                lost_last = max(lost_last, scan.last_lsn_seen or 0)
-                self.quarantine.append((segment_id, 0))
-                self.io.close(file).result()
-                continue
-            gap_start = None
-            if previous is not None and scan.first_lsn is not None and previous[1] is not None:
-                expected = previous[1] + 1
-                if previous[0] == segment_id - 1 and scan.first_lsn != expected:
-                    gap_start = expected
-                elif previous[2] is not None:  # previous ended in damage but lsns continue: a harmless tail
-                    self._torn(previous[0], previous[2], kept)
-            if gap_start is not None:
-                damage = Corruption(
-                    segment_name(segment_id),
-                    0,
-                    f"lsns {gap_start}..{(scan.first_lsn or 1) - 1} are missing before this segment",
-                    lsn_first_lost=gap_start,
+            if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
+                self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
+            if self.damage is None and self.expected_lsn is not None and scan.first_lsn not in (None, self.expected_lsn):
+                self._damaged(
+                    segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
                 )
-                if previous is not None and previous[2] is not None:
-                    self.quarantine.append((previous[0], previous[2]))
+            if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
+                tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
+                self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
+                self.damaged_tail = None
+            if self.damage is not None:
+                self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
                 self.quarantine.append((segment_id, 0))
-                lost_last = scan.last_lsn_seen or 0
-                self.io.close(file).result()
+                close_quietly(self.io, file)
                 continue
-            records, lsn_max = apply_frames(data, scan.frames, store._keydir, file)
+            records, lsn_max = apply_frames(data, scan.frames, self.store._keydir, file)
             self._count(len(scan.frames), records, lsn_max)
             kept[segment_id] = (file, scan.valid_length)
-            if scan.bad_offset is not None and scan.resume_offset is not None:
-                damage = Corruption(
+            if scan.last_lsn is not None:
+                self.expected_lsn = scan.last_lsn + 1
+            if scan.bad_offset is None:
+                continue
+            header_records = scan.bad_header.count if scan.bad_header is not None else 0
+            if scan.resume_offset is not None:
+                self._damaged(
                     segment_name(segment_id),
                     scan.bad_offset,
                     f"damaged frame followed by valid frames at offset {scan.resume_offset}",
-                    lsn_first_lost=(scan.last_lsn or self.lsn_max) + 1,
+                    quarantine=(segment_id, scan.bad_offset),
                 )
-                self.quarantine.append((segment_id, scan.bad_offset))
-                lost_last = scan.last_lsn_seen or 0
-            elif scan.bad_offset is not None and newest:
-                self._torn(segment_id, scan.bad_offset, kept, len(data) - scan.bad_offset, scan)
-            previous = (
-                segment_id,
-                scan.last_lsn,
-                scan.bad_offset if scan.bad_offset is not None and not newest else None,
+                self.lost_last = scan.last_lsn_seen or 0
+            elif newest:
+                self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
+            else:
+                self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
+        if self.damaged_tail is not None and self.damage is None:
+            tail_id, tail_offset, header_records, _bytes = self.damaged_tail
+            self._damaged(
+                segment_name(tail_id),
+                tail_offset,
+                "damaged frame at the end of a sealed segment",
+                quarantine=(tail_id, tail_offset),
             )
-        if previous is not None and previous[2] is not None and damage is None:
-            self._torn(previous[0], previous[2], kept)
-        if damage is not None:
-            first = damage.lsn_first_lost or (self.lsn_max + 1)
-            last = max(lost_last, first - 1)
-            self.report.corruptions.append(
-                Corruption(damage.file_name, damage.offset, damage.detail, first, last, last - first + 1)
-            )
+            assert self.damage is not None and self.damage.lsn_first_lost is not None
+            self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+        if self.damage is not None:
+            first = self.damage.lsn_first_lost or 1
+            last = max(self.lost_last, first - 1)
+            self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
         return kept
 
-    def _torn(
-        self,
-        segment_id: int,
-        offset: int,
-        kept: dict[int, tuple[File, int]],
-        size: int | None = None,
-        scan: recovery.SegmentScan | None = None,
-    ) -> None:
+    def _read_segment(self, segment_id: int, mode: OpenMode) -> tuple[File, bytes]:
+        file = self.io.open(self.store._file_path(segment_name(segment_id)), mode).result()
+        size = self.io.size(file).result()
+        if size > SEGMENT_SIZE_MAX_BYTES:
+            close_quietly(self.io, file)
+            raise CorruptionDetected(f"segment {segment_name(segment_id)} is {size} bytes, more than any segment we write")
+        return file, read_exact(self.io, file, 0, size)
+
+    def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
+        """Record the first damage in the log: everything from here on is lost."""
+        assert self.damage is None
+        first_lost = self.expected_lsn if self.expected_lsn is not None else self.lsn_max + 1
+        self.damage = Corruption(file_name, offset, detail, lsn_first_lost=first_lost)
+        if self.damaged_tail is not None:
+            self.quarantine.append((self.damaged_tail[0], self.damaged_tail[1]))
+            self.damaged_tail = None
+        if quarantine is not None:
+            self.quarantine.append(quarantine)
+
+    def _torn(self, segment_id: int, offset: int, kept: dict[int, tuple[File, int]], records: int, size: int) -> None:
         file, _length = kept[segment_id]
-        records = scan.bad_header.count if scan is not None and scan.bad_header is not None else 0
-        self.report.torn_tails.append(TornTail(segment_id, offset, size if size is not None else -1, records))
+        self.report.torn_tails.append(TornTail(segment_id, offset, size, records))
         self.truncations.append((file, offset))
         kept[segment_id] = (file, offset)
 

@@ -279,3 +279,66 @@ def test_failed_fsync_makes_the_store_read_only_and_reopen_recovers_what_was_dur
         assert reopened.get("failed") is None
         reopened.set("after", "recovery")
         assert reopened.get("after") == b"recovery"
+
+
+def _segmented_store(io: SimIo) -> int:
+    with kv.open(DIRECTORY, io=io, segment_size_target_bytes=300) as store:
+        for index in range(30):
+            store.set(f"k{index}", f"v{index}" * 10)
+        return store.stats().segments
+
+
+def test_a_whole_missing_segment_is_corruption() -> None:
+    io = SimIo(seed=10)
+    assert _segmented_store(io) >= 4
+    io.unlink(f"{DIRECTORY}/00000002.seg").result()
+    io.sync_dir(DIRECTORY).result()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None
+    [corruption] = raised.value.report.corruptions
+    assert "missing" in corruption.detail
+    assert corruption.records_lost == 30 - len(_frames_in(io, "00000001.seg"))
+
+
+def _frames_in(io: SimIo, name: str) -> list[int]:
+    from kv.recovery import scan_segment
+
+    scan = scan_segment(int(name[:8]), bytes(_inode(io, name).durable))
+    return [offset for offset, _header in scan.frames]
+
+
+def test_garbage_after_a_sealed_segment_that_the_next_continues_is_a_torn_tail() -> None:
+    io = SimIo(seed=11)
+    _segmented_store(io)
+    inode = _inode(io, "00000001.seg")
+    length = len(inode.durable)
+    inode.durable += b"\xde\xad" * 10
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as store:
+        [tail] = store.recovery.torn_tails
+        assert (tail.segment_id, tail.offset, tail.bytes_dropped) == (1, length, 20)
+        assert len(store) == 30
+    assert len(inode.durable) == length
+
+
+def test_damaged_last_frame_of_a_sealed_segment_before_an_empty_one_is_corruption() -> None:
+    io = SimIo(seed=12)
+    with kv.open(DIRECTORY, io=io) as store:
+        store.set("a", "1")
+        store.set("b", "2")
+        store.compact()  # seals segment 1 (compacted away), starts an empty segment 2
+    with kv.open(DIRECTORY, io=io, segment_size_target_bytes=60) as store:
+        store.set("c", "3")  # segment 2 now holds one frame and is past the target
+        store.set("d", "4")  # rolls: segment 3
+    with kv.open(DIRECTORY, io=io) as store:
+        names = io.listdir(DIRECTORY).result()
+        assert "00000003.seg" in names
+    inode = _inode(io, "00000003.seg")
+    inode.durable[-3] ^= 0xFF  # the only frame of the newest segment: a torn tail
+    tail = _inode(io, "00000002.seg")
+    tail.durable[-3] ^= 0xFF  # the last frame of a sealed segment: acknowledged data
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost >= 1
