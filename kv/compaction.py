@@ -114,7 +114,7 @@ def build_compacted(segment_id: int, records: Iterable[bytes]) -> CompactionOutp
         frame_records.clear()
 
     for record in records:
-        kind, _flags, key_length, _value_length, lsn, expiry_ms, _crc = RECORD_HEADER.unpack_from(record, 0)
+        _crc, kind, _flags, key_length, _value_length, lsn, expiry_ms = RECORD_HEADER.unpack_from(record, 0)
         assert kind == KIND_SET
         key = record[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + key_length]
         if payload and len(payload) + len(record) > FRAME_PAYLOAD_SIZE_TARGET_BYTES:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kv.io import File, Io
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
-from kv.record import FRAME_HEADER_SIZE, append_record, encode_frame
+from kv.record import FRAME_HEADER_SIZE, append_records, encode_frame
 
 SEGMENT_SUFFIX = ".seg"
 
@@ -59,12 +59,10 @@ class SegmentLog:
     def pending_bytes(self) -> int:
         return len(self.payload)
 
-    def append(self, kind: int, key: bytes, value: bytes, expiry_ms: int = 0) -> None:
-        lsn = self.next_lsn
-        self.next_lsn += 1
-        payload = self.payload
-        start = append_record(payload, kind, key, value, lsn, expiry_ms)
-        self.pending.append((kind, key, start, len(payload) - start, lsn, expiry_ms))
+    def append(self, kind: int, pairs: list[tuple[bytes, bytes]]) -> None:
+        """Add records (all of one kind) to the pending frame."""
+        self.pending += append_records(self.payload, kind, pairs, self.next_lsn)
+        self.next_lsn += len(pairs)
 
     def discard_pending(self) -> None:
         """Forget records not yet written (after a failure); their lsns are not reused."""

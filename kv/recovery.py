@@ -192,7 +192,7 @@ def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Key
         end = position + header.payload_length
         expected_lsn = header.first_lsn
         for _ in range(header.count):
-            kind, _flags, key_length, value_length, lsn, expiry_ms, _crc = unpack(data, position)
+            _crc, kind, _flags, key_length, value_length, lsn, expiry_ms = unpack(data, position)
             length = RECORD_HEADER_SIZE + key_length + value_length
             assert position + length <= end, "record overruns its frame"
             assert header.compacted or lsn == expected_lsn, "log record lsn out of sequence"

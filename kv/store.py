@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import errno
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
@@ -50,7 +50,7 @@ from kv.limits import (
     VALUE_SIZE_MAX_BYTES,
 )
 from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
-from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, decode_record, record_size
+from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, RECORD_HEADER_SIZE, decode_record
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
 
 _Key = TypeVar("_Key", bound=bytes | str)
@@ -252,9 +252,9 @@ class Store:
         key_bytes = _check_key(key)
         value_bytes = _check_value(value)
         log = self._check_writable()
-        log.append(KIND_SET, key_bytes, value_bytes)
+        log.append(KIND_SET, [(key_bytes, value_bytes)])
         self._counters["sets"] += 1
-        self._after_append({key_bytes: value_bytes})
+        self._after_append([(key_bytes, value_bytes)])
 
     def delete(self, key: bytes | str) -> bool:
         """Remove `key`; True when it existed. Raises as `set` does."""
@@ -262,9 +262,9 @@ class Store:
         log = self._check_writable()
         if not self._exists(key_bytes):
             return False
-        log.append(KIND_DELETE, key_bytes, b"")
+        log.append(KIND_DELETE, [(key_bytes, b"")])
         self._counters["deletes"] += 1
-        self._after_append({key_bytes: None})
+        self._after_append([(key_bytes, None)])
         return True
 
     def set_many(self, items: Mapping[_Key, _Value] | Iterable[tuple[_Key, _Value]]) -> None:
@@ -273,36 +273,42 @@ class Store:
         Raises `BatchTooLarge` when they do not fit in one frame, and as `set` does.
         """
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        checked = [(_check_key(key), _check_value(value)) for key, value in pairs]
+        keys = [key for key, _ in pairs]
+        values = [value for _, value in pairs]
+        # The common case (all bytes, all within limits) is checked by C-level loops.
+        if {type(key) for key in keys} <= {bytes} and {type(value) for value in values} <= {bytes}:
+            if pairs and (max(map(len, keys)) > KEY_SIZE_MAX_BYTES or max(map(len, values)) > VALUE_SIZE_MAX_BYTES):
+                for key, value in pairs:
+                    _check_key(key), _check_value(value)
+            checked: list[tuple[bytes, bytes]] = pairs  # type: ignore[assignment]
+        else:
+            checked = [(_check_key(key), _check_value(value)) for key, value in pairs]
+            keys = [key for key, _ in checked]
+            values = [value for _, value in checked]
+        size = sum(map(len, keys)) + sum(map(len, values)) + RECORD_HEADER_SIZE * len(checked)
         log = self._check_writable()
         if not checked:
             return
-        size = sum(record_size(key, value) for key, value in checked)
         if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             self._commit(sync=self.durability == "batch")
-        append = log.append
-        for key, value in checked:
-            append(KIND_SET, key, value)
+        log.append(KIND_SET, checked)
         self._counters["sets"] += len(checked)
-        self._after_append(dict(checked))
+        self._after_append(checked)
 
-    def _after_append(self, changes: dict[bytes, bytes | None]) -> None:
+    def _after_append(self, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
         log = self._log
         assert log is not None
+        if self._cache:
+            for key, _value in changes:
+                self._cache_drop(key)
         if self.durability == "always":
             self._commit(sync=True)
             if len(changes) == 1:
-                for key, value in changes.items():
-                    self._cache_put(key, value)
-            else:
-                for key in changes:
-                    self._cache_drop(key)
+                self._cache_put(*changes[0])
             return
         self._staged.update(changes)
-        for key in changes:
-            self._cache_drop(key)
         self._operations_since_sync += 1
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
