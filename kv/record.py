@@ -72,7 +72,7 @@ def append_records(
     assert kind in KINDS
     pack = RECORD_CHECKED.pack
     pack_crc = RECORD_CRC.pack
-    placed = []
+    placed: list[tuple[int, bytes, int, int, int, int]] = []
     append = placed.append
     lsn = first_lsn
     start = len(payload)

@@ -682,7 +682,8 @@ class _Recovery:
             self.report.segments_scanned += 1
             if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
                 self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
-            if self.damage is None and self.expected_lsn is not None and scan.first_lsn not in (None, self.expected_lsn):
+            expected = self.expected_lsn
+            if self.damage is None and expected is not None and scan.first_lsn not in (None, expected):
                 self._damaged(
                     segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
                 )
@@ -736,7 +737,7 @@ class _Recovery:
         size = self.io.size(file).result()
         if size > SEGMENT_SIZE_MAX_BYTES:
             close_quietly(self.io, file)
-            raise CorruptionDetected(f"segment {segment_name(segment_id)} is {size} bytes, more than any segment we write")
+            raise CorruptionDetected(f"{segment_name(segment_id)} is {size} bytes, more than any segment we write")
         return file, read_exact(self.io, file, 0, size)
 
     def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
