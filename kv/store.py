@@ -578,6 +578,10 @@ class _Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
+        self.expected_lsn: int | None = None  # the lsn the next log segment must start with
+        self.damage: Corruption | None = None  # the first damage in the log
+        self.damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
+        self.lost_last = 0
 
     def run(self) -> None:
         names = self.io.listdir(self.store.path).result()
@@ -671,10 +675,6 @@ class _Recovery:
         continues the lsns (then it is reported as a torn tail and truncated).
         """
         kept: dict[int, tuple[File, int]] = {}
-        self.expected_lsn: int | None = None
-        self.damage: Corruption | None = None
-        self.damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
-        self.lost_last = 0
         for index, segment_id in enumerate(segment_ids):
             newest = index == len(segment_ids) - 1
             file, data = self._read_segment(segment_id, "w" if newest else "r")
