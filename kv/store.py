@@ -172,7 +172,9 @@ class Store:
         self._compacted_file: File | None = None
         self._operations_since_sync = 0
         self._last_sync_time = 0.0
-        self._counters = {"sets": 0, "gets": 0, "deletes": 0, "syncs": 0, "cache_hits": 0}
+        self._counters = {"sets": 0, "deletes": 0, "syncs": 0}
+        self._gets = 0
+        self._cache_hits = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -307,6 +309,8 @@ class Store:
             self._commit(sync=True)
             if len(changes) == 1:
                 self._cache_put(*changes[0])
+            else:
+                self._cache_put_many(changes)
             return
         self._staged.update(changes)
         self._operations_since_sync += 1
@@ -341,7 +345,13 @@ class Store:
         keydir = self._keydir
         file = written.file
         base = written.frame_offset + FRAME_HEADER_SIZE
-        for kind, key, offset, length, lsn, expiry_ms in written.records:
+        records = written.records
+        if all(record[0] == KIND_SET for record in records):  # the bulk path: one C-level update
+            keydir.update(
+                [(key, (file, base + offset, length, lsn, expiry)) for _, key, offset, length, lsn, expiry in records]
+            )
+            return
+        for kind, key, offset, length, lsn, expiry_ms in records:
             if kind == KIND_SET:
                 keydir[key] = (file, base + offset, length, lsn, expiry_ms)
             else:
@@ -388,14 +398,15 @@ class Store:
         Raises `CorruptionDetected` when the stored record fails its checksum (never a
         wrong value), `IoError` when the read fails, `StoreClosed`.
         """
-        key_bytes = _check_key(key)
-        self._check_readable()
-        self._counters["gets"] += 1
+        key_bytes = key if type(key) is bytes and len(key) <= KEY_SIZE_MAX_BYTES else _check_key(key)
+        if self.state is not State.OPEN:
+            self._check_readable()
+        self._gets += 1
         if self._staged and key_bytes in self._staged:
             return self._staged[key_bytes]
         cached = self._cache.get(key_bytes)
         if cached is not None:
-            self._counters["cache_hits"] += 1
+            self._cache_hits += 1
             return cached
         location = self._keydir.get(key_bytes)
         if location is None:
@@ -426,6 +437,17 @@ class Store:
             self._cache_bytes -= len(cache.pop(evicted))
         cache[key] = value
         self._cache_bytes += len(value)
+
+    def _cache_put_many(self, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Write-through for a batch: recently written values are the likeliest reads."""
+        values = dict(changes)
+        size = sum(len(value) for value in values.values() if value is not None)
+        if self._cache_bytes + size > CACHE_SIZE_MAX_BYTES or None in values.values():
+            for key, value in values.items():
+                self._cache_put(key, value)
+            return
+        self._cache.update(values)  # type: ignore[arg-type]  # no None, checked above
+        self._cache_bytes += size
 
     def _cache_drop(self, key: bytes) -> None:
         old = self._cache.pop(key, None)
@@ -538,6 +560,8 @@ class Store:
             next_lsn=log.next_lsn,
             durable_lsn=log.durable_lsn,
             recovery=self.recovery,
+            gets=self._gets,
+            cache_hits=self._cache_hits,
             **self._counters,
         )
 
