@@ -32,7 +32,7 @@ PendingRecord = tuple[int, bytes, int, int, int, int]
 class Written:
     """Where one record landed: the store turns these into keydir entries."""
 
-    file: File
+    segment_id: int
     frame_offset: int
     records: list[PendingRecord]
 
@@ -86,7 +86,7 @@ class SegmentLog:
                 self.roll()
             frame = encode_frame(self.segment_id, self.pending[0][4], len(self.pending), self.payload)
             write = self.io.write(self.file, self.write_offset, frame)
-            written = Written(self.file, self.write_offset, self.pending)
+            written = Written(self.segment_id, self.write_offset, self.pending)
             self.write_offset += len(frame)
             self.payload = bytearray()
             self.pending = []

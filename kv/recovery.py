@@ -30,8 +30,11 @@ from kv.record import (
     frame_crc_ok,
 )
 
-# keydir value: (file handle, record offset, record length, lsn, expiry_ms)
-Location = tuple[object, int, int, int, int]
+# keydir value: (file key, record offset, record length, lsn, expiry_ms). The file key
+# is the segment id of a log segment and minus the id of a compacted file. Only ints
+# and bytes: the garbage collector untracks such tuples, which keeps a million-key
+# keydir from being rescanned on every collection.
+Location = tuple[int, int, int, int, int]
 Keydir = dict[bytes, Location]
 
 
@@ -178,7 +181,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     return scan
 
 
-def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Keydir, file: object) -> tuple[int, int]:
+def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Keydir, file_key: int) -> tuple[int, int]:
     """Replay the records of valid frames onto `keydir`; return (records, highest lsn).
 
     The frame CRC was checked, so a record that does not fit its frame is a writer bug:
@@ -191,14 +194,15 @@ def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Key
         position = offset + FRAME_HEADER_SIZE
         end = position + header.payload_length
         expected_lsn = header.first_lsn
+        compacted = header.compacted
         for _ in range(header.count):
             _crc, kind, _flags, key_length, value_length, lsn, expiry_ms = unpack(data, position)
             length = RECORD_HEADER_SIZE + key_length + value_length
             assert position + length <= end, "record overruns its frame"
-            assert header.compacted or lsn == expected_lsn, "log record lsn out of sequence"
+            assert compacted or lsn == expected_lsn, "log record lsn out of sequence"
             key = data[position + RECORD_HEADER_SIZE : position + RECORD_HEADER_SIZE + key_length]
             if kind == KIND_SET:
-                keydir[key] = (file, position, length, lsn, expiry_ms)
+                keydir[key] = (file_key, position, length, lsn, expiry_ms)
             else:
                 keydir.pop(key, None)
             position += length

@@ -50,7 +50,7 @@ from kv.limits import (
     VALUE_SIZE_MAX_BYTES,
 )
 from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
-from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, RECORD_HEADER_SIZE, decode_record
+from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, RECORD_HEADER_SIZE, Record, decode_record
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
 
 _Key = TypeVar("_Key", bound=bytes | str)
@@ -343,7 +343,7 @@ class Store:
 
     def _apply(self, written: Written) -> None:
         keydir = self._keydir
-        file = written.file
+        file = written.segment_id
         base = written.frame_offset + FRAME_HEADER_SIZE
         records = written.records
         if all(record[0] == KIND_SET for record in records):  # the bulk path: one C-level update
@@ -411,13 +411,26 @@ class Store:
         location = self._keydir.get(key_bytes)
         if location is None:
             return None
-        value = self._read_record(key_bytes, location)
+        value = self._read_record(key_bytes, location)[1].value
         self._cache_put(key_bytes, value)
         return value
 
-    def _read_record(self, key: bytes, location: recovery.Location) -> bytes:
-        file, offset, length, lsn, _expiry_ms = location
-        assert isinstance(file, File)
+    def _file(self, file_key: int) -> File:
+        """The open file a keydir entry points into."""
+        log = self._log
+        assert log is not None
+        if file_key < 0:
+            assert self._compacted_file is not None and -file_key == self._compacted_id
+            return self._compacted_file
+        return log.file if file_key == log.segment_id else log.sealed[file_key]
+
+    def _read_record(self, key: bytes, location: recovery.Location) -> tuple[bytes, Record]:
+        """Read one live record and check it; return its bytes and its decoding.
+
+        Raises `CorruptionDetected` (checksum, key, lsn or kind mismatch), `IoError`.
+        """
+        file_key, offset, length, lsn, _expiry_ms = location
+        file = self._file(file_key)
         data = read_exact(self.io, file, offset, length)
         record = decode_record(data, expected_key=key)
         if record is None or record.lsn != lsn or record.kind != KIND_SET:
@@ -425,7 +438,7 @@ class Store:
                 f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum; "
                 "the value is not returned"
             )
-        return record.value
+        return data, record
 
     def _cache_put(self, key: bytes, value: bytes | None) -> None:
         self._cache_drop(key)
@@ -472,12 +485,12 @@ class Store:
             self._fail()
             raise
         target_id = log.segment_id - 1
-        active = log.file
+        active = log.segment_id
         live = sorted(
-            ((key, location) for key, location in self._keydir.items() if location[0] is not active),
+            ((key, location) for key, location in self._keydir.items() if location[0] != active),
             key=lambda item: item[1][3],
         )
-        records = [self._read_raw_record(key, location) for key, location in live]
+        records = [self._read_record(key, location)[0] for key, location in live]
         output = compaction.build_compacted(target_id, records)
         try:
             new_file = compaction.install(self.io, self.path, target_id, output)
@@ -485,7 +498,7 @@ class Store:
             self._fail()
             raise
         for key, offset, length, lsn, expiry_ms in output.entries:
-            self._keydir[key] = (new_file, offset, length, lsn, expiry_ms)
+            self._keydir[key] = (-target_id, offset, length, lsn, expiry_ms)
         obsolete_files = list(log.sealed.values())
         obsolete_names = [segment_name(segment_id) for segment_id in log.sealed]
         if self._compacted_file is not None:
@@ -502,17 +515,6 @@ class Store:
         except IoError:
             self._fail()
             raise
-
-    def _read_raw_record(self, key: bytes, location: recovery.Location) -> bytes:
-        file, offset, length, lsn, _expiry_ms = location
-        assert isinstance(file, File)
-        data = read_exact(self.io, file, offset, length)
-        record = decode_record(data, expected_key=key)
-        if record is None or record.lsn != lsn:
-            raise CorruptionDetected(
-                f"compaction found a damaged record for key {key[:64]!r} in {file.path} at offset {offset}"
-            )
-        return data
 
     def verify(self) -> VerifyReport:
         """Read every file and every live record back and check every checksum."""
@@ -660,7 +662,7 @@ class _Recovery:
         if entries is not None:
             self.report.hint_files_used += 1
             for key, offset, length, lsn, expiry_ms in entries:
-                store._keydir[key] = (file, offset, length, lsn, expiry_ms)
+                store._keydir[key] = (-segment_id, offset, length, lsn, expiry_ms)
                 self.lsn_max = max(self.lsn_max, lsn)
             self.report.records_applied += len(entries)
             return
@@ -668,7 +670,7 @@ class _Recovery:
         scan = scan_segment(segment_id, data, compacted=True)
         self.report.segments_scanned += 1
         frames = scan.frames + scan.frames_after_damage
-        records, lsn_max = apply_frames(data, frames, store._keydir, file)
+        records, lsn_max = apply_frames(data, frames, store._keydir, -segment_id)
         self._count(len(frames), records, lsn_max)
         if scan.bad_offset is not None:
             end = scan.resume_offset if scan.resume_offset is not None else len(data)
@@ -720,7 +722,7 @@ class _Recovery:
                 self.quarantine.append((segment_id, 0))
                 close_quietly(self.io, file)
                 continue
-            records, lsn_max = apply_frames(data, scan.frames, self.store._keydir, file)
+            records, lsn_max = apply_frames(data, scan.frames, self.store._keydir, segment_id)
             self._count(len(scan.frames), records, lsn_max)
             kept[segment_id] = (file, scan.valid_length)
             if scan.last_lsn is not None:
