@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kv.io import File, Io
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
-from kv.record import FRAME_HEADER_SIZE, append_records, encode_frame
+from kv.record import FRAME_HEADER_SIZE, encode_frame, encode_records
 
 SEGMENT_SUFFIX = ".seg"
 
@@ -23,18 +23,24 @@ def segment_name(segment_id: int) -> str:
     return f"{segment_id:08d}{SEGMENT_SUFFIX}"
 
 
-# A record appended but not yet written:
-# (kind, key, offset in the frame payload, record length, lsn, expiry_ms)
-PendingRecord = tuple[int, bytes, int, int, int, int]
+@dataclass(frozen=True)
+class PendingRecords:
+    """Records of one kind appended together, not yet written."""
+
+    kind: int
+    keys: list[bytes]
+    lengths: list[int]  # each record's encoded length
+    first_lsn: int
+    payload_offset: int  # where the first record starts in the frame payload
 
 
 @dataclass
 class Written:
-    """Where one record landed: the store turns these into keydir entries."""
+    """Where records landed: the store turns these into keydir entries."""
 
     segment_id: int
     frame_offset: int
-    records: list[PendingRecord]
+    records: list[PendingRecords]
 
 
 @dataclass
@@ -50,7 +56,8 @@ class SegmentLog:
     segment_size_target_bytes: int
     durable_lsn: int = 0
     payload: bytearray = field(default_factory=bytearray)
-    pending: list[PendingRecord] = field(default_factory=list)
+    pending: list[PendingRecords] = field(default_factory=list)
+    pending_count: int = 0
     unsynced_files: list[File] = field(default_factory=list)
     directory_dirty: bool = False
     sealed: dict[int, File] = field(default_factory=dict)  # segment id -> read handle
@@ -59,15 +66,22 @@ class SegmentLog:
     def pending_bytes(self) -> int:
         return len(self.payload)
 
-    def append(self, kind: int, pairs: list[tuple[bytes, bytes]]) -> None:
+    def append(self, kind: int, keys: list[bytes], values: list[bytes]) -> None:
         """Add records (all of one kind) to the pending frame."""
-        self.pending += append_records(self.payload, kind, pairs, self.next_lsn)
-        self.next_lsn += len(pairs)
+        payload, lengths = encode_records(kind, keys, values, self.next_lsn)
+        self.pending.append(PendingRecords(kind, keys, lengths, self.next_lsn, len(self.payload)))
+        if self.payload:
+            self.payload += payload
+        else:
+            self.payload = payload  # a bulk load's megabytes are not copied again
+        self.next_lsn += len(keys)
+        self.pending_count += len(keys)
 
     def discard_pending(self) -> None:
         """Forget records not yet written (after a failure); their lsns are not reused."""
         self.payload = bytearray()
         self.pending = []
+        self.pending_count = 0
 
     def commit(self, sync: bool) -> Written | None:
         """Write the pending frame and, with `sync`, make everything written durable.
@@ -84,12 +98,13 @@ class SegmentLog:
             frame_size = FRAME_HEADER_SIZE + len(self.payload)
             if self.write_offset > 0 and self.write_offset + frame_size > self.segment_size_target_bytes:
                 self.roll()
-            frame = encode_frame(self.segment_id, self.pending[0][4], len(self.pending), self.payload)
+            frame = encode_frame(self.segment_id, self.pending[0].first_lsn, self.pending_count, self.payload)
             write = self.io.write(self.file, self.write_offset, frame)
             written = Written(self.segment_id, self.write_offset, self.pending)
             self.write_offset += len(frame)
             self.payload = bytearray()
             self.pending = []
+            self.pending_count = 0
             if self.file not in self.unsynced_files:
                 self.unsynced_files.append(self.file)
         syncs = [self.io.sync(file) for file in self.unsynced_files] if sync else []

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import enum
 import errno
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import repeat
+from operator import itemgetter
 from typing import Literal, TypeVar
 
 from kv import compaction, recovery
@@ -50,7 +53,15 @@ from kv.limits import (
     VALUE_SIZE_MAX_BYTES,
 )
 from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
-from kv.record import FRAME_HEADER_SIZE, KIND_DELETE, KIND_SET, RECORD_HEADER_SIZE, Record, decode_record
+from kv.record import (
+    FRAME_HEADER_SIZE,
+    KIND_DELETE,
+    KIND_SET,
+    RECORD_HEADER_SIZE,
+    Record,
+    decode_record,
+    record_offsets,
+)
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
 
 _Key = TypeVar("_Key", bound=bytes | str)
@@ -254,9 +265,9 @@ class Store:
         key_bytes = _check_key(key)
         value_bytes = _check_value(value)
         log = self._check_writable()
-        log.append(KIND_SET, [(key_bytes, value_bytes)])
+        log.append(KIND_SET, [key_bytes], [value_bytes])
         self._counters["sets"] += 1
-        self._after_append([(key_bytes, value_bytes)])
+        self._after_append([key_bytes], [value_bytes])
 
     def delete(self, key: bytes | str) -> bool:
         """Remove `key`; True when it existed. Raises as `set` does."""
@@ -264,9 +275,9 @@ class Store:
         log = self._check_writable()
         if not self._exists(key_bytes):
             return False
-        log.append(KIND_DELETE, [(key_bytes, b"")])
+        log.append(KIND_DELETE, [key_bytes], [b""])
         self._counters["deletes"] += 1
-        self._after_append([(key_bytes, None)])
+        self._after_append([key_bytes], [None])
         return True
 
     def set_many(self, items: Mapping[_Key, _Value] | Iterable[tuple[_Key, _Value]]) -> None:
@@ -275,44 +286,42 @@ class Store:
         Raises `BatchTooLarge` when they do not fit in one frame, and as `set` does.
         """
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
-        keys = [key for key, _ in pairs]
-        values = [value for _, value in pairs]
+        keys = list(map(itemgetter(0), pairs))
+        values = list(map(itemgetter(1), pairs))
         # The common case (all bytes, all within limits) is checked by C-level loops.
-        if {type(key) for key in keys} <= {bytes} and {type(value) for value in values} <= {bytes}:
-            if pairs and (max(map(len, keys)) > KEY_SIZE_MAX_BYTES or max(map(len, values)) > VALUE_SIZE_MAX_BYTES):
-                for key, value in pairs:
-                    _check_key(key), _check_value(value)
-            checked: list[tuple[bytes, bytes]] = pairs  # type: ignore[assignment]
-        else:
-            checked = [(_check_key(key), _check_value(value)) for key, value in pairs]
-            keys = [key for key, _ in checked]
-            values = [value for _, value in checked]
-        size = sum(map(len, keys)) + sum(map(len, values)) + RECORD_HEADER_SIZE * len(checked)
+        if not ({*map(type, keys)} <= {bytes} and {*map(type, values)} <= {bytes}):
+            keys = list(map(_check_key, keys))
+            values = list(map(_check_value, values))
+        elif pairs and (max(map(len, keys)) > KEY_SIZE_MAX_BYTES or max(map(len, values)) > VALUE_SIZE_MAX_BYTES):
+            deque(map(_check_key, keys), maxlen=0)
+            deque(map(_check_value, values), maxlen=0)
         log = self._check_writable()
-        if not checked:
+        if not pairs:
             return
+        size = sum(map(len, keys)) + sum(map(len, values)) + RECORD_HEADER_SIZE * len(keys)
         if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             self._commit(sync=self.durability == "batch")
-        log.append(KIND_SET, checked)
-        self._counters["sets"] += len(checked)
-        self._after_append(checked)
+        log.append(KIND_SET, keys, values)
+        self._counters["sets"] += len(keys)
+        self._after_append(keys, values)
 
-    def _after_append(self, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
+    def _after_append(self, keys: list[bytes], values: Sequence[bytes | None]) -> None:
+        """Commit or stage what was just appended, by durability mode; values are None
+        for deletes."""
         log = self._log
         assert log is not None
         if self._cache:
-            for key, _value in changes:
-                self._cache_drop(key)
+            deque(map(self._cache_drop, keys), maxlen=0)
         if self.durability == "always":
             self._commit(sync=True)
-            if len(changes) == 1:
-                self._cache_put(*changes[0])
+            if len(keys) == 1:
+                self._cache_put(keys[0], values[0])
             else:
-                self._cache_put_many(changes)
+                self._cache_put_many(keys, values)
             return
-        self._staged.update(changes)
+        self._staged.update(zip(keys, values, strict=True))
         self._operations_since_sync += 1
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
@@ -342,20 +351,19 @@ class Store:
         self._staged.clear()
 
     def _apply(self, written: Written) -> None:
+        """Point the keydir at records that were written (C-level for runs of sets)."""
         keydir = self._keydir
-        file = written.segment_id
+        segment_id = written.segment_id
         base = written.frame_offset + FRAME_HEADER_SIZE
-        records = written.records
-        if all(record[0] == KIND_SET for record in records):  # the bulk path: one C-level update
-            keydir.update(
-                [(key, (file, base + offset, length, lsn, expiry)) for _, key, offset, length, lsn, expiry in records]
-            )
-            return
-        for kind, key, offset, length, lsn, expiry_ms in records:
-            if kind == KIND_SET:
-                keydir[key] = (file, base + offset, length, lsn, expiry_ms)
-            else:
-                keydir.pop(key, None)
+        for records in written.records:
+            if records.kind == KIND_DELETE:
+                for key in records.keys:
+                    keydir.pop(key, None)
+                continue
+            offsets = record_offsets(base + records.payload_offset, records.lengths)
+            lsns = range(records.first_lsn, records.first_lsn + len(records.keys))
+            locations = zip(repeat(segment_id), offsets, records.lengths, lsns, repeat(0))
+            keydir.update(zip(records.keys, locations, strict=True))
 
     def flush(self) -> None:
         """Write and sync everything pending, in every durability mode."""
@@ -451,15 +459,14 @@ class Store:
         cache[key] = value
         self._cache_bytes += len(value)
 
-    def _cache_put_many(self, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
-        """Write-through for a batch: recently written values are the likeliest reads."""
-        values = dict(changes)
-        size = sum(len(value) for value in values.values() if value is not None)
-        if self._cache_bytes + size > CACHE_SIZE_MAX_BYTES or None in values.values():
-            for key, value in values.items():
-                self._cache_put(key, value)
+    def _cache_put_many(self, keys: list[bytes], values: Sequence[bytes | None]) -> None:
+        """Write-through for a batch of sets: recent writes are the likeliest reads."""
+        latest = dict(zip(keys, values, strict=True))
+        size = sum(map(len, latest.values()))  # type: ignore[arg-type]  # sets only: no None
+        if self._cache_bytes + size > CACHE_SIZE_MAX_BYTES:
+            deque(map(self._cache_put, latest.keys(), latest.values()), maxlen=0)
             return
-        self._cache.update(values)  # type: ignore[arg-type]  # no None, checked above
+        self._cache.update(latest)  # type: ignore[arg-type]
         self._cache_bytes += size
 
     def _cache_drop(self, key: bytes) -> None:
