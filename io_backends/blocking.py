@@ -102,6 +102,9 @@ class BlockingIo:
     def now(self) -> float:
         return time.time()
 
+    def shutdown(self) -> None:
+        """Nothing is ever in flight."""
+
 
 def sync_directory(path: str) -> None:
     """fsync a directory so the entries created, renamed or removed in it are durable."""

@@ -150,6 +150,9 @@ class Io(Protocol):
 
     def lock(self, path: str) -> Future[File]: ...
     def now(self) -> float: ...
+    def shutdown(self) -> None:
+        """Wait for in-flight operations and release the backend (a ring, say). Idempotent."""
+        ...
 
 
 # Bound on read retries after short reads: each retry must return at least one byte, so

@@ -178,6 +178,7 @@ class Store:
         self._cache: dict[bytes, bytes] = {}
         self._cache_bytes = 0
         self._lock: File | None = None
+        self._owns_io = False  # kv.open made the backend, so close() shuts it down
         self._log: SegmentLog | None = None
         self._compacted_id = 0
         self._compacted_file: File | None = None
@@ -253,6 +254,8 @@ class Store:
             close_quietly(self.io, file)  # nothing to lose: every acknowledged write was synced
         self._keydir.clear()
         self._cache.clear()
+        if self._owns_io:
+            self.io.shutdown()
 
     # -- writes --------------------------------------------------------------------------
 
@@ -895,6 +898,9 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
         from kv.io import make_io
 
         io = make_io("auto")
-    store = Store(path, io, durability, segment_size_target_bytes)
+        store = Store(path, io, durability, segment_size_target_bytes)
+        store._owns_io = True
+    else:
+        store = Store(path, io, durability, segment_size_target_bytes)
     store._open(on_corruption)
     return store

@@ -51,9 +51,7 @@ def _make_backend(name: str, tmp_path: Path) -> Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     made = _make_backend(request.param, tmp_path)
     yield made
-    shutdown = getattr(made.io, "shutdown", None)
-    if shutdown is not None:
-        shutdown()
+    made.io.shutdown()
 
 
 @pytest.fixture

@@ -134,6 +134,9 @@ class SimIo:
         while self._queue:
             self._drive()
 
+    def shutdown(self) -> None:
+        self.drain()
+
     def crash(self) -> None:
         """Power loss for the whole disk; this process's queued operations vanish."""
         for operation in self._queue:
