@@ -90,3 +90,35 @@ def test_console_script_rejects_bad_flags(tmp_path: Path) -> None:
     result = _kv(str(tmp_path), "--io", "floppy", input_text="")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_interactive_session_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the REPL prompts; end of input (Ctrl-D) leaves cleanly."""
+    import os
+    import pty
+    import select
+
+    command = [sys.executable, "-c", "import sys; from kv.cli import main; sys.exit(main())", str(tmp_path / "d")]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the REPL with the pty as its terminal
+        os.execv(sys.executable, [*command, "--io", "blocking"])
+
+    def read_until(marker: bytes) -> bytes:
+        seen = b""
+        while marker not in seen:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"timed out waiting for {marker!r}; saw {seen!r}"
+            seen += os.read(fd, 1024)
+        return seen
+
+    try:
+        read_until(b"kv> ")
+        os.write(fd, b"SET greeting hello\r")
+        assert b"OK" in read_until(b"kv> ")
+        os.write(fd, b"GET greeting\r")
+        assert b'"hello"' in read_until(b"kv> ")
+        os.write(fd, b"\x04")  # Ctrl-D
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
