@@ -32,6 +32,11 @@ SEGMENT_SIZE_MAX_BYTES = SEGMENT_SIZE_TARGET_BYTES + FRAME_PAYLOAD_SIZE_MAX_BYTE
 # Segment ids are 32-bit in the frame header and 8 decimal digits in file names.
 SEGMENT_ID_MAX = 99_999_999
 
+# The active segment grows by this much at a time, filled with zeros: an `fdatasync`
+# over already allocated blocks need not commit file-size metadata, which on ext4 costs
+# about a third of each durable write. One metadata commit per MiB instead.
+SEGMENT_PREALLOCATION_BYTES = 1024 * 1024
+
 # A directory with more files than this is not a store we wrote (bounds the open scan).
 DIRECTORY_ENTRIES_MAX = 1_000_000
 

@@ -23,7 +23,7 @@ import enum
 import errno
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 from typing import Literal, TypeVar
@@ -40,7 +40,7 @@ from kv.errors import (
     StoreReadOnly,
     ValueTooLarge,
 )
-from kv.io import File, Io, OpenMode, close_quietly, read_exact
+from kv.io import File, Io, close_quietly, read_exact
 from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
     BATCH_OPERATIONS_MAX,
@@ -48,11 +48,11 @@ from kv.limits import (
     FRAME_PAYLOAD_SIZE_MAX_BYTES,
     FRAME_PAYLOAD_SIZE_TARGET_BYTES,
     KEY_SIZE_MAX_BYTES,
-    SEGMENT_SIZE_MAX_BYTES,
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
-from kv.log import SEGMENT_SUFFIX, SegmentLog, Written, segment_name
+from kv.log import SegmentLog, Written, segment_name
+from kv.opening import OnCorruption, Recovery
 from kv.record import (
     FRAME_HEADER_SIZE,
     KIND_DELETE,
@@ -62,16 +62,14 @@ from kv.record import (
     decode_record,
     record_offsets,
 )
-from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
+from kv.recovery import Keydir, RecoveryReport, scan_segment
 
 _Key = TypeVar("_Key", bound=bytes | str)
 _Value = TypeVar("_Value", bound=bytes | str)
 Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
-OnCorruption = Literal["raise", "repair"]
 
 LOCK_NAME = "LOCK"
-QUARANTINE_DIRECTORY = "quarantine"
 _LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
@@ -144,13 +142,6 @@ def _check_value(value: bytes | str) -> bytes:
     if len(value_bytes) > VALUE_SIZE_MAX_BYTES:
         raise ValueTooLarge(f"value is {len(value_bytes)} bytes; the limit is {VALUE_SIZE_MAX_BYTES}")
     return value_bytes
-
-
-def _segment_id(name: str, suffix: str) -> int | None:
-    stem = name[: -len(suffix)]
-    if name.endswith(suffix) and len(stem) == 8 and stem.isdigit() and int(stem) > 0:
-        return int(stem)
-    return None
 
 
 class Store:
@@ -324,7 +315,10 @@ class Store:
             else:
                 self._cache_put_many(keys, values)
             return
-        self._staged.update(zip(keys, values, strict=True))
+        if len(keys) == 1:
+            self._staged[keys[0]] = values[0]
+        else:
+            self._staged.update(zip(keys, values, strict=True))
         self._operations_since_sync += 1
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
@@ -591,289 +585,18 @@ class Store:
             if error.errno in _LOCK_ERRNOS:
                 raise StoreLocked(f"{self.path} is open in another writer ({error})") from error
             raise
+        recovery = Recovery(self.io, self.path, on_corruption, self.segment_size_target_bytes, self.recovery)
         try:
-            _Recovery(self, on_corruption).run()
+            recovery.run()
         except BaseException:
             self._transition(State.CLOSED)
             self._close_files()
             raise
+        assert recovery.log is not None
+        self._keydir, self._log = recovery.keydir, recovery.log
+        self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
-
-
-class _Recovery:
-    """Open-time replay: classify files, load the compacted file, replay log segments,
-    decide torn tail vs corruption, then (only then) change anything on disk."""
-
-    def __init__(self, store: Store, on_corruption: OnCorruption) -> None:
-        self.store = store
-        self.io = store.io
-        self.on_corruption = on_corruption
-        self.report = store.recovery
-        self.lsn_max = 0
-        self.truncations: list[tuple[File, int]] = []
-        self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
-        self.obsolete: list[str] = []
-        self.expected_lsn: int | None = None  # the lsn the next log segment must start with
-        self.damage: Corruption | None = None  # the first damage in the log
-        self.damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
-        self.lost_last = 0
-
-    def run(self) -> None:
-        names = self.io.listdir(self.store.path).result()
-        segments: list[int] = []
-        compacted: list[int] = []
-        hints: set[int] = set()
-        for name in names:
-            if name.endswith(compaction.TEMPORARY_SUFFIX):
-                self.obsolete.append(name)
-            elif (segment_id := _segment_id(name, SEGMENT_SUFFIX)) is not None:
-                segments.append(segment_id)
-            elif (segment_id := _segment_id(name, compaction.COMPACTED_SUFFIX)) is not None:
-                compacted.append(segment_id)
-            elif (segment_id := _segment_id(name, compaction.HINT_SUFFIX)) is not None:
-                hints.add(segment_id)
-        covered = max(compacted, default=0)
-        self.obsolete += [segment_name(i) for i in segments if i <= covered]
-        self.obsolete += [compaction.compacted_name(i) for i in compacted if i < covered]
-        self.obsolete += [compaction.hint_name(i) for i in hints if i != covered]
-        if covered:
-            self._load_compacted(covered, covered in hints)
-        live_segments = sorted(i for i in segments if i > covered)
-        kept = self._replay_log(live_segments)
-        if self.report.corruptions and self.on_corruption == "raise":
-            raise CorruptionDetected(
-                f"{self.store.path}: {self.report.summary()}; open with on_corruption='repair' to move the damaged "
-                "data into quarantine/ and keep the valid prefix",
-                self.report,
-            )
-        self._change_disk()
-        self._start_log(kept, covered)
-
-    # compacted file ------------------------------------------------------------------
-
-    def _load_compacted(self, segment_id: int, has_hint: bool) -> None:
-        store = self.store
-        file = self.io.open(store._file_path(compaction.compacted_name(segment_id)), "r").result()
-        store._compacted_id, store._compacted_file = segment_id, file
-        size = self.io.size(file).result()
-        entries = None
-        if has_hint:
-            hint_file = self.io.open(store._file_path(compaction.hint_name(segment_id)), "r").result()
-            try:
-                hint_size = self.io.size(hint_file).result()
-                entries = compaction.decode_hint(read_exact(self.io, hint_file, 0, hint_size), segment_id, size)
-            except IoError:
-                close_quietly(self.io, hint_file)
-                raise
-            self.io.close(hint_file).result()
-            if entries is None:
-                self.report.hint_files_ignored += 1
-        if entries is not None:
-            self.report.hint_files_used += 1
-            for key, offset, length, lsn, expiry_ms in entries:
-                store._keydir[key] = (-segment_id, offset, length, lsn, expiry_ms)
-                self.lsn_max = max(self.lsn_max, lsn)
-            self.report.records_applied += len(entries)
-            return
-        data = read_exact(self.io, file, 0, size)
-        scan = scan_segment(segment_id, data, compacted=True)
-        self.report.segments_scanned += 1
-        frames = scan.frames + scan.frames_after_damage
-        records, lsn_max = apply_frames(data, frames, store._keydir, -segment_id)
-        self._count(len(frames), records, lsn_max)
-        if scan.bad_offset is not None:
-            end = scan.resume_offset if scan.resume_offset is not None else len(data)
-            lost = scan.bad_header.count if scan.bad_header is not None else 0
-            self.report.corruptions.append(
-                Corruption(
-                    compaction.compacted_name(segment_id),
-                    scan.bad_offset,
-                    f"{end - scan.bad_offset} damaged bytes in the compacted file (no usable hint to name the keys)",
-                    records_lost=lost,
-                )
-            )
-
-    def _count(self, frames: int, records: int, lsn_max: int) -> None:
-        self.report.frames_applied += frames
-        self.report.records_applied += records
-        self.lsn_max = max(self.lsn_max, lsn_max)
-
-    # log segments ----------------------------------------------------------------------
-
-    def _replay_log(self, segment_ids: list[int]) -> dict[int, tuple[File, int]]:
-        """Replay log segments in order under point-in-time semantics; return the kept
-        segments (id -> handle, valid length).
-
-        Log segment ids after the compacted file are consecutive and their lsns
-        continue from one segment to the next; a missing id or an lsn gap is damage.
-        Damage at the tail of a sealed segment is harmless only when the next segment
-        continues the lsns (then it is reported as a torn tail and truncated).
-        """
-        kept: dict[int, tuple[File, int]] = {}
-        for index, segment_id in enumerate(segment_ids):
-            newest = index == len(segment_ids) - 1
-            file, data = self._read_segment(segment_id, "w" if newest else "r")
-            scan = scan_segment(segment_id, data)
-            self.report.segments_scanned += 1
-            if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
-                self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
-            expected = self.expected_lsn
-            if self.damage is None and expected is not None and scan.first_lsn not in (None, expected):
-                self._damaged(
-                    segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
-                )
-            if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
-                tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
-                self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
-                self.damaged_tail = None
-            if self.damage is not None:
-                self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
-                self.quarantine.append((segment_id, 0))
-                close_quietly(self.io, file)
-                continue
-            records, lsn_max = apply_frames(data, scan.frames, self.store._keydir, segment_id)
-            self._count(len(scan.frames), records, lsn_max)
-            kept[segment_id] = (file, scan.valid_length)
-            if scan.last_lsn is not None:
-                self.expected_lsn = scan.last_lsn + 1
-            if scan.bad_offset is None:
-                continue
-            header_records = scan.bad_header.count if scan.bad_header is not None else 0
-            if scan.resume_offset is not None:
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    f"damaged frame followed by valid frames at offset {scan.resume_offset}",
-                    quarantine=(segment_id, scan.bad_offset),
-                )
-                self.lost_last = scan.last_lsn_seen or 0
-            elif newest:
-                self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
-            else:
-                self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
-        if self.damaged_tail is not None and self.damage is None:
-            tail_id, tail_offset, header_records, _bytes = self.damaged_tail
-            self._damaged(
-                segment_name(tail_id),
-                tail_offset,
-                "damaged frame at the end of a sealed segment",
-                quarantine=(tail_id, tail_offset),
-            )
-            assert self.damage is not None and self.damage.lsn_first_lost is not None
-            self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
-        if self.damage is not None:
-            first = self.damage.lsn_first_lost or 1
-            last = max(self.lost_last, first - 1)
-            self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
-        return kept
-
-    def _read_segment(self, segment_id: int, mode: OpenMode) -> tuple[File, bytes]:
-        file = self.io.open(self.store._file_path(segment_name(segment_id)), mode).result()
-        size = self.io.size(file).result()
-        if size > SEGMENT_SIZE_MAX_BYTES:
-            close_quietly(self.io, file)
-            raise CorruptionDetected(f"{segment_name(segment_id)} is {size} bytes, more than any segment we write")
-        return file, read_exact(self.io, file, 0, size)
-
-    def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
-        """Record the first damage in the log: everything from here on is lost."""
-        assert self.damage is None
-        first_lost = self.expected_lsn if self.expected_lsn is not None else self.lsn_max + 1
-        self.damage = Corruption(file_name, offset, detail, lsn_first_lost=first_lost)
-        if self.damaged_tail is not None:
-            self.quarantine.append((self.damaged_tail[0], self.damaged_tail[1]))
-            self.damaged_tail = None
-        if quarantine is not None:
-            self.quarantine.append(quarantine)
-
-    def _torn(self, segment_id: int, offset: int, kept: dict[int, tuple[File, int]], records: int, size: int) -> None:
-        file, _length = kept[segment_id]
-        self.report.torn_tails.append(TornTail(segment_id, offset, size, records))
-        self.truncations.append((file, offset))
-        kept[segment_id] = (file, offset)
-
-    # changing the disk -----------------------------------------------------------------
-
-    def _change_disk(self) -> None:
-        store = self.store
-        directory_changed = False
-        for file, offset in self.truncations:
-            if file.mode == "r":
-                writable = self.io.open(file.path, "w").result()
-                self.io.truncate(writable, offset).result()
-                self.io.sync(writable).result()
-                self.io.close(writable).result()
-            else:
-                self.io.truncate(file, offset).result()
-                self.io.sync(file).result()
-        if self.quarantine:
-            self._move_to_quarantine()
-            directory_changed = True
-        for name in self.obsolete:
-            self.io.unlink(store._file_path(name)).result()
-            directory_changed = True
-        if directory_changed:
-            store.io.sync_dir(store.path).result()
-
-    def _move_to_quarantine(self) -> None:
-        store = self.store
-        quarantine = store._file_path(QUARANTINE_DIRECTORY)
-        self.io.mkdir(quarantine).result()
-        existing = set(self.io.listdir(quarantine).result())
-        for segment_id, offset in self.quarantine:
-            name = segment_name(segment_id)
-            serial = 0
-            while f"{name}.{serial}" in existing:
-                serial += 1
-            target = f"{quarantine}/{name}.{serial}"
-            existing.add(f"{name}.{serial}")
-            source = store._file_path(name)
-            if offset == 0:
-                self.io.rename(source, target).result()
-            else:
-                file = self.io.open(source, "w").result()
-                size = self.io.size(file).result()
-                tail = read_exact(self.io, file, offset, size - offset)
-                copy = self.io.open(target, "x").result()
-                self.io.write(copy, 0, tail).result()
-                self.io.sync(copy).result()
-                self.io.close(copy).result()
-                self.io.truncate(file, offset).result()
-                self.io.sync(file).result()
-                self.io.close(file).result()
-            self.report.quarantined.append(f"{QUARANTINE_DIRECTORY}/{name}.{serial}")
-        self.io.sync_dir(quarantine).result()
-        self.io.sync_dir(store.path).result()
-        self.report.repaired = True
-
-    def _start_log(self, kept: dict[int, tuple[File, int]], covered: int) -> None:
-        store = self.store
-        quarantined = {segment_id for segment_id, offset in self.quarantine if offset == 0}
-        live = {i: v for i, v in kept.items() if i not in quarantined}
-        newest = max(live, default=0)
-        sealed = {i: file for i, (file, _length) in live.items() if i != newest}
-        if newest and live[newest][0].mode == "w" and live[newest][1] < store.segment_size_target_bytes:
-            file, length = live[newest]
-            segment_id, directory_dirty = newest, False
-        else:
-            if newest:
-                sealed[newest] = live[newest][0]
-            segment_id = max(newest, covered) + 1
-            file = self.io.open(store._file_path(segment_name(segment_id)), "x").result()
-            length, directory_dirty = 0, True
-        store._log = SegmentLog(
-            io=self.io,
-            directory=store.path,
-            segment_id=segment_id,
-            file=file,
-            write_offset=length,
-            next_lsn=self.lsn_max + 1,
-            segment_size_target_bytes=store.segment_size_target_bytes,
-            durable_lsn=self.lsn_max,
-            directory_dirty=directory_dirty,
-            sealed=sealed,
-        )
 
 
 def open(  # noqa: A001 - the library's entry point reads as kv.open

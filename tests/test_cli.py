@@ -11,6 +11,7 @@ import pytest
 import kv
 from io_backends.sim import SimIo
 from kv.cli import Quit, Repl, quote_value, split_arguments
+from kv.recovery import scan_segment
 
 
 @pytest.fixture
@@ -75,7 +76,8 @@ def test_console_script_refuses_a_corrupt_store_until_repair(tmp_path: Path) -> 
     _kv(str(directory), "--io", "blocking", input_text="".join(f"SET k{index} v{index}\n" for index in range(5)))
     segment = directory / "00000001.seg"
     data = bytearray(segment.read_bytes())
-    data[len(data) // 5 + 40] ^= 1
+    frames = scan_segment(1, bytes(data)).frames
+    data[frames[1][0] + 40] ^= 1  # inside the second of five frames
     segment.write_bytes(bytes(data))
     refused = _kv(str(directory), "--io", "blocking", input_text="GET k0\n")
     assert refused.returncode == 1

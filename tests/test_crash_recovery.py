@@ -18,6 +18,7 @@ from io_backends.sim import SimIo, SimulatedCrash
 from io_backends.sim.disk import Inode
 from kv.errors import CorruptionDetected, IoError, StoreReadOnly
 from kv.io import File, Future
+from kv.recovery import scan_segment
 from kv.store import Durability
 from scenarios.workload import Operation, apply, read_state, run_operation
 
@@ -114,6 +115,13 @@ def _inode(io: SimIo, name: str) -> Inode:
     return inode
 
 
+def _frame_offsets(data: bytes | bytearray, segment_id: int = 1) -> tuple[list[int], int]:
+    """Where each valid frame starts, and where the last one ends (zeros may follow:
+    the writer preallocates)."""
+    scan = scan_segment(segment_id, bytes(data))
+    return [offset for offset, _header in scan.frames], scan.valid_length
+
+
 def _ten_single_record_frames(io: SimIo) -> None:
     with kv.open(DIRECTORY, io=io) as store:
         for index in range(10):
@@ -124,41 +132,51 @@ def test_torn_tail_is_truncated_and_reported() -> None:
     io = SimIo(seed=1)
     _ten_single_record_frames(io)
     inode = _inode(io, "00000001.seg")
-    whole = bytes(inode.durable)
+    offsets, end = _frame_offsets(inode.durable)
+    whole = bytes(inode.durable[:end])
     # A torn write: the first half of an eleventh frame reached the disk.
-    frame = whole[len(whole) // 10 * 9 :]
-    inode.durable += frame[: len(frame) // 2]
+    frame = whole[offsets[-1] :]
+    inode.durable[end : end + len(frame) // 2] = frame[: len(frame) // 2]
+    size = len(inode.durable)
     io.crash()
     with kv.open(DIRECTORY, io=io) as store:
         [tail] = store.recovery.torn_tails
-        assert tail.offset == len(whole)
-        assert tail.bytes_dropped == len(frame) // 2
+        assert tail.offset == end
+        assert tail.bytes_dropped == size - end
+        assert tail.records_dropped == 1
         assert not store.recovery.corruptions
         assert store.get("k9") == b"v9"
         store.set("after", "tear")
-    assert bytes(inode.data[: len(whole)]) == whole
+    assert bytes(inode.data[:end]) == whole
     with kv.open(DIRECTORY, io=io) as store:
         assert store.recovery.clean
         assert store.get("after") == b"tear"
 
 
-def test_zeroed_tail_is_a_torn_tail() -> None:
+def test_preallocated_zeros_are_free_space_not_damage() -> None:
     io = SimIo(seed=2)
     _ten_single_record_frames(io)
     inode = _inode(io, "00000001.seg")
-    inode.durable += bytes(4096)  # size persisted before data
+    _offsets, end = _frame_offsets(inode.durable)
+    assert len(inode.durable) > end and not any(inode.durable[end:]), "the writer preallocates zeros"
+    inode.durable += bytes(4096)  # an extension whose size persisted before its data
+    size = len(inode.durable)
     io.crash()
     with kv.open(DIRECTORY, io=io) as store:
-        assert len(store.recovery.torn_tails) == 1
+        assert store.recovery.clean
         assert len(store) == 10
+        store.set("next", "fills the free space")
+    assert len(inode.data) == size, "free space is reused, not cut"
+    with kv.open(DIRECTORY, io=io) as store:
+        assert store.recovery.clean and store.get("next") == b"fills the free space"
 
 
 def test_flipped_byte_mid_log_is_corruption_with_the_lost_count() -> None:
     io = SimIo(seed=3)
     _ten_single_record_frames(io)
     inode = _inode(io, "00000001.seg")
-    frame_size = len(inode.durable) // 10
-    inode.durable[frame_size * 3 + 40] ^= 0x10  # inside the fourth frame
+    offsets, _end = _frame_offsets(inode.durable)
+    inode.durable[offsets[3] + 40] ^= 0x10  # inside the fourth frame
     io.crash()
     before = bytes(inode.durable)
     with pytest.raises(CorruptionDetected) as raised:
@@ -167,7 +185,7 @@ def test_flipped_byte_mid_log_is_corruption_with_the_lost_count() -> None:
     assert report is not None
     [corruption] = report.corruptions
     assert (corruption.lsn_first_lost, corruption.lsn_last_lost, corruption.records_lost) == (4, 10, 7)
-    assert corruption.offset == frame_size * 3
+    assert corruption.offset == offsets[3]
     assert bytes(inode.durable) == before, "raising must change nothing on disk"
     with kv.open(DIRECTORY, io=io, on_corruption="repair") as store:
         assert store.recovery.repaired
@@ -181,7 +199,7 @@ def test_flipped_byte_mid_log_is_corruption_with_the_lost_count() -> None:
         assert store.get("k5") == b"new"
         assert store.get("k4") is None
     quarantined = io.disk.lookup(f"{DIRECTORY}/quarantine/00000001.seg.0")
-    assert quarantined is not None and bytes(quarantined.durable) == before[frame_size * 3 :]
+    assert quarantined is not None and bytes(quarantined.durable) == before[offsets[3] :]
 
 
 def test_missing_middle_of_a_sealed_segment_is_an_lsn_gap() -> None:
@@ -213,7 +231,8 @@ def test_bit_flip_at_rest_is_caught_by_get_and_verify() -> None:
         store.set("b", "beta")
         store._cache.clear()
         inode = _inode(io, "00000001.seg")
-        inode.data[-2] ^= 0x01  # the last byte of b's value, after recovery trusted it
+        _offsets, end = _frame_offsets(inode.data)
+        inode.data[end - 2] ^= 0x01  # in b's value, after recovery trusted it
         with pytest.raises(CorruptionDetected):
             store.get("b")
         assert store.get("a") == b"alpha"
@@ -298,14 +317,7 @@ def test_a_whole_missing_segment_is_corruption() -> None:
     assert raised.value.report is not None
     [corruption] = raised.value.report.corruptions
     assert "missing" in corruption.detail
-    assert corruption.records_lost == 30 - len(_frames_in(io, "00000001.seg"))
-
-
-def _frames_in(io: SimIo, name: str) -> list[int]:
-    from kv.recovery import scan_segment
-
-    scan = scan_segment(int(name[:8]), bytes(_inode(io, name).durable))
-    return [offset for offset, _header in scan.frames]
+    assert corruption.records_lost == 30 - len(_frame_offsets(_inode(io, "00000001.seg").durable)[0])
 
 
 def test_garbage_after_a_sealed_segment_that_the_next_continues_is_a_torn_tail() -> None:
