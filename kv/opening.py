@@ -51,6 +51,7 @@ class Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
+        self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
         self.allocated: dict[int, int] = {}  # newest segment id -> size with its preallocated zeros
         self.expected_lsn: int | None = None  # the lsn the next log segment must start with
         self.damage: Corruption | None = None  # the first damage in the log
@@ -139,6 +140,7 @@ class Recovery:
         if scan.bad_offset is not None:
             end = scan.resume_offset if scan.resume_offset is not None else len(data)
             lost = scan.bad_header.count if scan.bad_header is not None else 0
+            self.compaction_needed = True
             self.report.corruptions.append(
                 Corruption(
                     compaction.compacted_name(segment_id),
@@ -268,7 +270,7 @@ class Recovery:
             else:
                 self.io.truncate(file, offset).result()
                 self.io.sync(file).result()
-        if self.quarantine:
+        if self.quarantine or self.compaction_needed:
             self._move_to_quarantine()
             directory_changed = True
         for name in self.obsolete:
@@ -281,31 +283,40 @@ class Recovery:
         quarantine = self._path(QUARANTINE_DIRECTORY)
         self.io.mkdir(quarantine).result()
         existing = set(self.io.listdir(quarantine).result())
-        for segment_id, offset in self.quarantine:
-            name = segment_name(segment_id)
+        # (file name, offset): from 0 the file moves; from an offset its tail is copied
+        # and cut; None copies the whole file and leaves it (the store rewrites it).
+        moves: list[tuple[str, int | None]] = [(segment_name(i), offset) for i, offset in self.quarantine]
+        if self.compaction_needed:
+            moves.append((compaction.compacted_name(self.compacted_id), None))
+        for name, offset in moves:
             serial = 0
             while f"{name}.{serial}" in existing:
                 serial += 1
             target = f"{quarantine}/{name}.{serial}"
             existing.add(f"{name}.{serial}")
-            source = self._path(name)
             if offset == 0:
-                self.io.rename(source, target).result()
+                self.io.rename(self._path(name), target).result()
             else:
-                file = self.io.open(source, "w").result()
-                size = self.io.size(file).result()
-                tail = read_exact(self.io, file, offset, size - offset)
-                copy = self.io.open(target, "x").result()
-                self.io.write(copy, 0, tail).result()
-                self.io.sync(copy).result()
-                self.io.close(copy).result()
-                self.io.truncate(file, offset).result()
-                self.io.sync(file).result()
-                self.io.close(file).result()
+                self._copy_tail(self._path(name), offset, target)
             self.report.quarantined.append(f"{QUARANTINE_DIRECTORY}/{name}.{serial}")
         self.io.sync_dir(quarantine).result()
         self.io.sync_dir(self.path).result()
         self.report.repaired = True
+
+    def _copy_tail(self, source: str, offset: int | None, target: str) -> None:
+        """Copy `source` from `offset` (all of it for None) into `target`, synced; then
+        cut `source` at `offset`."""
+        file = self.io.open(source, "r" if offset is None else "w").result()
+        size = self.io.size(file).result()
+        tail = read_exact(self.io, file, offset or 0, size - (offset or 0))
+        copy = self.io.open(target, "x").result()
+        self.io.write(copy, 0, tail).result()
+        self.io.sync(copy).result()
+        self.io.close(copy).result()
+        if offset is not None:
+            self.io.truncate(file, offset).result()
+            self.io.sync(file).result()
+        self.io.close(file).result()
 
     def _start_log(self, kept: dict[int, tuple[File, int]], covered: int) -> None:
         quarantined = {segment_id for segment_id, offset in self.quarantine if offset == 0}

@@ -354,3 +354,33 @@ def test_damaged_last_frame_of_a_sealed_segment_before_an_empty_one_is_corruptio
     with pytest.raises(CorruptionDetected) as raised:
         kv.open(DIRECTORY, io=io)
     assert raised.value.report is not None and raised.value.report.records_lost >= 1
+
+
+def test_repair_rewrites_a_damaged_compacted_file_and_keeps_a_copy() -> None:
+    io = SimIo(seed=13)
+    with kv.open(DIRECTORY, io=io) as store:
+        store.set_many({f"k{index}": f"v{index}" * 100 for index in range(200)})  # several compacted frames
+        store.compact()
+        store.set("after", "compaction")
+    inode = _inode(io, "00000001.compacted")
+    damaged = bytes(inode.durable)
+    inode.durable[len(inode.durable) // 2] ^= 0xFF
+    io.unlink(f"{DIRECTORY}/00000001.hint").result()  # without a hint the damage is seen at open
+    io.sync_dir(DIRECTORY).result()
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost > 0
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as store:
+        lost = store.recovery.records_lost
+        values = [store.get(f"k{index}") for index in range(200)]
+        assert values.count(None) == lost
+        assert all(value in (None, f"v{index}".encode() * 100) for index, value in enumerate(values))
+        assert store.get("after") == b"compaction"
+        [copy] = store.recovery.quarantined
+    assert copy.startswith("quarantine/00000001.compacted")
+    kept = io.disk.lookup(f"{DIRECTORY}/{copy}")
+    assert kept is not None and len(kept.durable) == len(damaged)
+    with kv.open(DIRECTORY, io=io) as store:
+        assert store.recovery.clean and store.verify().ok
+        assert sum(store.get(f"k{index}") is None for index in range(200)) == lost
