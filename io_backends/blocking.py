@@ -29,7 +29,7 @@ _FILE_PERMISSIONS = 0o644
 _WRITE_ROUNDS_MAX = 1 << 16
 
 
-def _call(operation: str, path: str | None, function: Callable[[], T]) -> Future[T]:
+def call_now(operation: str, path: str | None, function: Callable[[], T]) -> Future[T]:
     try:
         return Future.completed(function())
     except OSError as error:
@@ -52,55 +52,61 @@ def write_all(fd: int, offset: int, data: bytes) -> None:
         written += os.pwrite(fd, view[written:], offset + written)
 
 
-class BlockingIo:
+class PathOperations:
+    """The directory-level half of `kv.io.Io` as plain blocking `os` calls, shared by
+    every real backend (io_uring has no better way to fsync a directory or take a lock).
+    """
+
+    def rename(self, source: str, destination: str) -> Future[None]:
+        return call_now("rename", source, lambda: os.rename(source, destination))
+
+    def unlink(self, path: str) -> Future[None]:
+        return call_now("unlink", path, lambda: os.unlink(path))
+
+    def mkdir(self, path: str) -> Future[None]:
+        return call_now("mkdir", path, lambda: os.makedirs(path, exist_ok=True))
+
+    def sync_dir(self, path: str) -> Future[None]:
+        return call_now("sync_dir", path, lambda: sync_directory(path))
+
+    def listdir(self, path: str) -> Future[list[str]]:
+        return call_now("listdir", path, lambda: sorted(os.listdir(path)))
+
+    def lock(self, path: str) -> Future[File]:
+        return call_now("lock", path, lambda: lock_file(path))
+
+    def now(self) -> float:
+        return time.time()
+
+
+class BlockingIo(PathOperations):
     """`kv.io.Io` on plain blocking system calls."""
 
     name = "blocking"
 
     def open(self, path: str, mode: OpenMode) -> Future[File]:
-        return _call(
+        return call_now(
             "open", path, lambda: File(path, mode, os.open(path, _OPEN_FLAGS[mode] | os.O_CLOEXEC, _FILE_PERMISSIONS))
         )
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
-        return _call("read", file.path, lambda: os.pread(_fd(file), size, offset))
+        return call_now("read", file.path, lambda: os.pread(_fd(file), size, offset))
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        return _call("write", file.path, lambda: write_all(_fd(file), offset, data))
+        return call_now("write", file.path, lambda: write_all(_fd(file), offset, data))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
         function = os.fdatasync if data_only else os.fsync
-        return _call("sync", file.path, lambda: function(_fd(file)))
+        return call_now("sync", file.path, lambda: function(_fd(file)))
 
     def truncate(self, file: File, size: int) -> Future[None]:
-        return _call("truncate", file.path, lambda: os.ftruncate(_fd(file), size))
+        return call_now("truncate", file.path, lambda: os.ftruncate(_fd(file), size))
 
     def close(self, file: File) -> Future[None]:
-        return _call("close", file.path, lambda: os.close(_fd(file)))
+        return call_now("close", file.path, lambda: os.close(_fd(file)))
 
     def size(self, file: File) -> Future[int]:
-        return _call("size", file.path, lambda: os.fstat(_fd(file)).st_size)
-
-    def rename(self, source: str, destination: str) -> Future[None]:
-        return _call("rename", source, lambda: os.rename(source, destination))
-
-    def unlink(self, path: str) -> Future[None]:
-        return _call("unlink", path, lambda: os.unlink(path))
-
-    def mkdir(self, path: str) -> Future[None]:
-        return _call("mkdir", path, lambda: os.makedirs(path, exist_ok=True))
-
-    def sync_dir(self, path: str) -> Future[None]:
-        return _call("sync_dir", path, lambda: sync_directory(path))
-
-    def listdir(self, path: str) -> Future[list[str]]:
-        return _call("listdir", path, lambda: sorted(os.listdir(path)))
-
-    def lock(self, path: str) -> Future[File]:
-        return _call("lock", path, lambda: lock_file(path))
-
-    def now(self) -> float:
-        return time.time()
+        return call_now("size", file.path, lambda: os.fstat(_fd(file)).st_size)
 
     def shutdown(self) -> None:
         """Nothing is ever in flight."""

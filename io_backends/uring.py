@@ -20,8 +20,9 @@ fsync gets IOSQE_IO_DRAIN: it starts after every earlier SQE of the ring complet
 A sync whose predecessor completed short (and was continued with another SQE) is issued
 again behind the remainder, so it always covers all bytes. `truncate` always drains, so
 it stays ordered with the writes around it (a write at the cut point must not overtake
-it); `close` drains behind the outstanding operations on its file. Metadata operations (`rename`, `unlink`, `mkdir`,
-`sync_dir`, `listdir`, `lock`, `size`) are plain `os` calls, as in the blocking backend.
+it); `close` drains behind the outstanding operations on its file. Directory operations
+(`rename`, `unlink`, `mkdir`, `sync_dir`, `listdir`, `lock`) are the blocking backend's
+`PathOperations`; `size` is `os.fstat` after the file's queued writes.
 
 Probe. `probe()` says whether io_uring works here without risking the caller: it checks
 that `liburing` is installed (without importing it), reads
@@ -44,13 +45,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from io_backends._oserror import io_error, io_error_from_errno
-from io_backends.blocking import lock_file, sync_directory
+from io_backends.blocking import PathOperations, call_now
 from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
 
@@ -224,13 +224,6 @@ def _load_liburing() -> Any:
     return importlib.import_module("liburing")
 
 
-def _call_now(operation: str, path: str | None, function: Callable[[], T]) -> Future[T]:
-    try:
-        return Future.completed(function())
-    except OSError as error:
-        return Future.failed(io_error(error, operation, path))
-
-
 def _invalid(operation: str, path: str) -> Future[Any]:
     return Future.failed(io_error_from_errno(errno.EINVAL, operation, path))
 
@@ -261,7 +254,7 @@ class _Operation:
     dependencies: tuple[_Operation, ...] = ()  # sync: writes/truncates it must follow
 
 
-class UringIo:
+class UringIo(PathOperations):
     """`kv.io.Io` on io_uring: queued SQEs, submitted in batches when a result is needed."""
 
     name = "uring"
@@ -342,7 +335,7 @@ class UringIo:
         descriptor = _descriptor(file)
         if not self._ftruncate_supported:  # kernels before 6.9: after the queued writes, then os
             self._settle(descriptor)
-            return _call_now("truncate", file.path, lambda: os.ftruncate(descriptor, size))
+            return call_now("truncate", file.path, lambda: os.ftruncate(descriptor, size))
         operation = self._operation("truncate", file.path, descriptor, self._complete_truncate)
         operation.size = size
         return self._launch(operation, self._start_truncate)
@@ -351,33 +344,12 @@ class UringIo:
         operation = self._operation("close", file.path, _descriptor(file), self._complete_plain)
         return self._launch(operation, self._start_close)
 
-    # -- the Io protocol: metadata, plain os calls ---------------------------------------
+    # -- the Io protocol: size (the directory operations come from PathOperations) ----------
 
     def size(self, file: File) -> Future[int]:
         descriptor = _descriptor(file)
         self._settle(descriptor)  # report the size the queued writes and truncates leave
-        return _call_now("size", file.path, lambda: os.fstat(descriptor).st_size)
-
-    def rename(self, source: str, destination: str) -> Future[None]:
-        return _call_now("rename", source, lambda: os.rename(source, destination))
-
-    def unlink(self, path: str) -> Future[None]:
-        return _call_now("unlink", path, lambda: os.unlink(path))
-
-    def mkdir(self, path: str) -> Future[None]:
-        return _call_now("mkdir", path, lambda: os.makedirs(path, exist_ok=True))
-
-    def sync_dir(self, path: str) -> Future[None]:
-        return _call_now("sync_dir", path, lambda: sync_directory(path))
-
-    def listdir(self, path: str) -> Future[list[str]]:
-        return _call_now("listdir", path, lambda: sorted(os.listdir(path)))
-
-    def lock(self, path: str) -> Future[File]:
-        return _call_now("lock", path, lambda: lock_file(path))
-
-    def now(self) -> float:
-        return time.time()
+        return call_now("size", file.path, lambda: os.fstat(descriptor).st_size)
 
     # -- lifecycle -------------------------------------------------------------------
 
