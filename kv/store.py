@@ -70,7 +70,7 @@ Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 
 LOCK_NAME = "LOCK"
-_LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+_LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN)  # flock says EWOULDBLOCK; EACCES is a permission error
 
 
 class State(enum.Enum):

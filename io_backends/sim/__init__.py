@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from io_backends.sim.disk import Directory, Inode, SimDisk
+from io_backends.sim.faults import FaultInjector, FaultPlan
 from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
 
-__all__ = ["SimDisk", "SimIo", "SimLatency", "SimulatedCrash"]
+__all__ = ["FaultPlan", "SimDisk", "SimIo", "SimLatency", "SimulatedCrash"]
 
 
 class SimulatedCrash(Exception):
@@ -72,10 +73,17 @@ class SimIo:
 
     name = "sim"
 
-    def __init__(self, seed: int = 0, disk: SimDisk | None = None, latency: SimLatency | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        disk: SimDisk | None = None,
+        latency: SimLatency | None = None,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.seed = seed
         self.disk = disk if disk is not None else SimDisk()
         self.random = random.Random(seed)
+        self.faults = FaultInjector(faults if faults is not None else FaultPlan(), self.random)
         self.latency = latency if latency is not None else SimLatency()
         self.clock_us = 0
         self.operations_completed = 0
@@ -92,7 +100,15 @@ class SimIo:
     def advance_clock(self, microseconds: int) -> None:
         self.clock_us += microseconds
 
+    def faults_off(self) -> None:
+        """Switch every fault off (the liveness phase): persistent errors clear too."""
+        self.faults.plan = FaultPlan()
+        self.faults.persistent_errors.clear()
+
     def _submit(self, kind: str, file_key: int | None, latency_us: int, run: Callable[[], Any]) -> Future[Any]:
+        jitter = self.faults.plan.latency.jitter_us_max
+        if jitter:
+            latency_us += self.random.randrange(jitter + 1)
         operation = _Operation(self._sequence, kind, file_key, self.clock_us + latency_us, run)
         operation.future = Future(self._drive)
         self._sequence += 1
@@ -142,7 +158,8 @@ class SimIo:
         for operation in self._queue:
             operation.future.set_error(IoError(errno.EIO, "lost in a crash", None, operation.kind))
         self._queue.clear()
-        self.disk.crash()
+        self.faults.flip_at_rest(list(self.disk.inodes.values()))
+        self.disk.crash(self.faults.survivors)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -152,6 +169,18 @@ class SimIo:
         if handle.closed or handle.generation != self.disk.generation:
             raise IoError(errno.EBADF, "Bad file descriptor", file.path, operation)
         return handle
+
+    def _maybe_fail(self, operation: str, path: str, probability: float, number: int = errno.EIO) -> None:
+        """Raise the operation's injected error (and keep raising it when persistent)."""
+        key = (operation, self.disk.normalize(path))
+        if key in self.faults.persistent_errors:
+            raise IoError(number, "Input/output error (persistent)", path, operation)
+        if self.faults.draw(f"operation_errors.{operation}", probability):
+            if self.faults.draw(
+                "operation_errors.persistent", self.faults.plan.operation_errors.persistent_probability
+            ):
+                self.faults.persistent_errors.add(key)
+            raise IoError(number, "Input/output error", path, operation)
 
     def _directory(self, path: str, operation: str) -> Directory:
         directory = self.disk.directories.get(self.disk.normalize(path))
@@ -171,6 +200,11 @@ class SimIo:
         return self._submit("open", None, self.latency.metadata_us, lambda: self._open(path, mode))
 
     def _open(self, path: str, mode: OpenMode) -> File:
+        self._maybe_fail("open", path, self.faults.plan.operation_errors.open_probability)
+        if mode != "r" and self.faults.draw(
+            "permission_errors.open", self.faults.plan.permission_errors.open_probability
+        ):
+            raise IoError(errno.EACCES, "Permission denied", path, "open")
         parent, name = self.disk.split(path)
         directory = self._directory(parent, "open")
         number = directory.entries.get(name)
@@ -185,26 +219,70 @@ class SimIo:
         return File(path, mode, handle)
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
-        def run() -> bytes:
-            inode = self._handle(file, "read").inode
-            return bytes(inode.data[offset : offset + size])
+        return self._submit("read", self._key(file), self.latency.read_us, lambda: self._read(file, offset, size))
 
-        return self._submit("read", self._key(file), self.latency.read_us, run)
+    def _read(self, file: File, offset: int, size: int) -> bytes:
+        plan = self.faults.plan
+        inode = self._handle(file, "read").inode
+        self._maybe_fail("read", file.path, plan.operation_errors.read_probability)
+        sector = plan.latent_sector_error.sector_bytes
+        if inode.bad_sectors and any(
+            s in inode.bad_sectors for s in range(offset // sector, (offset + size - 1) // sector + 1)
+        ):
+            raise IoError(errno.EIO, "Input/output error (latent sector error)", file.path, "read")
+        data = bytearray(inode.data[offset : offset + size])
+        if len(data) > 1 and self.faults.draw("short_read", plan.short_read.probability):
+            del data[self.random.randrange(1, len(data)) :]
+        if data and self.faults.draw("read_corruption", plan.read_corruption.probability):
+            position = self.random.randrange(len(data))
+            bit = 1 << self.random.randrange(8)
+            data[position] ^= bit
+            if self.faults.draw("read_corruption.sticky", plan.read_corruption.sticky_probability):
+                inode.data[offset + position] ^= bit
+                if offset + position < len(inode.durable):
+                    inode.durable[offset + position] ^= bit
+        return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        def run() -> None:
-            handle = self._handle(file, "write")
-            if not handle.writable:
-                raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
-            self._check_space(offset + len(data) - len(handle.inode.data), file.path, "write")
-            handle.inode.write(offset, data)
+        return self._submit("write", self._key(file), self.latency.write_us, lambda: self._write(file, offset, data))
 
-        return self._submit("write", self._key(file), self.latency.write_us, run)
+    def _write(self, file: File, offset: int, data: bytes) -> None:
+        plan = self.faults.plan
+        handle = self._handle(file, "write")
+        if not handle.writable:
+            raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
+        self._maybe_fail("write", file.path, plan.operation_errors.write_probability)
+        if self.faults.draw("permission_errors.write", plan.permission_errors.write_probability):
+            raise IoError(errno.EROFS, "Read-only file system", file.path, "write")
+        inode = handle.inode
+        self._check_space(offset + len(data) - len(inode.data), file.path, "write")
+        stored = data
+        if data and self.faults.draw("bit_flip.on_write", plan.bit_flip.on_write_probability):
+            flipped = bytearray(data)
+            self.faults.flip_bits(flipped)
+            stored = bytes(flipped)
+        sector = plan.latent_sector_error.sector_bytes
+        if inode.bad_sectors and data:  # rewriting a sector repairs it
+            inode.bad_sectors.difference_update(range(offset // sector, (offset + len(data) - 1) // sector + 1))
+        if self.faults.draw("misdirected_write", plan.misdirected_write.probability):
+            shift = self.random.choice((-1, 1)) * self.random.randint(1, 8) * plan.misdirected_write.sector_bytes
+            offset = max(0, offset + shift)
+        lost = self.faults.draw("lost_write", plan.lost_write.probability)
+        inode.write(offset, stored, lost=lost)
+        if data and self.faults.draw("latent_sector_error", plan.latent_sector_error.probability):
+            inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        return self._submit(
-            "sync", self._key(file), self.latency.sync_us, lambda: self._handle(file, "sync").inode.sync()
-        )
+        return self._submit("sync", self._key(file), self.latency.sync_us, lambda: self._sync(file))
+
+    def _sync(self, file: File) -> None:
+        plan = self.faults.plan
+        inode = self._handle(file, "sync").inode
+        self._maybe_fail("sync", file.path, plan.operation_errors.sync_probability)
+        if inode.unsynced and self.faults.draw("fsync_gate", plan.fsync_gate.probability):
+            inode.drop_dirty()
+            raise IoError(errno.EIO, "Input/output error (dirty pages dropped)", file.path, "sync")
+        inode.sync()
 
     def truncate(self, file: File, size: int) -> Future[None]:
         def run() -> None:
@@ -237,6 +315,7 @@ class SimIo:
 
     def rename(self, source: str, destination: str) -> Future[None]:
         def run() -> None:
+            self._maybe_fail("rename", source, self.faults.plan.operation_errors.rename_probability)
             source_parent, source_name = self.disk.split(source)
             target_parent, target_name = self.disk.split(destination)
             source_directory = self._directory(source_parent, "rename")
@@ -249,6 +328,7 @@ class SimIo:
 
     def unlink(self, path: str) -> Future[None]:
         def run() -> None:
+            self._maybe_fail("unlink", path, self.faults.plan.operation_errors.unlink_probability)
             parent, name = self.disk.split(path)
             directory = self._directory(parent, "unlink")
             if directory.entries.pop(name, None) is None:

@@ -17,44 +17,75 @@ every directory its durable entries, and every open handle and lock is invalidat
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class PendingWrite:
-    """One change applied to `Inode.data` but not yet covered by a sync."""
+    """One change applied to `Inode.data` but not yet covered by a sync.
+
+    `lost` marks a write the device acknowledged but will never store (a lost-write
+    fault): readers see it in the page cache, a sync does not make it durable.
+    """
 
     offset: int
     data: bytes
     truncate_to: int | None = None  # set for truncates; `data` is then empty
+    lost: bool = False
+
+
+def apply_change(target: bytearray, change: PendingWrite) -> None:
+    """Replay one write or truncate onto `target` (zeros fill any gap)."""
+    if change.truncate_to is not None:
+        if change.truncate_to <= len(target):
+            del target[change.truncate_to :]
+        else:
+            target.extend(bytes(change.truncate_to - len(target)))
+        return
+    if change.offset > len(target):
+        target.extend(bytes(change.offset - len(target)))
+    target[change.offset : change.offset + len(change.data)] = change.data
 
 
 @dataclass
 class Inode:
+    """One file: what readers see now (`data`), what survives a crash (`durable`), and
+    the changes in between (`unsynced`), in the order they were applied."""
+
     number: int
     data: bytearray = field(default_factory=bytearray)
     durable: bytearray = field(default_factory=bytearray)
     unsynced: list[PendingWrite] = field(default_factory=list)
+    bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
 
-    def write(self, offset: int, data: bytes) -> None:
-        end = offset + len(data)
-        if offset > len(self.data):
-            self.data.extend(bytes(offset - len(self.data)))
-        self.data[offset:end] = data
-        self.unsynced.append(PendingWrite(offset, bytes(data)))
+    def write(self, offset: int, data: bytes, lost: bool = False) -> None:
+        change = PendingWrite(offset, bytes(data), lost=lost)
+        apply_change(self.data, change)
+        self.unsynced.append(change)
 
     def truncate(self, size: int) -> None:
-        if size <= len(self.data):
-            del self.data[size:]
-        else:
-            self.data.extend(bytes(size - len(self.data)))
-        self.unsynced.append(PendingWrite(size, b"", truncate_to=size))
+        change = PendingWrite(size, b"", truncate_to=size)
+        apply_change(self.data, change)
+        self.unsynced.append(change)
 
     def sync(self) -> None:
-        self.durable[:] = self.data
+        """Make the unsynced changes durable, in order (lost writes stay lost)."""
+        for change in self.unsynced:
+            if not change.lost:
+                apply_change(self.durable, change)
         self.unsynced.clear()
 
-    def crash(self) -> None:
+    def drop_dirty(self) -> None:
+        """fsyncgate: the kernel marks the dirty pages clean without storing them; the
+        page cache still shows them, a later sync will not write them."""
+        self.unsynced.clear()
+
+    def crash(self, survivors: list[PendingWrite]) -> None:
+        """Power loss: the durable bytes plus whichever unsynced changes (possibly
+        altered, e.g. torn) the fault plan let survive."""
+        for change in survivors:
+            apply_change(self.durable, change)
         self.data[:] = self.durable
         self.unsynced.clear()
 
@@ -104,8 +135,9 @@ class SimDisk:
     def used_bytes(self) -> int:
         return sum(len(inode.data) for inode in self.inodes.values())
 
-    def crash(self) -> None:
-        """Power loss: keep only what was durable; every handle and lock dies."""
+    def crash(self, survive: Callable[[Inode], list[PendingWrite]] | None = None) -> None:
+        """Power loss: keep what was durable, plus the unsynced changes `survive` picks
+        for each file (none by default); every handle and lock dies."""
         self.generation += 1
         self.locks.clear()
         for path in list(self.directories):
@@ -116,6 +148,7 @@ class SimDisk:
         live = {number for d in self.directories.values() for number in d.entries.values()}
         for number in list(self.inodes):
             if number in live:
-                self.inodes[number].crash()
+                inode = self.inodes[number]
+                inode.crash(survive(inode) if survive is not None else [])
             else:
                 del self.inodes[number]

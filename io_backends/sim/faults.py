@@ -1,0 +1,234 @@
+"""The fault catalogue of the simulated disk.
+
+Every fault is a frozen dataclass whose fields are probabilities (default zero: off),
+each documented with the moment it is drawn. `FaultPlan` bundles one of each; the
+`FaultInjector` makes every decision from the run's one seeded `random.Random` and
+counts, per fault, how often it fired against how often it could have fired, so a run
+can report its achieved rate beside the configured one.
+
+| fault | drawn | effect |
+|---|---|---|
+| `CrashSurvival` | per crash, per file | a prefix, or any subset, of the unsynced changes survives (default: none) |
+| `TornWrite` | per surviving multi-sector write | some sectors persist; the rest keep old bytes or get garbage |
+| `SizeBeforeData` | per surviving write that extends a file | the new size persists, the data reads as zeros |
+| `BitFlip` | per write / per crash | bits flip in the stored bytes / in a random durable file |
+| `ReadCorruption` | per read | a bit flips in the returned bytes; sticky ones flip the stored bytes too |
+| `LatentSectorError` | per write | one sector of it becomes unreadable (EIO) until rewritten |
+| `MisdirectedWrite` | per write | the data lands elsewhere in the file; the target keeps its old bytes |
+| `LostWrite` | per write | acknowledged and readable until a crash, but never stored, even when synced |
+| `ShortRead` | per read | fewer bytes than asked |
+| `OperationErrors` | per operation | EIO on open/read/write/sync/rename/unlink, transient or persistent per path |
+| `PermissionErrors` | per open for writing / per write | EACCES on open, EROFS (or EPERM) on write |
+| `FsyncGate` | per sync | the sync fails with EIO once and the dirty pages are dropped; a later sync "succeeds" |
+| `Latency` | per operation | extra virtual latency, so completions reorder |
+
+Disk full (ENOSPC past a capacity) is `SimDisk(capacity_bytes=...)`; directory entries
+that are durable only after `sync_dir` and crashes at any point are built into the
+disk model and `SimIo`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+
+from io_backends.sim.disk import Inode, PendingWrite
+
+
+@dataclass(frozen=True)
+class CrashSurvival:
+    prefix_probability: float = 0.0  # per crash, per file: a random prefix of its unsynced changes survives
+    subset_probability: float = 0.0  # per crash, per file: each unsynced change survives with probability 1/2
+
+
+@dataclass(frozen=True)
+class TornWrite:
+    probability: float = 0.0  # per surviving multi-sector write: only a random subset of its sectors persists
+    sector_bytes: int = 512  # 512 or 4096
+    garbage_probability: float = 0.0  # per torn write: the sectors that did not persist hold random bytes
+
+
+@dataclass(frozen=True)
+class SizeBeforeData:
+    probability: float = 0.0  # per surviving write past the durable end: size persists, data is zeros
+
+
+@dataclass(frozen=True)
+class BitFlip:
+    on_write_probability: float = 0.0  # per write: flip bits in the bytes stored
+    at_rest_probability: float = 0.0  # per crash: flip bits in a random durable file
+    bits_max: int = 1
+
+
+@dataclass(frozen=True)
+class ReadCorruption:
+    probability: float = 0.0  # per read: one bit of the returned bytes flips
+    sticky_probability: float = 0.0  # per corrupted read: the stored byte flips too, until rewritten
+
+
+@dataclass(frozen=True)
+class LatentSectorError:
+    probability: float = 0.0  # per write: one sector it covers reads as EIO until rewritten
+    sector_bytes: int = 512
+
+
+@dataclass(frozen=True)
+class MisdirectedWrite:
+    probability: float = 0.0  # per write: it lands a whole number of sectors away
+    sector_bytes: int = 512
+
+
+@dataclass(frozen=True)
+class LostWrite:
+    probability: float = 0.0  # per write: never stored, though acknowledged and synced
+
+
+@dataclass(frozen=True)
+class ShortRead:
+    probability: float = 0.0  # per read of more than one byte: a shorter prefix comes back
+
+
+@dataclass(frozen=True)
+class OperationErrors:
+    open_probability: float = 0.0  # per open: EIO
+    read_probability: float = 0.0  # per read: EIO
+    write_probability: float = 0.0  # per write: EIO, nothing written
+    sync_probability: float = 0.0  # per sync: EIO (the dirty data stays dirty)
+    rename_probability: float = 0.0  # per rename: EIO, nothing renamed
+    unlink_probability: float = 0.0  # per unlink: EIO, nothing removed
+    persistent_probability: float = 0.0  # per error: it recurs for that operation on that path
+
+
+@dataclass(frozen=True)
+class PermissionErrors:
+    open_probability: float = 0.0  # per open for writing: EACCES
+    write_probability: float = 0.0  # per write: EROFS (the file system went read-only)
+
+
+@dataclass(frozen=True)
+class FsyncGate:
+    probability: float = 0.0  # per sync: EIO once, dirty pages dropped (never written)
+
+
+@dataclass(frozen=True)
+class Latency:
+    jitter_us_max: int = 0  # per operation: up to this much extra virtual latency
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """One of each fault; all off by default."""
+
+    crash_survival: CrashSurvival = field(default_factory=CrashSurvival)
+    torn_write: TornWrite = field(default_factory=TornWrite)
+    size_before_data: SizeBeforeData = field(default_factory=SizeBeforeData)
+    bit_flip: BitFlip = field(default_factory=BitFlip)
+    read_corruption: ReadCorruption = field(default_factory=ReadCorruption)
+    latent_sector_error: LatentSectorError = field(default_factory=LatentSectorError)
+    misdirected_write: MisdirectedWrite = field(default_factory=MisdirectedWrite)
+    lost_write: LostWrite = field(default_factory=LostWrite)
+    short_read: ShortRead = field(default_factory=ShortRead)
+    operation_errors: OperationErrors = field(default_factory=OperationErrors)
+    permission_errors: PermissionErrors = field(default_factory=PermissionErrors)
+    fsync_gate: FsyncGate = field(default_factory=FsyncGate)
+    latency: Latency = field(default_factory=Latency)
+
+    def enabled(self) -> list[str]:
+        """Names of the faults with any nonzero setting (sector sizes do not count)."""
+        names = []
+        for item in fields(self):
+            fault = getattr(self, item.name)
+            if any(getattr(fault, f.name) for f in fields(fault) if f.name not in ("sector_bytes", "bits_max")):
+                names.append(item.name)
+        return names
+
+
+@dataclass
+class FaultCount:
+    fired: int = 0
+    opportunities: int = 0
+    configured_probability: float = 0.0
+
+    @property
+    def achieved_probability(self) -> float:
+        return self.fired / self.opportunities if self.opportunities else 0.0
+
+
+class FaultInjector:
+    """Draws every fault decision from one seeded RNG and counts what fired."""
+
+    def __init__(self, plan: FaultPlan, rng: random.Random) -> None:
+        self.plan = plan
+        self.rng = rng
+        self.counts: dict[str, FaultCount] = {}
+        self.persistent_errors: set[tuple[str, str]] = set()  # (operation, path)
+
+    def draw(self, name: str, probability: float) -> bool:
+        """One Bernoulli decision for fault `name`; zero probabilities draw nothing, so
+        switching a fault off leaves every other decision of the run unchanged."""
+        if probability <= 0.0:
+            return False
+        count = self.counts.setdefault(name, FaultCount(configured_probability=probability))
+        count.opportunities += 1
+        fired = self.rng.random() < probability
+        count.fired += fired
+        return fired
+
+    def flip_bits(self, data: bytearray, start: int = 0, end: int | None = None) -> None:
+        """Flip 1..bits_max random bits of `data[start:end]` in place."""
+        end = len(data) if end is None else end
+        if end <= start:
+            return
+        for _ in range(self.rng.randint(1, max(1, self.plan.bit_flip.bits_max))):
+            data[self.rng.randrange(start, end)] ^= 1 << self.rng.randrange(8)
+
+    # -- crash ---------------------------------------------------------------------------
+
+    def survivors(self, inode: Inode) -> list[PendingWrite]:
+        """Which unsynced changes of `inode` reach the platter at a crash, as altered by
+        torn writes and size-before-data."""
+        pending = [change for change in inode.unsynced if not change.lost]
+        if not pending:
+            return []
+        survival = self.plan.crash_survival
+        if self.draw("crash_survival.prefix", survival.prefix_probability):
+            chosen = pending[: self.rng.randrange(len(pending) + 1)]
+        elif self.draw("crash_survival.subset", survival.subset_probability):
+            chosen = [change for change in pending if self.rng.random() < 0.5]
+        else:
+            return []
+        durable_end = len(inode.durable)
+        altered = []
+        for change in chosen:
+            extends = change.truncate_to is None and change.offset + len(change.data) > durable_end
+            if extends and self.draw("size_before_data", self.plan.size_before_data.probability):
+                change = PendingWrite(change.offset, bytes(len(change.data)))
+            altered.append(self._maybe_torn(inode, change))
+            durable_end = max(durable_end, change.offset + len(change.data))
+        return altered
+
+    def _maybe_torn(self, inode: Inode, change: PendingWrite) -> PendingWrite:
+        torn = self.plan.torn_write
+        sector = torn.sector_bytes
+        if change.truncate_to is not None or len(change.data) <= sector:
+            return change
+        if not self.draw("torn_write", torn.probability):
+            return change
+        garbage = self.draw("torn_write.garbage", torn.garbage_probability)
+        old = inode.durable[change.offset : change.offset + len(change.data)]
+        old += bytes(len(change.data) - len(old))
+        mixed = bytearray(change.data)
+        for start in range(0, len(mixed), sector):
+            if self.rng.random() < 0.5:  # this sector did not persist
+                end = min(start + sector, len(mixed))
+                mixed[start:end] = self.rng.randbytes(end - start) if garbage else old[start:end]
+        return PendingWrite(change.offset, bytes(mixed))
+
+    def flip_at_rest(self, inodes: list[Inode]) -> None:
+        """Per crash: maybe flip bits in one random non-empty durable file."""
+        candidates = [inode for inode in inodes if inode.durable]
+        if candidates and self.draw("bit_flip.at_rest", self.plan.bit_flip.at_rest_probability):
+            self.flip_bits(self.rng.choice(candidates).durable)
+
+    def report(self) -> dict[str, FaultCount]:
+        return dict(sorted(self.counts.items()))

@@ -1,0 +1,470 @@
+"""Every fault of the simulated disk: it fires, and the store answers it correctly.
+
+Each test switches one fault on (probability 1 where the point is the effect, so the
+test is about the effect and not about luck) and checks both the disk-level outcome
+and what the store does: a typed error, a reported loss, never a wrong value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from dataclasses import replace
+
+import pytest
+
+import kv
+from io_backends.sim import SimIo
+from io_backends.sim.disk import Inode, SimDisk
+from io_backends.sim.faults import (
+    BitFlip,
+    CrashSurvival,
+    FaultPlan,
+    FsyncGate,
+    Latency,
+    LatentSectorError,
+    LostWrite,
+    MisdirectedWrite,
+    OperationErrors,
+    PermissionErrors,
+    ReadCorruption,
+    ShortRead,
+    SizeBeforeData,
+    TornWrite,
+)
+from kv.errors import CorruptionDetected, IoError, StoreReadOnly
+from kv.io import read_exact
+
+DIRECTORY = "/db"
+
+
+def _inode(io: SimIo, name: str) -> Inode:
+    inode = io.disk.lookup(f"{DIRECTORY}/{name}")
+    assert inode is not None
+    return inode
+
+
+def _fired(io: SimIo, name: str) -> int:
+    count = io.faults.counts.get(name)
+    return count.fired if count is not None else 0
+
+
+def _file(io: SimIo, data: bytes = b"", synced: bool = True) -> Inode:
+    io.mkdir(DIRECTORY).result()
+    file = io.open(f"{DIRECTORY}/f", "w").result()
+    if data:
+        io.write(file, 0, data).result()
+    if synced:
+        io.sync(file).result()
+    io.sync_dir(DIRECTORY).result()
+    io.sync_dir("/").result()
+    return _inode(io, "f")
+
+
+# -- crash survival, torn writes, size before data ----------------------------------------
+
+
+def test_prefix_survival_keeps_a_prefix_of_the_unsynced_writes() -> None:
+    outcomes = set()
+    for seed in range(20):
+        io = SimIo(seed=seed, faults=FaultPlan(crash_survival=CrashSurvival(prefix_probability=1.0)))
+        _file(io)
+        file = io.open(f"{DIRECTORY}/f", "w").result()
+        for index in range(4):
+            io.write(file, index, bytes([65 + index])).result()
+        io.crash()
+        data = bytes(_inode(io, "f").durable)
+        assert data == b"ABCD"[: len(data)], data
+        outcomes.add(data)
+        assert _fired(io, "crash_survival.prefix") == 1
+    assert len(outcomes) > 2, "different seeds keep different prefixes"
+
+
+def test_subset_survival_keeps_any_subset() -> None:
+    outcomes = set()
+    for seed in range(30):
+        io = SimIo(seed=seed, faults=FaultPlan(crash_survival=CrashSurvival(subset_probability=1.0)))
+        _file(io, b"....")
+        file = io.open(f"{DIRECTORY}/f", "w").result()
+        for index in range(4):
+            io.write(file, index, bytes([65 + index])).result()
+        io.crash()
+        data = bytes(_inode(io, "f").durable)
+        assert all(byte in (ord("."), 65 + index) for index, byte in enumerate(data))
+        outcomes.add(data)
+    assert b".B.D" in outcomes or len(outcomes) > 4, "non-prefix subsets occur"
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+@pytest.mark.parametrize("sector_bytes", [512, 4096])
+def test_torn_write_mixes_sectors(sector_bytes: int, garbage: bool) -> None:
+    plan = FaultPlan(
+        crash_survival=CrashSurvival(prefix_probability=1.0),
+        torn_write=TornWrite(probability=1.0, sector_bytes=sector_bytes, garbage_probability=1.0 if garbage else 0.0),
+    )
+    mixed = 0
+    for seed in range(10):
+        io = SimIo(seed=seed, faults=plan)
+        _file(io, b"o" * sector_bytes * 8)
+        file = io.open(f"{DIRECTORY}/f", "w").result()
+        io.write(file, 0, b"n" * sector_bytes * 8).result()
+        io.crash()
+        data = bytes(_inode(io, "f").durable)
+        sectors = [data[start : start + sector_bytes] for start in range(0, len(data), sector_bytes)]
+        kinds = {sector if sector in (b"o" * sector_bytes, b"n" * sector_bytes) else b"garbage" for sector in sectors}
+        assert kinds <= ({b"o" * sector_bytes, b"n" * sector_bytes} | ({b"garbage"} if garbage else set()))
+        mixed += len(kinds) > 1
+    assert mixed >= 2, "some surviving writes were torn"
+
+
+def test_torn_frame_at_the_tail_is_reported_and_acknowledged_data_survives() -> None:
+    plan = FaultPlan(
+        crash_survival=CrashSurvival(prefix_probability=1.0), torn_write=TornWrite(probability=1.0, sector_bytes=512)
+    )
+    io = SimIo(seed=4, faults=plan)
+    store = kv.open(DIRECTORY, io=io, durability="none")
+    store.set("acknowledged", "durable")
+    store.flush()
+    store.set("big", b"x" * 8192)
+    store.flush()  # writes and syncs; then an unsynced, torn write follows
+    store.set_many({f"k{index}": b"y" * 1000 for index in range(8)})
+    store._commit(sync=False)
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.get("acknowledged") == b"durable"
+        assert reopened.get("big") == b"x" * 8192
+        assert reopened.recovery.torn_tails or not any(reopened.get(f"k{i}") for i in range(8))
+        values = {reopened.get(f"k{index}") for index in range(8)}
+        assert values in ({None}, {b"y" * 1000}), "a frame is all or nothing"
+
+
+def test_size_before_data_leaves_zeros_that_recovery_treats_as_free_space() -> None:
+    plan = FaultPlan(crash_survival=CrashSurvival(prefix_probability=1.0), size_before_data=SizeBeforeData(1.0))
+    io = SimIo(seed=1, faults=plan)
+    inode = _file(io, b"base")
+    file = io.open(f"{DIRECTORY}/f", "w").result()
+    io.write(file, 4, b"more").result()
+    for seed in range(5):
+        io.crash()
+        if len(inode.durable) > 4:
+            break
+        file = io.open(f"{DIRECTORY}/f", "w").result()
+        io.write(file, 4, b"more").result()
+        _ = seed
+    assert bytes(inode.durable) in (b"base", b"base\0\0\0\0")
+    io = SimIo(seed=2, faults=plan)
+    store = kv.open(DIRECTORY, io=io, durability="none")
+    store.set("a", "1")
+    store.flush()
+    store.set("b", "2" * 3000)
+    store._commit(sync=False)
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.get("a") == b"1"
+        assert reopened.get("b") in (None, b"2" * 3000)
+
+
+# -- bit flips and read corruption ---------------------------------------------------------
+
+
+def test_bit_flip_on_write_is_caught_never_returned() -> None:
+    io = SimIo(seed=3)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("first", "1" * 200)
+    io.faults.plan = FaultPlan(bit_flip=BitFlip(on_write_probability=1.0, bits_max=4))
+    store.set("k", "value" * 40)
+    assert _fired(io, "bit_flip.on_write") >= 1
+    io.faults_off()
+    store.set("last", "3" * 200)
+    store._cache.clear()
+    with contextlib.suppress(CorruptionDetected):  # the flips may have hit the frame header only
+        assert store.get("k") == b"value" * 40
+    store.close()
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:  # a damaged frame with a valid one after it
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost == 2
+
+
+def test_bit_flip_at_rest_is_reported_at_open() -> None:
+    io = SimIo(seed=5)
+    with kv.open(DIRECTORY, io=io) as store:
+        for index in range(20):
+            store.set(f"k{index}", f"v{index}" * 20)
+    io.faults = type(io.faults)(FaultPlan(bit_flip=BitFlip(at_rest_probability=1.0)), io.random)
+    segment = _inode(io, "00000001.seg")
+    segment_before = bytes(segment.durable)
+    io.crash()
+    assert _fired(io, "bit_flip.at_rest") == 1
+    if bytes(segment.durable) == segment_before:
+        pytest.skip("this seed flipped a bit in another file")
+    try:
+        store = kv.open(DIRECTORY, io=io, on_corruption="raise")
+    except CorruptionDetected as error:
+        assert error.report is not None and error.report.records_lost > 0
+        return
+    with store:  # the flip landed in free space or the last frame: reported as torn, or harmless
+        for index in range(20):
+            assert store.get(f"k{index}") in (None, f"v{index}".encode() * 20)
+
+
+def test_transient_read_corruption_fails_the_get_and_a_retry_is_clean() -> None:
+    io = SimIo(seed=6)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("k", "value")
+    store._cache.clear()
+    io.faults.plan = FaultPlan(read_corruption=ReadCorruption(probability=1.0))
+    with pytest.raises(CorruptionDetected):
+        store.get("k")
+    io.faults_off()
+    assert store.get("k") == b"value"
+
+
+def test_sticky_read_corruption_stays_until_rewritten() -> None:
+    io = SimIo(seed=7)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("k", "value")
+    store._cache.clear()
+    io.faults.plan = FaultPlan(read_corruption=ReadCorruption(probability=1.0, sticky_probability=1.0))
+    with pytest.raises(CorruptionDetected):
+        store.get("k")
+    io.faults_off()
+    with pytest.raises(CorruptionDetected):
+        store.get("k")
+    store.set("k", "rewritten")
+    assert store.get("k") == b"rewritten"
+
+
+# -- sector errors, misdirected and lost writes, short reads -------------------------------
+
+
+def test_latent_sector_error_makes_reads_fail_typed_until_rewritten() -> None:
+    io = SimIo(seed=8, faults=FaultPlan(latent_sector_error=LatentSectorError(probability=1.0)))
+    inode = _file(io, b"z" * 2048)
+    file = io.open(f"{DIRECTORY}/f", "r").result()
+    with pytest.raises(IoError) as failure:
+        read_exact(io, file, 0, 2048)
+    assert failure.value.errno == errno.EIO
+    [bad] = inode.bad_sectors
+    io.faults_off()
+    writable = io.open(f"{DIRECTORY}/f", "w").result()
+    io.write(writable, bad * 512, b"r" * 512).result()
+    assert read_exact(io, file, 0, 2048) == b"z" * (bad * 512) + b"r" * 512 + b"z" * (2048 - bad * 512 - 512)
+
+
+def test_latent_sector_error_under_the_store_is_a_typed_error() -> None:
+    io = SimIo(seed=9)
+    store = kv.open(DIRECTORY, io=io)
+    io.faults.plan = FaultPlan(latent_sector_error=LatentSectorError(probability=1.0))
+    for index in range(10):
+        store.set(f"k{index}", f"{index}" * 2000)
+    store._cache.clear()
+    failures = 0
+    for index in range(10):
+        try:
+            assert store.get(f"k{index}") == f"{index}".encode() * 2000
+        except IoError as error:
+            assert error.errno == errno.EIO
+            failures += 1
+    assert failures > 0
+
+
+def test_misdirected_write_lands_elsewhere_and_recovery_notices() -> None:
+    io = SimIo(seed=10)
+    store = kv.open(DIRECTORY, io=io)
+    for index in range(5):
+        store.set(f"k{index}", f"v{index}" * 100)
+    io.faults.plan = FaultPlan(misdirected_write=MisdirectedWrite(probability=1.0))
+    store.set("misdirected", "x" * 100)
+    assert _fired(io, "misdirected_write") >= 1
+    io.faults_off()
+    store.set("after", "y" * 100)
+    store.close()
+    io.crash()
+    try:
+        reopened = kv.open(DIRECTORY, io=io)
+    except CorruptionDetected as error:
+        assert error.report is not None and error.report.corruptions
+        return
+    with reopened:
+        for index in range(5):  # whatever it found, it never returns a wrong value
+            with contextlib.suppress(CorruptionDetected):
+                assert reopened.get(f"k{index}") in (None, f"v{index}".encode() * 100)
+
+
+def test_lost_write_is_acknowledged_visible_and_gone_after_a_crash() -> None:
+    io = SimIo(seed=11)
+    inode = _file(io, b"old!")
+    io.faults.plan = FaultPlan(lost_write=LostWrite(probability=1.0))
+    file = io.open(f"{DIRECTORY}/f", "w").result()
+    io.write(file, 0, b"new!").result()
+    io.sync(file).result()
+    assert io.read(file, 0, 4).result() == b"new!"
+    io.crash()
+    assert bytes(inode.durable) == b"old!"
+
+
+def test_lost_write_mid_log_is_reported_as_corruption() -> None:
+    io = SimIo(seed=12)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("first", "1" * 100)
+    io.faults.plan = FaultPlan(lost_write=LostWrite(probability=1.0))
+    store.set("lost", "2" * 100)
+    io.faults_off()
+    store.set("third", "3" * 100)
+    store.close()
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost == 2
+
+
+def test_short_reads_are_completed_by_the_store() -> None:
+    io = SimIo(seed=13)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("k", bytes(range(256)) * 40)
+    store._cache.clear()
+    io.faults.plan = FaultPlan(short_read=ShortRead(probability=0.9))
+    assert store.get("k") == bytes(range(256)) * 40
+    assert _fired(io, "short_read") >= 1
+
+
+# -- operation errors, permissions, fsyncgate, disk full, latency ---------------------------
+
+
+@pytest.mark.parametrize("operation", ["write", "sync"])
+def test_eio_on_a_write_path_fails_typed_and_goes_read_only(operation: str) -> None:
+    io = SimIo(seed=14)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("kept", "1")
+    io.faults.plan = FaultPlan(operation_errors=OperationErrors(**{f"{operation}_probability": 1.0}))
+    with pytest.raises(IoError) as failure:
+        store.set("failed", "2")
+    assert failure.value.errno == errno.EIO
+    with pytest.raises(StoreReadOnly):
+        store.set("later", "3")
+    io.faults_off()
+    store.close()
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.get("kept") == b"1"
+        assert reopened.get("failed") is None
+
+
+def test_persistent_eio_on_open_keeps_failing_until_the_fault_clears() -> None:
+    io = SimIo(seed=15)
+    kv.open(DIRECTORY, io=io).close()
+    io.faults.plan = FaultPlan(operation_errors=OperationErrors(open_probability=1.0, persistent_probability=1.0))
+    for _ in range(2):
+        with pytest.raises(IoError):
+            kv.open(DIRECTORY, io=io)
+    io.faults.plan = FaultPlan()
+    with pytest.raises(IoError):
+        kv.open(DIRECTORY, io=io)  # persistent: still failing with the fault plan off
+    io.faults_off()
+    kv.open(DIRECTORY, io=io).close()
+
+
+@pytest.mark.parametrize("operation", ["rename", "unlink"])
+def test_eio_during_compaction_loses_nothing(operation: str) -> None:
+    io = SimIo(seed=16)
+    store = kv.open(DIRECTORY, io=io)
+    store.set_many({f"k{index}": f"v{index}" for index in range(50)})
+    io.faults.plan = FaultPlan(operation_errors=OperationErrors(**{f"{operation}_probability": 1.0}))
+    with pytest.raises(IoError):
+        store.compact()
+    io.faults_off()
+    store.close()
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert [reopened.get(f"k{index}") for index in range(50)] == [f"v{index}".encode() for index in range(50)]
+
+
+def test_permission_errors_are_typed() -> None:
+    io = SimIo(seed=17)
+    kv.open(DIRECTORY, io=io).close()
+    io.faults.plan = FaultPlan(permission_errors=PermissionErrors(open_probability=1.0))
+    with pytest.raises(IoError) as denied:
+        kv.open(DIRECTORY, io=io)
+    assert denied.value.errno == errno.EACCES
+    io.faults.plan = FaultPlan(permission_errors=PermissionErrors(write_probability=1.0))
+    io.faults.plan = FaultPlan()
+    store = kv.open(DIRECTORY, io=io)
+    io.faults.plan = FaultPlan(permission_errors=PermissionErrors(write_probability=1.0))
+    with pytest.raises(IoError) as read_only:
+        store.set("k", "v")
+    assert read_only.value.errno == errno.EROFS
+    assert store.state.value == "read-only"
+
+
+def test_fsyncgate_drops_dirty_pages_and_a_later_sync_does_not_bring_them_back() -> None:
+    io = SimIo(seed=18, faults=FaultPlan(fsync_gate=FsyncGate(probability=1.0)))
+    inode = _file(io, b"", synced=False)
+    file = io.open(f"{DIRECTORY}/f", "w").result()
+    io.write(file, 0, b"dropped").result()
+    with pytest.raises(IoError):
+        io.sync(file).result()
+    io.faults_off()
+    io.sync(file).result()  # "succeeds"
+    assert io.read(file, 0, 7).result() == b"dropped"  # still in the page cache
+    io.crash()
+    assert bytes(inode.durable) == b""
+
+
+def test_fsyncgate_under_the_store_never_trusts_a_retry() -> None:
+    io = SimIo(seed=19)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("kept", "1")
+    io.faults.plan = FaultPlan(fsync_gate=FsyncGate(probability=1.0))
+    with pytest.raises(IoError):
+        store.set("gate", "2")
+    io.faults_off()
+    with pytest.raises(StoreReadOnly):
+        store.flush()
+    store.close()
+    io.crash()
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.get("kept") == b"1"
+        assert reopened.get("gate") is None
+
+
+def test_disk_full_is_typed_and_the_store_recovers_once_space_is_freed() -> None:
+    disk = SimDisk(capacity_bytes=64 * 1024)
+    io = SimIo(seed=20, disk=disk)
+    store = kv.open(DIRECTORY, io=io, segment_size_target_bytes=16 * 1024)
+    written = 0
+    with pytest.raises(IoError) as full:
+        for index in range(1000):
+            store.set(f"k{index}", "v" * 500)
+            written = index + 1
+    assert full.value.errno == errno.ENOSPC
+    store.close()
+    disk.capacity_bytes = None  # space freed
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert [reopened.get(f"k{index}") for index in range(written)] == [b"v" * 500] * written
+        reopened.set("after", "space")
+        assert reopened.get("after") == b"space"
+
+
+def test_latency_jitter_reorders_completions() -> None:
+    orders = set()
+    for seed in range(5):
+        io = SimIo(seed=seed, faults=FaultPlan(latency=Latency(jitter_us_max=1000)))
+        futures = [io.listdir("/") for _ in range(5)]
+        io.drain()
+        orders.add(io.clock_us)
+        assert all(future.done() for future in futures)
+    assert len(orders) > 1
+
+
+def test_fault_plan_lists_what_is_enabled_and_counts_achieved_rates() -> None:
+    plan = FaultPlan(short_read=ShortRead(0.5), torn_write=replace(TornWrite(), sector_bytes=4096))
+    assert plan.enabled() == ["short_read"]
+    io = SimIo(seed=21, faults=plan)
+    file = _file(io, b"x" * 100)
+    handle = io.open(f"{DIRECTORY}/f", "r").result()
+    for _ in range(1000):
+        io.read(handle, 0, 100).result()
+    count = io.faults.report()["short_read"]
+    assert count.opportunities == 1000 and 0.4 < count.achieved_probability < 0.6
+    assert file.number > 0
