@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Generic, TypeVar
 
 import lmdb
 from rich.console import Console
@@ -78,6 +79,7 @@ SQLITE_SELECT = "SELECT value FROM kv WHERE key = ?"
 Item = tuple[bytes, bytes]
 Action = Callable[[], object]
 Timer = Callable[[Action], float]
+Handle = TypeVar("Handle")  # an opened store, as `measure` hands it to its callables
 
 
 @dataclass(frozen=True)
@@ -279,79 +281,71 @@ def run_workload(
             run_round(workspace, spec, measurement, round_number)
 
 
+# -- measuring -----------------------------------------------------------------------------
+
+
+def measure(
+    opened: contextlib.AbstractContextManager[Handle],
+    action: Callable[[Handle], object],
+    verify: Callable[[Handle], None],
+    timer: Timer,
+    load: Callable[[Handle], object] | None = None,
+) -> float:
+    """Seconds `timer` gives `action` on an opened store, which `load` fills before and `verify` checks after.
+
+    Only `action` is timed; the store is closed in the end, whatever happens.
+    """
+    with opened as handle:
+        if load is not None:
+            load(handle)
+        seconds = timer(partial(action, handle))
+        verify(handle)
+        return seconds
+
+
 # -- peers ---------------------------------------------------------------------------------
 
 
-def open_sqlite(directory: str) -> sqlite3.Connection:
+def open_sqlite(directory: str) -> contextlib.closing[sqlite3.Connection]:
     connection = sqlite3.connect(os.path.join(directory, "bench.sqlite3"))
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute(SQLITE_CREATE)
     connection.commit()
-    return connection
+    return contextlib.closing(connection)
 
 
-def sqlite_lookup(connection: sqlite3.Connection) -> Callable[[bytes], bytes | None]:
+def sqlite_verify(connection: sqlite3.Connection, items: list[Item]) -> None:
     def lookup(key: bytes) -> bytes | None:
         row = connection.execute(SQLITE_SELECT, (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    return lookup
+    verify_sample(items, lookup, "sqlite3")
 
 
-def sqlite_bulk_sets(directory: str, items: list[Item], timer: Timer = timed) -> float:
-    connection = open_sqlite(directory)
-    try:
-
-        def write() -> None:
-            connection.executemany(SQLITE_UPSERT, items)
-            connection.commit()
-
-        seconds = timer(write)
-        verify_sample(items, sqlite_lookup(connection), "sqlite3")
-        return seconds
-    finally:
-        connection.close()
+def sqlite_insert_all(connection: sqlite3.Connection, items: list[Item]) -> None:
+    """One transaction: `executemany` then `commit`."""
+    connection.executemany(SQLITE_UPSERT, items)
+    connection.commit()
 
 
-def sqlite_durable_sets(directory: str, items: list[Item], timer: Timer = timed) -> float:
-    connection = open_sqlite(directory)
-    try:
-
-        def write() -> None:
-            execute = connection.execute
-            commit = connection.commit
-            for key, value in items:
-                execute(SQLITE_UPSERT, (key, value))
-                commit()
-
-        seconds = timer(write)
-        verify_sample(items, sqlite_lookup(connection), "sqlite3")
-        return seconds
-    finally:
-        connection.close()
+def sqlite_insert_each(connection: sqlite3.Connection, items: list[Item]) -> None:
+    """One `INSERT OR REPLACE` and `commit` per item."""
+    execute = connection.execute
+    commit = connection.commit
+    for key, value in items:
+        execute(SQLITE_UPSERT, (key, value))
+        commit()
 
 
-def sqlite_gets(directory: str, items: list[Item], order: list[bytes], timer: Timer = timed) -> float:
-    connection = open_sqlite(directory)
-    try:
-        connection.executemany(SQLITE_UPSERT, items)
-        connection.commit()
-
-        def read() -> None:
-            execute = connection.cursor().execute
-            for key in order:
-                execute(SQLITE_SELECT, (key,)).fetchone()
-
-        seconds = timer(read)
-        verify_sample(items, sqlite_lookup(connection), "sqlite3")
-        return seconds
-    finally:
-        connection.close()
+def sqlite_select_each(connection: sqlite3.Connection, order: list[bytes]) -> None:
+    execute = connection.cursor().execute
+    for key in order:
+        execute(SQLITE_SELECT, (key,)).fetchone()
 
 
-def open_lmdb(directory: str) -> lmdb.Environment:
-    return lmdb.open(directory, map_size=LMDB_MAP_SIZE_BYTES)
+def open_lmdb(directory: str) -> contextlib.closing[lmdb.Environment]:
+    return contextlib.closing(lmdb.open(directory, map_size=LMDB_MAP_SIZE_BYTES))
 
 
 def lmdb_verify(environment: lmdb.Environment, items: list[Item]) -> None:
@@ -359,56 +353,87 @@ def lmdb_verify(environment: lmdb.Environment, items: list[Item]) -> None:
         verify_sample(items, transaction.get, "lmdb")
 
 
-def lmdb_bulk_sets(directory: str, items: list[Item], timer: Timer = timed) -> float:
-    environment = open_lmdb(directory)
-    try:
-
-        def write() -> None:
-            with environment.begin(write=True) as transaction:
-                transaction.cursor().putmulti(items)
-            environment.sync(True)
-
-        seconds = timer(write)
-        lmdb_verify(environment, items)
-        return seconds
-    finally:
-        environment.close()
+def lmdb_put_all(environment: lmdb.Environment, items: list[Item]) -> None:
+    """One write transaction with `putmulti`."""
+    with environment.begin(write=True) as transaction:
+        transaction.cursor().putmulti(items)
 
 
-def lmdb_durable_sets(directory: str, items: list[Item], timer: Timer = timed) -> float:
-    environment = open_lmdb(directory)
-    try:
-
-        def write() -> None:
-            begin = environment.begin
-            for key, value in items:
-                with begin(write=True) as transaction:
-                    transaction.put(key, value)
-
-        seconds = timer(write)
-        lmdb_verify(environment, items)
-        return seconds
-    finally:
-        environment.close()
+def lmdb_put_all_then_sync(environment: lmdb.Environment, items: list[Item]) -> None:
+    lmdb_put_all(environment, items)
+    environment.sync(True)
 
 
-def lmdb_gets(directory: str, items: list[Item], order: list[bytes], timer: Timer = timed) -> float:
-    environment = open_lmdb(directory)
-    try:
-        with environment.begin(write=True) as transaction:
-            transaction.cursor().putmulti(items)
+def lmdb_put_each(environment: lmdb.Environment, items: list[Item]) -> None:
+    """One write transaction (synced on commit) per item."""
+    begin = environment.begin
+    for key, value in items:
+        with begin(write=True) as transaction:
+            transaction.put(key, value)
 
-        def read() -> None:
-            with environment.begin() as transaction:
-                get = transaction.get
-                for key in order:
-                    get(key)
 
-        seconds = timer(read)
-        lmdb_verify(environment, items)
-        return seconds
-    finally:
-        environment.close()
+def lmdb_get_each(environment: lmdb.Environment, order: list[bytes]) -> None:
+    with environment.begin() as transaction:
+        get = transaction.get
+        for key in order:
+            get(key)
+
+
+@dataclass(frozen=True)
+class Peer(Generic[Handle]):
+    """How the workloads drive one peer system, on the store `opener` opens (and closes on exit)."""
+
+    name: str
+    opener: Callable[[str], contextlib.AbstractContextManager[Handle]]  # directory -> store
+    verify: Callable[[Handle, list[Item]], None]  # a sample of the items read back (untimed)
+    load: Callable[[Handle, list[Item]], None]  # the untimed fill before the gets
+    bulk_sets: Callable[[Handle, list[Item]], None]  # all items in one durable transaction
+    durable_sets: Callable[[Handle, list[Item]], None]  # one durable transaction per item
+    gets: Callable[[Handle, list[bytes]], None]  # one get per key, in this order
+
+
+SQLITE = Peer(
+    "sqlite3",
+    open_sqlite,
+    sqlite_verify,
+    load=sqlite_insert_all,
+    bulk_sets=sqlite_insert_all,
+    durable_sets=sqlite_insert_each,
+    gets=sqlite_select_each,
+)
+LMDB: Peer[lmdb.Environment] = Peer(
+    "lmdb",
+    open_lmdb,
+    lmdb_verify,
+    load=lmdb_put_all,
+    bulk_sets=lmdb_put_all_then_sync,
+    durable_sets=lmdb_put_each,
+    gets=lmdb_get_each,
+)
+PEERS: tuple[Peer[Any], ...] = (SQLITE, LMDB)
+
+
+def peer_sets(
+    peer: Peer[Handle],
+    write: Callable[[Handle, list[Item]], None],
+    directory: str,
+    items: list[Item],
+    timer: Timer = timed,
+) -> float:
+    """Time `write` (`peer.bulk_sets` or `peer.durable_sets`) of `items` into a fresh store of `peer`."""
+    return measure(
+        peer.opener(directory), lambda store: write(store, items), lambda store: peer.verify(store, items), timer
+    )
+
+
+def peer_gets(peer: Peer[Handle], directory: str, items: list[Item], order: list[bytes], timer: Timer = timed) -> float:
+    return measure(
+        peer.opener(directory),
+        lambda store: peer.gets(store, order),
+        lambda store: peer.verify(store, items),
+        timer,
+        load=lambda store: peer.load(store, items),
+    )
 
 
 def raw_fdatasync_loop(directory: str, items: list[Item], timer: Timer = timed) -> float:
@@ -447,52 +472,49 @@ def opened_store(directory: str, backend: str, durability: kv.Durability) -> Ite
         yield store
 
 
+def kv_verify(store: kv.Store, items: list[Item], backend: str) -> None:
+    verify_sample(items, store.get, f"kv-{backend}")
+
+
+def kv_set_many(store: kv.Store, items: list[Item]) -> None:
+    store.set_many(items)
+
+
+def kv_set_each(store: kv.Store, items: list[Item]) -> None:
+    set_value = store.set
+    for key, value in items:
+        set_value(key, value)
+
+
+def kv_set_each_then_flush(store: kv.Store, items: list[Item]) -> None:
+    kv_set_each(store, items)
+    store.flush()
+
+
+def kv_get_each(store: kv.Store, order: list[bytes]) -> None:
+    get = store.get
+    for key in order:
+        get(key)
+
+
 def kv_bulk_set_many(directory: str, backend: str, items: list[Item], timer: Timer = timed) -> float:
-    with opened_store(directory, backend, "always") as store:
-        seconds = timer(lambda: store.set_many(items))
-        verify_sample(items, store.get, f"kv-{backend}")
-        return seconds
+    opened, verify = opened_store(directory, backend, "always"), partial(kv_verify, items=items, backend=backend)
+    return measure(opened, partial(kv_set_many, items=items), verify, timer)
 
 
 def kv_bulk_set_then_flush(directory: str, backend: str, items: list[Item], timer: Timer = timed) -> float:
-    with opened_store(directory, backend, "none") as store:
-
-        def write() -> None:
-            set_value = store.set
-            for key, value in items:
-                set_value(key, value)
-            store.flush()
-
-        seconds = timer(write)
-        verify_sample(items, store.get, f"kv-{backend}")
-        return seconds
+    opened, verify = opened_store(directory, backend, "none"), partial(kv_verify, items=items, backend=backend)
+    return measure(opened, partial(kv_set_each_then_flush, items=items), verify, timer)
 
 
 def kv_durable_sets(directory: str, backend: str, items: list[Item], timer: Timer = timed) -> float:
-    with opened_store(directory, backend, "always") as store:
-
-        def write() -> None:
-            set_value = store.set
-            for key, value in items:
-                set_value(key, value)
-
-        seconds = timer(write)
-        verify_sample(items, store.get, f"kv-{backend}")
-        return seconds
+    opened, verify = opened_store(directory, backend, "always"), partial(kv_verify, items=items, backend=backend)
+    return measure(opened, partial(kv_set_each, items=items), verify, timer)
 
 
 def kv_gets(directory: str, backend: str, items: list[Item], order: list[bytes], timer: Timer = timed) -> float:
-    with opened_store(directory, backend, "always") as store:
-        store.set_many(items)
-
-        def read() -> None:
-            get = store.get
-            for key in order:
-                get(key)
-
-        seconds = timer(read)
-        verify_sample(items, store.get, f"kv-{backend}")
-        return seconds
+    opened, verify = opened_store(directory, backend, "always"), partial(kv_verify, items=items, backend=backend)
+    return measure(opened, partial(kv_get_each, order=order), verify, timer, load=partial(kv_set_many, items=items))
 
 
 def build_recovery_log(directory: str, counts: Counts, generator: random.Random) -> None:
@@ -518,78 +540,81 @@ def kv_recovery_open(directory: str, backend: str, expected_records: int, timer:
 # -- workloads -----------------------------------------------------------------------------
 
 
-def bulk_workload(counts: Counts) -> list[SystemRun]:
-    items = make_items(random.Random(SEED), counts.bulk_sets, VALUE_SIZE_BYTES)
-    runs: list[SystemRun] = []
-    for backend in BACKENDS:
-        runs.append(
-            SystemRun(
-                BULK,
-                f"kv-{backend} set_many",
-                len(items),
-                "sets/s",
-                partial(kv_bulk_set_many, backend=backend, items=items),
-                backend=backend,
-                optional=backend != "blocking",
-            )
-        )
-    for backend in BACKENDS:
-        runs.append(
-            SystemRun(
-                BULK,
-                f"kv-{backend} set+flush (none)",
-                len(items),
-                "sets/s",
-                partial(kv_bulk_set_then_flush, backend=backend, items=items),
-                optional=backend != "blocking",
-            )
-        )
-    runs.append(SystemRun(BULK, "sqlite3", len(items), "sets/s", partial(sqlite_bulk_sets, items=items)))
-    runs.append(SystemRun(BULK, "lmdb", len(items), "sets/s", partial(lmdb_bulk_sets, items=items)))
-    return runs
-
-
-def durable_workload(counts: Counts) -> list[SystemRun]:
-    items = make_items(random.Random(SEED + 1), counts.durable_sets, VALUE_SIZE_BYTES)
-    runs = [
+def kv_runs(
+    workload: str,
+    suffix: str,
+    operations: int,
+    unit: str,
+    run: Callable[[str], Callable[[str], float]],  # backend -> the row's run
+    reference: bool = True,
+) -> list[SystemRun]:
+    """One row per backend, named `kv-<backend><suffix>`; only the blocking one is required to work."""
+    return [
         SystemRun(
-            DURABLE,
-            f"kv-{backend}",
-            len(items),
-            "sets/s",
-            partial(kv_durable_sets, backend=backend, items=items),
-            backend=backend,
+            workload,
+            f"kv-{backend}{suffix}",
+            operations,
+            unit,
+            run(backend),
+            backend=backend if reference else None,
             optional=backend != "blocking",
         )
         for backend in BACKENDS
     ]
-    runs.append(SystemRun(DURABLE, "sqlite3", len(items), "sets/s", partial(sqlite_durable_sets, items=items)))
-    runs.append(SystemRun(DURABLE, "lmdb", len(items), "sets/s", partial(lmdb_durable_sets, items=items)))
-    runs.append(
-        SystemRun(DURABLE, "raw write+fdatasync", len(items), "sets/s", partial(raw_fdatasync_loop, items=items))
-    )
-    return runs
+
+
+def peer_runs(
+    workload: str, operations: int, unit: str, run: Callable[[Peer[Any]], Callable[[str], float]]
+) -> list[SystemRun]:
+    """One row per peer system."""
+    return [SystemRun(workload, peer.name, operations, unit, run(peer)) for peer in PEERS]
+
+
+def bulk_workload(counts: Counts) -> list[SystemRun]:
+    items = make_items(random.Random(SEED), counts.bulk_sets, VALUE_SIZE_BYTES)
+    return [
+        *kv_runs(
+            BULK,
+            " set_many",
+            len(items),
+            "sets/s",
+            lambda backend: partial(kv_bulk_set_many, backend=backend, items=items),
+        ),
+        *kv_runs(
+            BULK,
+            " set+flush (none)",
+            len(items),
+            "sets/s",
+            lambda backend: partial(kv_bulk_set_then_flush, backend=backend, items=items),
+            reference=False,
+        ),
+        *peer_runs(BULK, len(items), "sets/s", lambda peer: partial(peer_sets, peer, peer.bulk_sets, items=items)),
+    ]
+
+
+def durable_workload(counts: Counts) -> list[SystemRun]:
+    items = make_items(random.Random(SEED + 1), counts.durable_sets, VALUE_SIZE_BYTES)
+    return [
+        *kv_runs(
+            DURABLE, "", len(items), "sets/s", lambda backend: partial(kv_durable_sets, backend=backend, items=items)
+        ),
+        *peer_runs(
+            DURABLE, len(items), "sets/s", lambda peer: partial(peer_sets, peer, peer.durable_sets, items=items)
+        ),
+        SystemRun(DURABLE, "raw write+fdatasync", len(items), "sets/s", partial(raw_fdatasync_loop, items=items)),
+    ]
 
 
 def gets_workload(counts: Counts) -> list[SystemRun]:
     generator = random.Random(SEED + 2)
     items = make_items(generator, counts.gets, VALUE_SIZE_BYTES)
     order = shuffled_keys(items, generator)
-    runs = [
-        SystemRun(
-            GETS,
-            f"kv-{backend}",
-            len(order),
-            "gets/s",
-            partial(kv_gets, backend=backend, items=items, order=order),
-            backend=backend,
-            optional=backend != "blocking",
-        )
-        for backend in BACKENDS
+    return [
+        *kv_runs(
+            GETS, "", len(order), "gets/s", lambda backend: partial(kv_gets, backend=backend, items=items, order=order)
+        ),
+        *peer_runs(GETS, len(order), "gets/s", lambda peer: partial(peer_gets, peer, items=items, order=order)),
     ]
-    runs.append(SystemRun(GETS, "sqlite3", len(order), "gets/s", partial(sqlite_gets, items=items, order=order)))
-    runs.append(SystemRun(GETS, "lmdb", len(order), "gets/s", partial(lmdb_gets, items=items, order=order)))
-    return runs
 
 
 def reopen(store_directory: str, backend: str, expected_records: int) -> Callable[[str], float]:
@@ -606,18 +631,8 @@ def recovery_workload(workspace: Workspace, counts: Counts, progress: Console) -
     progress.print(f"  {RECOVERY}: building a log of {counts.recovery_records:,} records")
     directory = workspace.directory(RECOVERY, "store")
     build_recovery_log(directory, counts, random.Random(SEED + 3))
-    return [
-        SystemRun(
-            RECOVERY,
-            f"kv-{backend} open",
-            counts.recovery_records,
-            "records/s",
-            reopen(directory, backend, counts.recovery_records),
-            backend=backend,
-            optional=backend != "blocking",
-        )
-        for backend in BACKENDS
-    ]
+    records = counts.recovery_records
+    return kv_runs(RECOVERY, " open", records, "records/s", lambda backend: reopen(directory, backend, records))
 
 
 def run_all(workspace: Workspace, counts: Counts, rounds: int, progress: Console) -> Results:
