@@ -9,7 +9,10 @@ succeeded.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+
+from crc32c import crc32c
 
 from kv.errors import IoError
 from kv.io import File, Future, Io
@@ -17,6 +20,29 @@ from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
 from kv.record import FRAME_HEADER_SIZE, encode_frame, encode_records
 
 SEGMENT_SUFFIX = ".seg"
+
+# The clean-close marker: written (and synced) by `close` after its final sync, it says
+# "segment S was durable up to length L". Opening trusts the newest segment's bytes as
+# durable only when they match it. Otherwise they may be page-cache bytes a failed sync
+# never stored (fsyncgate), so opening writes them again and syncs.
+CLEAN_MARKER_NAME = "CLEAN"
+_CLEAN_MARKER = struct.Struct("<IIQ")
+_CLEAN_MAGIC = 0x4E41454C  # "LEAN"
+
+
+def encode_clean_marker(segment_id: int, length: int) -> bytes:
+    body = _CLEAN_MARKER.pack(_CLEAN_MAGIC, segment_id, length)
+    return body + struct.pack("<I", crc32c(body))
+
+
+def decode_clean_marker(data: bytes) -> tuple[int, int] | None:
+    """(segment id, durable length), or None when absent or damaged."""
+    if len(data) != _CLEAN_MARKER.size + 4 or struct.unpack_from("<I", data, _CLEAN_MARKER.size)[0] != crc32c(
+        data[: _CLEAN_MARKER.size]
+    ):
+        return None
+    magic, segment_id, length = _CLEAN_MARKER.unpack_from(data, 0)
+    return (segment_id, length) if magic == _CLEAN_MAGIC else None
 
 
 def segment_name(segment_id: int) -> str:

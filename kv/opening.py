@@ -9,6 +9,7 @@ files made obsolete by a compaction, and starts the segment writer.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
 from typing import Literal
 
@@ -16,10 +17,14 @@ from kv import compaction
 from kv.errors import CorruptionDetected, IoError
 from kv.io import File, Io, OpenMode, close_quietly, read_exact
 from kv.limits import SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
-from kv.log import SEGMENT_SUFFIX, SegmentLog, segment_name
+from kv.log import CLEAN_MARKER_NAME, SEGMENT_SUFFIX, SegmentLog, decode_clean_marker, segment_name
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
 
 OnCorruption = Literal["raise", "repair"]
+# A read that fails with EIO is retried this many bytes at a time (a disk sector), so
+# one bad sector costs one sector, not the segment.
+UNREADABLE_BLOCK_BYTES = 512
+UNREADABLE_FILL = b"\xff"
 QUARANTINE_DIRECTORY = "quarantine"
 
 
@@ -51,6 +56,8 @@ class Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
+        self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
+        self.clean_marker: tuple[int, int] | None = None
         self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
         self.allocated: dict[int, int] = {}  # newest segment id -> size with its preallocated zeros
         self.expected_lsn: int | None = None  # the lsn the next log segment must start with
@@ -89,6 +96,8 @@ class Recovery:
                 compacted.append(segment_id)
             elif (segment_id := _segment_id(name, compaction.HINT_SUFFIX)) is not None:
                 hints.add(segment_id)
+            elif name == CLEAN_MARKER_NAME:
+                self.clean_marker = self._read_clean_marker()
         covered = max(compacted, default=0)
         self.obsolete += [segment_name(i) for i in segments if i <= covered]
         self.obsolete += [compaction.compacted_name(i) for i in compacted if i < covered]
@@ -170,6 +179,8 @@ class Recovery:
         for index, segment_id in enumerate(segment_ids):
             newest = index == len(segment_ids) - 1
             file, data = self._read_segment(segment_id, "w" if newest else "r")
+            if newest:
+                self.newest_data = (segment_id, data)
             scan = scan_segment(segment_id, data)
             self.report.segments_scanned += 1
             if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
@@ -238,7 +249,29 @@ class Recovery:
         if size > SEGMENT_SIZE_MAX_BYTES:
             close_quietly(self.io, file)
             raise CorruptionDetected(f"{segment_name(segment_id)} is {size} bytes, more than any segment we write")
-        return file, read_exact(self.io, file, 0, size)
+        return file, self._read(file, 0, size)
+
+    def _read(self, file: File, start: int, size: int) -> bytes:
+        """`size` bytes from `start`. When the read fails with EIO (a latent sector
+        error), read again one block at a time; an unreadable block reads as
+        UNREADABLE_FILL (never zeros: a zero tail would pass for free space), so the scan
+        sees damage and recovery reports it."""
+        try:
+            return read_exact(self.io, file, start, size)
+        except IoError as error:
+            if error.errno != errno.EIO:
+                raise
+        blocks = []
+        for offset in range(start, start + size, UNREADABLE_BLOCK_BYTES):
+            length = min(UNREADABLE_BLOCK_BYTES, start + size - offset)
+            try:
+                blocks.append(read_exact(self.io, file, offset, length))
+            except IoError as error:
+                if error.errno != errno.EIO:
+                    raise
+                self.report.unreadable_bytes += length
+                blocks.append(UNREADABLE_FILL * length)
+        return b"".join(blocks)
 
     def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
         """Record the first damage in the log: everything from here on is lost."""
@@ -308,7 +341,7 @@ class Recovery:
         cut `source` at `offset`."""
         file = self.io.open(source, "r" if offset is None else "w").result()
         size = self.io.size(file).result()
-        tail = read_exact(self.io, file, offset or 0, size - (offset or 0))
+        tail = self._read(file, offset or 0, size - (offset or 0))
         copy = self.io.open(target, "x").result()
         self.io.write(copy, 0, tail).result()
         self.io.sync(copy).result()
@@ -318,6 +351,27 @@ class Recovery:
             self.io.sync(file).result()
         self.io.close(file).result()
 
+    def _read_clean_marker(self) -> tuple[int, int] | None:
+        marker = self.io.open(self._path(CLEAN_MARKER_NAME), "r").result()
+        try:
+            return decode_clean_marker(read_exact(self.io, marker, 0, 64))
+        finally:
+            close_quietly(self.io, marker)
+
+    def _make_durable(self, segment_id: int, file: File, length: int) -> None:
+        """Unless the last close recorded this segment durable up to `length`, write the
+        bytes recovery read back and sync them: after a failed sync the page cache can
+        hold bytes the disk never got (fsyncgate), and recovery must not build on them."""
+        if self.clean_marker == (segment_id, length) or not length:
+            return
+        read_id, data = self.newest_data
+        if read_id != segment_id:  # the newest segment went to quarantine: this one is newest now
+            data = self._read(file, 0, length)
+        writable = file if file.mode != "r" else self._open(segment_name(segment_id), "w")
+        self.io.write(writable, 0, data[:length]).result()
+        self.io.sync(writable).result()
+        self.report.segment_bytes_rewritten += length
+
     def _start_log(self, kept: dict[int, tuple[File, int]], covered: int) -> None:
         quarantined = {segment_id for segment_id, offset in self.quarantine if offset == 0}
         live = {i: v for i, v in kept.items() if i not in quarantined}
@@ -326,10 +380,12 @@ class Recovery:
         if newest and live[newest][0].mode == "w" and live[newest][1] < self.segment_size_target_bytes:
             file, length = live[newest]
             segment_id, directory_dirty = newest, False
+            self._make_durable(newest, file, length)
             allocated = self.allocated.get(newest, length)
         else:
             if newest:
                 sealed[newest] = live[newest][0]
+                self._make_durable(newest, live[newest][0], live[newest][1])
                 if newest in self.allocated:  # sealed segments carry no preallocated tail
                     self.io.truncate(live[newest][0], live[newest][1]).result()
                     self.io.sync(live[newest][0]).result()

@@ -72,6 +72,8 @@ class RecoveryReport:
     hint_files_ignored: int = 0
     torn_tails: list[TornTail] = field(default_factory=list)
     corruptions: list[Corruption] = field(default_factory=list)
+    segment_bytes_rewritten: int = 0  # after an unclean close: made durable again (fsyncgate)
+    unreadable_bytes: int = 0  # read as EIO (latent sector errors) and treated as damage
     repaired: bool = False
     quarantined: list[str] = field(default_factory=list)
 

@@ -51,7 +51,7 @@ from kv.limits import (
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
-from kv.log import SegmentLog, Written, segment_name
+from kv.log import CLEAN_MARKER_NAME, SegmentLog, Written, encode_clean_marker, segment_name
 from kv.opening import OnCorruption, Recovery
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -225,12 +225,25 @@ class Store:
         if self.state is State.OPEN:
             try:
                 self.flush()
+                self._write_clean_marker()
             except IoError as failure:
                 error = failure
         self._transition(State.CLOSED)
         self._close_files()
         if error is not None:
             raise error
+
+    def _write_clean_marker(self) -> None:
+        """After the final sync: record how far the newest segment is durable."""
+        log = self._log
+        assert log is not None
+        marker = self.io.open(self._file_path(CLEAN_MARKER_NAME), "w").result()
+        try:
+            self.io.write(marker, 0, encode_clean_marker(log.segment_id, log.write_offset)).result()
+            self.io.sync(marker).result()
+        finally:
+            close_quietly(self.io, marker)
+        self.io.sync_dir(self.path).result()
 
     def _close_files(self) -> None:
         files: list[File] = []

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import random
+from dataclasses import dataclass, field, fields, replace
 
+from io_backends.sim.faults import (
+    BitFlip,
+    CrashSurvival,
+    DiskFull,
+    FaultPlan,
+    FsyncGate,
+    Latency,
+    LatentSectorError,
+    LostWrite,
+    MisdirectedWrite,
+    OperationErrors,
+    PermissionErrors,
+    ReadCorruption,
+    ShortRead,
+    SizeBeforeData,
+    TornWrite,
+)
 from kv.store import Durability
 from scenarios.workload import WorkloadMix
 
@@ -13,12 +31,55 @@ class Scenario:
     name: str
     description: str
     mix: WorkloadMix = field(default_factory=WorkloadMix)
+    faults: FaultPlan = field(default_factory=FaultPlan)
     durability: Durability = "always"
     operations: int = 2000
     crash_probability: float = 0.0  # per operation: plan a crash within the next few I/Os
     crash_during_recovery_probability: float = 0.0
     segment_size_target_bytes: int = 16 * 1024
+    swarm: bool = False  # per seed, switch a random subset of the faults off
 
+    def fault_plan(self, rng: random.Random) -> FaultPlan:
+        """The plan for one seed: swarm testing keeps each fault with probability 1/2."""
+        if not self.swarm:
+            return self.faults
+        kept = {item.name: getattr(self.faults, item.name) for item in fields(self.faults) if rng.random() < 0.5}
+        return replace(FaultPlan(), **kept)
+
+
+CRASHES = CrashSurvival(prefix_probability=0.3, subset_probability=0.2)
+TORN = TornWrite(probability=0.3, sector_bytes=512, garbage_probability=0.3)
+MEDIA = FaultPlan(
+    crash_survival=CRASHES,
+    torn_write=TORN,
+    bit_flip=BitFlip(on_write_probability=0.002, at_rest_probability=0.05),
+    read_corruption=ReadCorruption(probability=0.002, sticky_probability=0.2),
+)
+FILESYSTEM = FaultPlan(
+    operation_errors=OperationErrors(
+        open_probability=0.002,
+        read_probability=0.002,
+        write_probability=0.002,
+        sync_probability=0.002,
+        rename_probability=0.01,
+        unlink_probability=0.01,
+        persistent_probability=0.1,
+    ),
+    permission_errors=PermissionErrors(open_probability=0.002, write_probability=0.001),
+    disk_full=DiskFull(capacity_bytes=2 * 1024 * 1024),
+)
+EVERYTHING = replace(
+    MEDIA,
+    size_before_data=SizeBeforeData(0.3),
+    latent_sector_error=LatentSectorError(probability=0.0005),
+    misdirected_write=MisdirectedWrite(probability=0.0005),
+    lost_write=LostWrite(probability=0.0005),
+    short_read=ShortRead(probability=0.01),
+    operation_errors=FILESYSTEM.operation_errors,
+    permission_errors=FILESYSTEM.permission_errors,
+    fsync_gate=FsyncGate(probability=0.002),
+    latency=Latency(jitter_us_max=200),
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -28,8 +89,78 @@ SCENARIOS: dict[str, Scenario] = {
             "crash",
             "power loss at random points (mid-batch, mid-compaction, during recovery); "
             "only unacknowledged work is lost",
+            faults=FaultPlan(crash_survival=CRASHES),
             crash_probability=0.01,
             crash_during_recovery_probability=0.3,
+        ),
+        Scenario(
+            "corruption",
+            "bit flips on write and at rest, transient and sticky read corruption, with crashes: "
+            "every loss reported, no wrong value",
+            faults=MEDIA,
+            crash_probability=0.005,
+        ),
+        Scenario(
+            "completion_corruption",
+            "damage to what marks completion: torn and flipped frame tails, hint and compacted files, "
+            "crashes mid-compaction",
+            mix=WorkloadMix(compact_weight=0.1, flush_weight=0.05),
+            faults=replace(MEDIA, bit_flip=BitFlip(on_write_probability=0.001, at_rest_probability=0.2)),
+            crash_probability=0.01,
+            crash_during_recovery_probability=0.2,
+        ),
+        Scenario(
+            "massive",
+            "large values and volumes, many segments and several compactions, with crashes",
+            mix=WorkloadMix(key_count=400, value_size_max_bytes=16 * 1024, batch_size_max=32, compact_weight=0.01),
+            faults=FaultPlan(crash_survival=CRASHES),
+            operations=1000,
+            crash_probability=0.003,
+            segment_size_target_bytes=256 * 1024,
+        ),
+        Scenario(
+            "random",
+            "cosmic rays: bits flip in any file at any time",
+            faults=FaultPlan(bit_flip=BitFlip(on_write_probability=0.003, at_rest_probability=0.3, bits_max=3)),
+            crash_probability=0.005,
+        ),
+        Scenario(
+            "truncation",
+            "torn writes, size before data and prefix or subset survival of unsynced writes at every crash",
+            faults=FaultPlan(
+                crash_survival=CrashSurvival(prefix_probability=0.5, subset_probability=0.4),
+                torn_write=TornWrite(probability=0.5, sector_bytes=4096, garbage_probability=0.5),
+                size_before_data=SizeBeforeData(0.5),
+            ),
+            durability="always",
+            crash_probability=0.02,
+        ),
+        Scenario(
+            "comprehensive",
+            "every fault at once, stats and verify in the mix",
+            mix=WorkloadMix(compact_weight=0.03, verify_weight=0.02),
+            faults=EVERYTHING,
+            crash_probability=0.005,
+            crash_during_recovery_probability=0.2,
+        ),
+        Scenario(
+            "filesystem",
+            "ENOSPC, EACCES, EROFS and EIO (transient and persistent) on every operation",
+            faults=FILESYSTEM,
+            crash_probability=0.002,
+        ),
+        Scenario(
+            "fsyncgate",
+            "syncs fail once and drop the dirty pages; a later sync 'succeeds'; crashes follow",
+            faults=FaultPlan(fsync_gate=FsyncGate(probability=0.01), crash_survival=CRASHES),
+            crash_probability=0.01,
+        ),
+        Scenario(
+            "swarm",
+            "a random half of all the faults per seed (swarm testing)",
+            faults=EVERYTHING,
+            crash_probability=0.005,
+            swarm=True,
         ),
     )
 }

@@ -1,35 +1,45 @@
 """Run one scenario for one seed on the simulated disk and check it against the model.
 
-The checks made here (more arrive with the fault catalogue):
+The oracle (what every seed checks):
 
-- every `get` returns exactly what the model holds (no silent corruption, no stale read);
-- after a crash, the recovered state is the acknowledged state, or that state plus the
-  one operation in flight, whole (durability, atomicity of `set_many`);
-- recovery that crashes itself, then runs again, gives the same state (idempotence);
+- every `get` returns exactly what the model holds, or raises a typed error when a
+  media fault is on (no silent corruption, no stale read);
+- after a crash, a failed write or a failed open, the recovered state is the
+  acknowledged state, or that state plus the one operation in flight, whole
+  (durability; atomicity of `set_many`);
+- where a media fault destroyed acknowledged data, the store reported it (a corruption
+  or torn tail in its recovery report, or a typed error reading the key), and every
+  value it still returns was once written for that key: silent loss and invented
+  values are violations;
 - recovery finds no corruption where no media fault was injected;
+- recovery that crashes itself, then runs again, gives the same state (idempotence);
+- a store error is a typed `KvError`; anything else from the store is a violation;
 - at the end, with faults off, a clean close and reopen give the model (liveness).
 
-Not checked yet: media faults (bit flips, torn and lost writes, EIO, ENOSPC) and the
-loss reports they require; those come with the fault catalogue.
+Deliberately not checked: how much a media fault destroyed (only that the loss was
+reported and nothing was invented), and performance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from dataclasses import dataclass, field
 
 import kv
 from io_backends.sim import SimIo, SimulatedCrash
+from kv.errors import CorruptionDetected, IoError, KvError
 from kv.store import Store
 from scenarios.registry import Scenario
-from scenarios.workload import Model, Operation, Workload, apply, read_state, run_operation
+from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, apply, run_operation
 
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
 CRASH_DELAY_OPERATIONS_MAX = 60
-# Recovery may itself crash this many times in a row before it must finish.
-RECOVERY_CRASHES_MAX = 3
+# Reopening may crash or fail this many times before the faults are switched off (the
+# fault "clears") so the run can go on.
+REOPEN_ATTEMPTS_MAX = 4
 
 
 class Violation(Exception):
@@ -45,7 +55,10 @@ class SeedResult:
     violation: str = ""
     crashes: int = 0
     recoveries: int = 0
+    errors_typed: int = 0
+    losses_reported: int = 0
     trace_hash: str = ""
+    faults: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # fired, opportunities, configured
     timeline: list[str] = field(default_factory=list)
 
 
@@ -55,12 +68,16 @@ class _Run:
         self.seed = seed
         self.operations = operations
         self.rng = random.Random(seed)
-        self.io = SimIo(seed=self.rng.getrandbits(64))
+        self.io = SimIo(seed=self.rng.getrandbits(64), faults=scenario.fault_plan(self.rng))
+        self.media = self.io.faults.plan.damages_data()
         self.workload = Workload(scenario.mix, random.Random(self.rng.getrandbits(64)))
         self.result = SeedResult(scenario.name, seed, operations)
         self.digest = hashlib.sha256()
         self.keep_timeline = keep_timeline
         self.model: Model = {}
+        self.written: dict[bytes, set[bytes]] = {}  # every value ever written for each key
+        self.unreadable: set[bytes] = set()  # keys whose damage the store reported on read
+        self.crash_countdown: int | None = None  # I/O operations until the planned crash
 
     def event(self, text: str) -> None:
         self.digest.update(text.encode() + b"\n")
@@ -72,37 +89,100 @@ class _Run:
             STORE_DIRECTORY,
             io=self.io,
             durability=self.scenario.durability,
-            on_corruption="raise",
+            on_corruption="repair" if self.media else "raise",
             segment_size_target_bytes=self.scenario.segment_size_target_bytes,
         )
 
-    def recover(self) -> Store:
-        """Reopen after a crash, letting recovery itself crash a few times."""
-        for attempt in range(RECOVERY_CRASHES_MAX):
+    def reopen(self, in_flight: Operation | None) -> Store:
+        """Open again after a crash or a failure, letting recovery crash or fail a few
+        times; then check what it recovered."""
+        store = None
+        for attempt in range(REOPEN_ATTEMPTS_MAX):
             if self.rng.random() < self.scenario.crash_during_recovery_probability:
                 self.io.crash_at_operation = self.io.operations_completed + self.rng.randrange(1, 30)
             try:
                 store = self.open()
+                break
             except SimulatedCrash:
                 self.result.crashes += 1
                 self.event(f"crash during recovery (attempt {attempt + 1})")
-                continue
-            self.io.crash_at_operation = None
-            self.result.recoveries += 1
-            if not store.recovery.clean:
-                self.event(f"recovery: {store.recovery.summary()}")
-            if store.recovery.corruptions:
-                raise Violation(f"corruption reported where no media fault was injected: {store.recovery.summary()}")
-            return store
+            except KvError as error:
+                self.result.errors_typed += 1
+                self.event(f"open failed: {type(error).__name__}: {error}")
         self.io.crash_at_operation = None
-        return self.open()
+        if store is None:
+            self.io.faults_off()
+            self.event("faults off: the fault clears")
+            store = self.open()
+        self.result.recoveries += 1
+        self.check_recovered(store, in_flight)
+        return store
+
+    def read_state(self, store: Store) -> tuple[Model, list[bytes]]:
+        """The store's state as the oracle sees it (reads faults paused); keys whose
+        read raised a typed error are returned apart."""
+        plan = self.io.faults.plan
+        self.io.faults.plan = type(plan)()
+        state: Model = {}
+        unreadable: list[bytes] = []
+        try:
+            for key in store.keys():
+                try:
+                    value = store.get(key)
+                except (CorruptionDetected, IoError):
+                    unreadable.append(key)
+                    continue
+                assert value is not None
+                state[key] = value
+        finally:
+            self.io.faults.plan = plan
+        return state, unreadable
+
+    def check_recovered(self, store: Store, in_flight: Operation | None) -> None:
+        report = store.recovery
+        if not report.clean:
+            self.event(f"recovery: {report.summary()}")
+            self.result.losses_reported += report.records_lost + len(report.torn_tails)
+        if report.corruptions and not self.media:
+            raise Violation(f"corruption reported where no media fault was injected: {report.summary()}")
+        state, unreadable = self.read_state(store)
+        legal = [self.model] if in_flight is None else [self.model, apply(self.model, in_flight)]
+        if state in legal and not unreadable:
+            self.model = state
+            return
+        reported = bool(report.corruptions or report.torn_tails or unreadable)
+        if not (self.media and reported):
+            missing = sorted(set(self.model) - set(state))[:5]
+            raise Violation(f"the recovered state is not a legal outcome and no loss was reported (missing {missing})")
+        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
+        if invented:
+            raise Violation(f"recovery returned values never written for keys {invented[:5]}")
+        self.unreadable.update(unreadable)
+        self.event(f"accepted a reported loss: {len(unreadable)} unreadable keys")
+        self.model = state  # the store's word, now the model (unreadable keys stay unreadable)
 
     def step(self, store: Store, operation: Operation) -> Store:
-        try:
-            value = run_operation(store, operation)
-        except SimulatedCrash:
-            return self.after_crash(operation)
         kind, changes = operation
+        if kind in WRITE_KINDS:
+            for key, value in changes.items():
+                if value is not None:
+                    self.written.setdefault(key, set()).add(value)
+        try:
+            value = self.run_armed(store, operation)
+        except SimulatedCrash:
+            self.result.crashes += 1
+            self.event(f"crash during {kind}")
+            return self.reopen_twice(operation)
+        except (IoError, CorruptionDetected) as error:
+            return self.after_error(store, operation, error)
+        except KvError as error:
+            self.result.errors_typed += 1
+            self.event(f"{kind} refused: {type(error).__name__}")
+            return self.after_error(store, operation, error)
+        if kind in WRITE_KINDS:
+            self.unreadable.difference_update(changes)
+        if kind == "verify" and value != b"ok" and not self.media:
+            raise Violation("verify() found damage where no media fault was injected")
         if kind == "get":
             [key] = changes
             if value != self.model.get(key):
@@ -110,41 +190,85 @@ class _Run:
         self.model = apply(self.model, operation)
         return store
 
-    def after_crash(self, in_flight: Operation) -> Store:
-        self.result.crashes += 1
-        self.event(f"crash during {in_flight[0]}")
-        store = self.recover()
-        state = read_state(store)
-        candidates = [self.model, apply(self.model, in_flight)]
-        if state not in candidates:
-            missing = sorted(set(self.model) - set(state))[:5]
-            raise Violation(f"after a crash during {in_flight[0]} the state is not a legal outcome (missing {missing})")
-        self.model = state
-        again = self.reopen_and_compare(store, "recovery is not idempotent")
+    def run_armed(self, store: Store, operation: Operation) -> bytes | None:
+        """Run one operation with the planned crash armed: crashes land inside store
+        operations (and inside recovery, armed by `reopen`), never in the harness."""
+        if self.crash_countdown is None:
+            return run_operation(store, operation)
+        started = self.io.operations_completed
+        self.io.crash_at_operation = started + self.crash_countdown
+        try:
+            return run_operation(store, operation)
+        finally:
+            if self.io.crash_at_operation is None:  # it fired
+                self.crash_countdown = None
+            else:
+                self.crash_countdown -= self.io.operations_completed - started
+                self.io.crash_at_operation = None
+                if self.crash_countdown <= 0:
+                    self.crash_countdown = None
+
+    def after_error(self, store: Store, operation: Operation, error: KvError) -> Store:
+        """A typed error: allowed only where a fault is on; a failed write leaves the
+        store read-only, so reopen it (the operation is in flight: whole or absent)."""
+        self.result.errors_typed += 1
+        self.event(f"{operation[0]} failed: {type(error).__name__}: {error}")
+        if not self.io.faults.plan.enabled() and not isinstance(error, kv.StoreReadOnly):
+            raise Violation(f"{operation[0]} raised {type(error).__name__} with every fault off: {error}")
+        if operation[0] == "get" and store.state.value == "open":
+            return store
+        with contextlib.suppress(KvError):
+            store.close()
+        return self.reopen(operation if operation[0] in WRITE_KINDS else None)
+
+    def reopen_twice(self, in_flight: Operation) -> Store:
+        """Recover after a crash, then check that recovering again changes nothing."""
+        store = self.reopen(in_flight)
+        before = self.model
+        store.close()
+        again = self.reopen(None)
+        if self.model != before:
+            raise Violation("recovery is not idempotent")
         return again
 
-    def reopen_and_compare(self, store: Store, message: str) -> Store:
-        store.close()
-        reopened = self.open()
-        if read_state(reopened) != self.model:
-            raise Violation(message)
-        return reopened
-
     def run(self) -> SeedResult:
-        self.event(f"scenario {self.scenario.name} seed {self.seed} operations {self.operations}")
-        store = self.open()
+        plan = self.io.faults.plan
+        self.event(
+            f"scenario {self.scenario.name} seed {self.seed} operations {self.operations} faults {plan.enabled()}"
+        )
+        store = self.reopen(None)
         for _ in range(self.operations):
-            if self.io.crash_at_operation is None and self.rng.random() < self.scenario.crash_probability:
-                self.io.crash_at_operation = self.io.operations_completed + self.rng.randrange(
-                    1, CRASH_DELAY_OPERATIONS_MAX
-                )
+            if self.crash_countdown is None and self.rng.random() < self.scenario.crash_probability:
+                self.crash_countdown = self.rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX)
             operation = self.workload.next()
             self.event(f"{operation[0]} {sorted(operation[1])[:3]}")
             store = self.step(store, operation)
-        self.io.crash_at_operation = None  # liveness phase: faults off
-        self.reopen_and_compare(store, "a clean close and reopen did not give the model").close()
-        self.event(f"end keys={len(self.model)} clock_us={self.io.clock_us}")
+        self.liveness(store)
+        self.result.faults = {
+            name: (count.fired, count.opportunities, count.configured_probability)
+            for name, count in self.io.faults.report().items()
+        }
         return self.result
+
+    def liveness(self, store: Store) -> None:
+        """Faults off: pending work completes, and a clean reopen gives the model."""
+        self.io.crash_at_operation = None
+        self.io.faults_off()
+        self.event("liveness phase: faults off")
+        with contextlib.suppress(KvError):
+            store.close()
+        store = self.reopen(None)
+        store.set(b"liveness", b"ok")
+        store.close()
+        with self.open() as reopened:
+            state, unreadable = self.read_state(reopened)
+            self.model = {**self.model, b"liveness": b"ok"}
+            known = {key: value for key, value in self.model.items() if key not in self.unreadable}
+            if {key: value for key, value in state.items() if key not in self.unreadable} != known or (
+                set(unreadable) - self.unreadable
+            ):
+                raise Violation("with faults off, a clean close and reopen did not give the model")
+        self.event(f"end keys={len(self.model)} clock_us={self.io.clock_us}")
 
 
 def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False) -> SeedResult:

@@ -14,6 +14,7 @@ from kv.store import Store
 # (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush, compact
 Operation = tuple[str, dict[bytes, bytes | None]]
 Model = dict[bytes, bytes]
+WRITE_KINDS = ("set", "delete", "set_many")
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,14 @@ class WorkloadMix:
     get_weight: float = 0.2
     flush_weight: float = 0.03
     compact_weight: float = 0.02
+    verify_weight: float = 0.0
     key_count: int = 64
     value_size_max_bytes: int = 256
     batch_size_max: int = 8
 
     def kinds(self) -> tuple[list[str], list[float]]:
         return (
-            ["set", "delete", "set_many", "get", "flush", "compact"],
+            ["set", "delete", "set_many", "get", "flush", "compact", "verify"],
             [
                 self.set_weight,
                 self.delete_weight,
@@ -40,6 +42,7 @@ class WorkloadMix:
                 self.get_weight,
                 self.flush_weight,
                 self.compact_weight,
+                self.verify_weight,
             ],
         )
 
@@ -108,6 +111,9 @@ def run_operation(store: Store, operation: Operation) -> bytes | None:
         return store.get(key)
     elif kind == "flush":
         store.flush()
+    elif kind == "verify":
+        store.stats()
+        return b"ok" if store.verify().ok else b"damaged"
     else:
         assert kind == "compact", kind
         store.compact()

@@ -189,8 +189,11 @@ class SimIo:
         return directory
 
     def _check_space(self, extra_bytes: int, path: str, operation: str) -> None:
-        capacity = self.disk.capacity_bytes
-        if capacity is not None and extra_bytes > 0 and self.disk.used_bytes() + extra_bytes > capacity:
+        capacity = self.faults.plan.disk_full.capacity_bytes or self.disk.capacity_bytes
+        if not capacity or extra_bytes <= 0:
+            return
+        full = self.disk.used_bytes() + extra_bytes > capacity
+        if self.faults.draw("disk_full", 1.0 if full else 0.0) or full:
             raise IoError(errno.ENOSPC, "No space left on device", path, operation)
 
     # -- files ---------------------------------------------------------------------------

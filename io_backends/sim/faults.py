@@ -20,9 +20,11 @@ can report its achieved rate beside the configured one.
 | `OperationErrors` | per operation | EIO on open/read/write/sync/rename/unlink, transient or persistent per path |
 | `PermissionErrors` | per open for writing / per write | EACCES on open, EROFS (or EPERM) on write |
 | `FsyncGate` | per sync | the sync fails with EIO once and the dirty pages are dropped; a later sync "succeeds" |
+| `DiskFull` | per write that grows the disk | ENOSPC past the capacity |
 | `Latency` | per operation | extra virtual latency, so completions reorder |
 
-Disk full (ENOSPC past a capacity) is `SimDisk(capacity_bytes=...)`; directory entries
+`DiskFull` (ENOSPC past a capacity; switching it off frees the space) can also be set on
+the disk itself as `SimDisk(capacity_bytes=...)`. Directory entries
 that are durable only after `sync_dir` and crashes at any point are built into the
 disk model and `SimIo`.
 """
@@ -111,6 +113,11 @@ class FsyncGate:
 
 
 @dataclass(frozen=True)
+class DiskFull:
+    capacity_bytes: int = 0  # when nonzero: writes past this many bytes on the disk fail with ENOSPC
+
+
+@dataclass(frozen=True)
 class Latency:
     jitter_us_max: int = 0  # per operation: up to this much extra virtual latency
 
@@ -131,7 +138,14 @@ class FaultPlan:
     operation_errors: OperationErrors = field(default_factory=OperationErrors)
     permission_errors: PermissionErrors = field(default_factory=PermissionErrors)
     fsync_gate: FsyncGate = field(default_factory=FsyncGate)
+    disk_full: DiskFull = field(default_factory=DiskFull)
     latency: Latency = field(default_factory=Latency)
+
+    def damages_data(self) -> bool:
+        """True when a fault may destroy or alter acknowledged bytes (then the store may
+        lose data, but must report it)."""
+        damaging = ("bit_flip", "read_corruption", "latent_sector_error", "misdirected_write", "lost_write")
+        return any(name in damaging for name in self.enabled())
 
     def enabled(self) -> list[str]:
         """Names of the faults with any nonzero setting (sector sizes do not count)."""
