@@ -37,6 +37,10 @@ SEGMENT_ID_MAX = 99_999_999
 # about a third of each durable write. One metadata commit per MiB instead.
 SEGMENT_PREALLOCATION_BYTES = 1024 * 1024
 
+# A checksum failure is read again this many times before it counts as damage on disk:
+# a transient read error (a bad cable, a flaky controller) must not cost a repair.
+READ_RETRIES_MAX = 2
+
 # A directory with more files than this is not a store we wrote (bounds the open scan).
 DIRECTORY_ENTRIES_MAX = 1_000_000
 

@@ -16,9 +16,9 @@ from typing import Literal
 from kv import compaction
 from kv.errors import CorruptionDetected, IoError
 from kv.io import File, Io, OpenMode, close_quietly, read_exact
-from kv.limits import SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
+from kv.limits import READ_RETRIES_MAX, SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
 from kv.log import CLEAN_MARKER_NAME, SEGMENT_SUFFIX, SegmentLog, decode_clean_marker, segment_name
-from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, apply_frames, scan_segment
+from kv.recovery import Corruption, Keydir, RecoveryReport, SegmentScan, TornTail, apply_frames, scan_segment
 
 OnCorruption = Literal["raise", "repair"]
 # A read that fails with EIO is retried this many bytes at a time (a disk sector), so
@@ -140,8 +140,7 @@ class Recovery:
                 self.lsn_max = max(self.lsn_max, lsn)
             self.report.records_applied += len(entries)
             return
-        data = read_exact(self.io, file, 0, size)
-        scan = scan_segment(segment_id, data, compacted=True)
+        data, scan = self._scan(segment_id, file, self._read(file, 0, size), compacted=True)
         self.report.segments_scanned += 1
         frames = scan.frames + scan.frames_after_damage
         records, lsn_max = apply_frames(data, frames, self.keydir, -segment_id)
@@ -179,9 +178,9 @@ class Recovery:
         for index, segment_id in enumerate(segment_ids):
             newest = index == len(segment_ids) - 1
             file, data = self._read_segment(segment_id, "w" if newest else "r")
+            data, scan = self._scan(segment_id, file, data, compacted=False)
             if newest:
                 self.newest_data = (segment_id, data)
-            scan = scan_segment(segment_id, data)
             self.report.segments_scanned += 1
             if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
                 self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
@@ -229,12 +228,7 @@ class Recovery:
                 self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
         if self.damaged_tail is not None and self.damage is None:
             tail_id, tail_offset, header_records, _bytes = self.damaged_tail
-            self._damaged(
-                segment_name(tail_id),
-                tail_offset,
-                "damaged frame at the end of a sealed segment",
-                quarantine=(tail_id, tail_offset),
-            )
+            self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
             assert self.damage is not None and self.damage.lsn_first_lost is not None
             self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
         if self.damage is not None:
@@ -250,6 +244,19 @@ class Recovery:
             close_quietly(self.io, file)
             raise CorruptionDetected(f"{segment_name(segment_id)} is {size} bytes, more than any segment we write")
         return file, self._read(file, 0, size)
+
+    def _scan(self, segment_id: int, file: File, data: bytes, compacted: bool) -> tuple[bytes, SegmentScan]:
+        """Scan a file; on damage, read it again (READ_RETRIES_MAX times) so a transient
+        read error is not mistaken for damage on disk, which repair would cut away."""
+        scan = scan_segment(segment_id, data, compacted=compacted)
+        for _ in range(READ_RETRIES_MAX):
+            if scan.bad_offset is None:
+                break
+            again = self._read(file, 0, len(data))
+            if again == data:
+                break
+            data, scan = again, scan_segment(segment_id, again, compacted=compacted)
+        return data, scan
 
     def _read(self, file: File, start: int, size: int) -> bytes:
         """`size` bytes from `start`. When the read fails with EIO (a latent sector
@@ -274,7 +281,8 @@ class Recovery:
         return b"".join(blocks)
 
     def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
-        """Record the first damage in the log: everything from here on is lost."""
+        """Record the first damage in the log: everything from here on is lost. A damaged
+        tail still pending (`damaged_tail`) goes to quarantine with it."""
         assert self.damage is None
         first_lost = self.expected_lsn if self.expected_lsn is not None else self.lsn_max + 1
         self.damage = Corruption(file_name, offset, detail, lsn_first_lost=first_lost)

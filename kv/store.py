@@ -48,6 +48,7 @@ from kv.limits import (
     FRAME_PAYLOAD_SIZE_MAX_BYTES,
     FRAME_PAYLOAD_SIZE_TARGET_BYTES,
     KEY_SIZE_MAX_BYTES,
+    READ_RETRIES_MAX,
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
@@ -449,14 +450,15 @@ class Store:
         """
         file_key, offset, length, lsn, _expiry_ms = location
         file = self._file(file_key)
-        data = read_exact(self.io, file, offset, length)
-        record = decode_record(data, expected_key=key)
-        if record is None or record.lsn != lsn or record.kind != KIND_SET:
-            raise CorruptionDetected(
-                f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum; "
-                "the value is not returned"
-            )
-        return data, record
+        for _ in range(1 + READ_RETRIES_MAX):  # a transient read error is not damage
+            data = read_exact(self.io, file, offset, length)
+            record = decode_record(data, expected_key=key)
+            if record is not None and record.lsn == lsn and record.kind == KIND_SET:
+                return data, record
+        raise CorruptionDetected(
+            f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum "
+            f"{1 + READ_RETRIES_MAX} times; the value is not returned"
+        )
 
     def _cache_put(self, key: bytes, value: bytes | None) -> None:
         self._cache_drop(key)
