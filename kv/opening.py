@@ -127,10 +127,11 @@ class Recovery:
             try:
                 hint_size = self.io.size(hint_file).result()
                 entries = compaction.decode_hint(read_exact(self.io, hint_file, 0, hint_size), segment_id, size)
-            except IoError:
-                close_quietly(self.io, hint_file)
-                raise
-            self.io.close(hint_file).result()
+            except IoError as error:
+                if error.errno != errno.EIO:  # an unreadable hint is only a lost shortcut
+                    close_quietly(self.io, hint_file)
+                    raise
+            close_quietly(self.io, hint_file)
             if entries is None:
                 self.report.hint_files_ignored += 1
         if entries is not None:
@@ -363,6 +364,10 @@ class Recovery:
         marker = self.io.open(self._path(CLEAN_MARKER_NAME), "r").result()
         try:
             return decode_clean_marker(read_exact(self.io, marker, 0, 64))
+        except IoError as error:
+            if error.errno != errno.EIO:
+                raise
+            return None  # unreadable: as if the close was not clean, which only costs a rewrite
         finally:
             close_quietly(self.io, marker)
 
@@ -374,7 +379,9 @@ class Recovery:
             return
         read_id, data = self.newest_data
         if read_id != segment_id:  # the newest segment went to quarantine: this one is newest now
-            data = self._read(file, 0, length)
+            data, scan = self._scan(segment_id, file, self._read(file, 0, length), compacted=False)
+            if scan.valid_length < length:  # never write back bytes that failed their checks
+                return
         writable = file if file.mode != "r" else self._open(segment_name(segment_id), "w")
         self.io.write(writable, 0, data[:length]).result()
         self.io.sync(writable).result()

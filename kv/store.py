@@ -35,6 +35,7 @@ from kv.errors import (
     InvalidArgument,
     IoError,
     KeyTooLarge,
+    KvError,
     StoreClosed,
     StoreLocked,
     StoreReadOnly,
@@ -617,7 +618,14 @@ class Store:
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
         if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live
-            self.compact()
+            try:
+                self.compact()
+            except KvError:
+                pass  # the store is returned all the same: its report names the loss; it may be read-only
+            except BaseException:
+                self._transition(State.CLOSED)  # the caller never gets this store: release it
+                self._close_files()
+                raise
 
 
 def open(  # noqa: A001 - the library's entry point reads as kv.open

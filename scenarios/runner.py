@@ -22,7 +22,6 @@ reported and nothing was invented), and performance.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -70,6 +69,7 @@ class _Run:
         self.rng = random.Random(seed)
         self.io = SimIo(seed=self.rng.getrandbits(64), faults=scenario.fault_plan(self.rng))
         self.media = self.io.faults.plan.damages_data()
+        self.faulty = bool(self.io.faults.plan.enabled())  # damage may outlive the faults
         self.workload = Workload(scenario.mix, random.Random(self.rng.getrandbits(64)))
         self.result = SeedResult(scenario.name, seed, operations)
         self.digest = hashlib.sha256()
@@ -77,6 +77,7 @@ class _Run:
         self.model: Model = {}
         self.written: dict[bytes, set[bytes]] = {}  # every value ever written for each key
         self.unreadable: set[bytes] = set()  # keys whose damage the store reported on read
+        self.accepted_loss = False  # the last recovery lost data and reported it
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
 
     def event(self, text: str) -> None:
@@ -113,7 +114,10 @@ class _Run:
         if store is None:
             self.io.faults_off()
             self.event("faults off: the fault clears")
-            store = self.open()
+            try:
+                store = self.open()
+            except KvError as error:
+                raise Violation(f"the store cannot be opened once the faults cleared: {error}") from error
         self.result.recoveries += 1
         self.check_recovered(store, in_flight)
         return store
@@ -146,11 +150,15 @@ class _Run:
         if report.corruptions and not self.media:
             raise Violation(f"corruption reported where no media fault was injected: {report.summary()}")
         state, unreadable = self.read_state(store)
+        if unreadable and not self.faulty:
+            raise Violation(f"keys {unreadable[:5]} cannot be read with every fault off")
         legal = [self.model] if in_flight is None else [self.model, apply(self.model, in_flight)]
-        if state in legal and not unreadable:
-            self.model = state
-            return
-        reported = bool(report.corruptions or report.torn_tails or unreadable)
+        for candidate in legal:  # keys that raised a typed error on read are left aside
+            if state == {key: value for key, value in candidate.items() if key not in unreadable}:
+                self.model = candidate
+                self.unreadable.update(unreadable)
+                return
+        reported = bool(report.corruptions or report.torn_tails)
         if not (self.media and reported):
             missing = sorted(set(self.model) - set(state))[:5]
             raise Violation(f"the recovered state is not a legal outcome and no loss was reported (missing {missing})")
@@ -158,6 +166,7 @@ class _Run:
         if invented:
             raise Violation(f"recovery returned values never written for keys {invented[:5]}")
         self.unreadable.update(unreadable)
+        self.accepted_loss = True
         self.event(f"accepted a reported loss: {len(unreadable)} unreadable keys")
         self.model = state  # the store's word, now the model (unreadable keys stay unreadable)
 
@@ -213,21 +222,29 @@ class _Run:
         store read-only, so reopen it (the operation is in flight: whole or absent)."""
         self.result.errors_typed += 1
         self.event(f"{operation[0]} failed: {type(error).__name__}: {error}")
-        if not self.io.faults.plan.enabled() and not isinstance(error, kv.StoreReadOnly):
+        if not self.faulty and not isinstance(error, kv.StoreReadOnly):
             raise Violation(f"{operation[0]} raised {type(error).__name__} with every fault off: {error}")
         if operation[0] == "get" and store.state.value == "open":
             return store
-        with contextlib.suppress(KvError):
-            store.close()
+        self.close(store)
         return self.reopen(operation if operation[0] in WRITE_KINDS else None)
+
+    def close(self, store: Store) -> None:
+        """Close a store whose final flush may fail under faults (typed errors only)."""
+        try:
+            store.close()
+        except KvError as error:
+            self.result.errors_typed += 1
+            self.event(f"close failed: {type(error).__name__}: {error}")
 
     def reopen_twice(self, in_flight: Operation) -> Store:
         """Recover after a crash, then check that recovering again changes nothing."""
         store = self.reopen(in_flight)
         before = self.model
-        store.close()
+        self.close(store)
+        self.accepted_loss = False
         again = self.reopen(None)
-        if self.model != before:
+        if self.model != before and not self.accepted_loss:  # new media damage may show up
             raise Violation("recovery is not idempotent")
         return again
 
@@ -255,8 +272,7 @@ class _Run:
         self.io.crash_at_operation = None
         self.io.faults_off()
         self.event("liveness phase: faults off")
-        with contextlib.suppress(KvError):
-            store.close()
+        self.close(store)
         store = self.reopen(None)
         store.set(b"liveness", b"ok")
         store.close()
