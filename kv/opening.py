@@ -178,6 +178,7 @@ class Recovery:
         kept: dict[int, tuple[File, int]] = {}
         for index, segment_id in enumerate(segment_ids):
             newest = index == len(segment_ids) - 1
+            unreadable_before = self.report.unreadable_bytes
             file, data = self._read_segment(segment_id, "w" if newest else "r")
             data, scan = self._scan(segment_id, file, data, compacted=False)
             if newest:
@@ -223,6 +224,13 @@ class Recovery:
                     quarantine=(segment_id, scan.bad_offset),
                 )
                 self.lost_last = scan.last_lsn_seen or 0
+            elif self.report.unreadable_bytes > unreadable_before:  # never a torn tail: the disk refused
+                self._damaged(
+                    segment_name(segment_id),
+                    scan.bad_offset,
+                    "unreadable sectors (EIO)",
+                    quarantine=(segment_id, scan.bad_offset),
+                )
             elif newest:
                 self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
             else:
@@ -327,7 +335,10 @@ class Recovery:
         existing = set(self.io.listdir(quarantine).result())
         # (file name, offset): from 0 the file moves; from an offset its tail is copied
         # and cut; None copies the whole file and leaves it (the store rewrites it).
-        moves: list[tuple[str, int | None]] = [(segment_name(i), offset) for i, offset in self.quarantine]
+        # Whole files move newest first and the damaged file is cut last: if a step fails,
+        # the damage that caused the repair is still there for the next open to report.
+        order = sorted(self.quarantine, key=lambda item: (item[1] != 0, -item[0]))
+        moves: list[tuple[str, int | None]] = [(segment_name(i), offset) for i, offset in order]
         if self.compaction_needed:
             moves.append((compaction.compacted_name(self.compacted_id), None))
         for name, offset in moves:
