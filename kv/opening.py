@@ -26,6 +26,9 @@ OnCorruption = Literal["raise", "repair"]
 UNREADABLE_BLOCK_BYTES = 512
 UNREADABLE_FILL = b"\xff"
 QUARANTINE_DIRECTORY = "quarantine"
+JOURNAL_PREFIX = "repair-"
+JOURNAL_PENDING = ".pending"
+JOURNAL_REPORTED = ".reported"
 
 
 def _segment_id(name: str, suffix: str) -> int | None:
@@ -56,6 +59,7 @@ class Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
+        self.journals: list[str] = []  # repair journals this open reports (pending until it succeeds)
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
         self.clean_marker: tuple[int, int] | None = None
         self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
@@ -84,6 +88,8 @@ class Recovery:
 
     def _run(self) -> None:
         names = self.io.listdir(self.path).result()
+        if QUARANTINE_DIRECTORY in names:
+            self._read_pending_journals()
         segments: list[int] = []
         compacted: list[int] = []
         hints: set[int] = set()
@@ -114,6 +120,7 @@ class Recovery:
             )
         self._change_disk()
         self._start_log(kept, covered)
+        self._mark_journals_reported()
 
     # compacted file ------------------------------------------------------------------
 
@@ -333,6 +340,7 @@ class Recovery:
         quarantine = self._path(QUARANTINE_DIRECTORY)
         self.io.mkdir(quarantine).result()
         existing = set(self.io.listdir(quarantine).result())
+        self._write_repair_journal(quarantine, existing)
         # (file name, offset): from 0 the file moves; from an offset its tail is copied
         # and cut; None copies the whole file and leaves it (the store rewrites it).
         # Whole files move newest first and the damaged file is cut last: if a step fails,
@@ -355,6 +363,53 @@ class Recovery:
         self.io.sync_dir(quarantine).result()
         self.io.sync_dir(self.path).result()
         self.report.repaired = True
+
+    # repair journals: a loss is reported even when the repair that found it fails midway
+
+    def _write_repair_journal(self, quarantine: str, existing: set[str]) -> None:
+        """Before anything moves, record durably what this repair loses. Until an open
+        succeeds, every open reports it again, so a repair that fails halfway (its
+        changes in the page cache, the next open finding nothing wrong) cannot turn a
+        reported loss into a silent one."""
+        serial = sum(name.startswith(JOURNAL_PREFIX) for name in existing)
+        name = f"{JOURNAL_PREFIX}{serial:06d}{JOURNAL_PENDING}"
+        text = f"{self.report.records_lost}\n{self.report.summary()}\n".encode()
+        journal = self.io.open(f"{quarantine}/{name}", "w").result()
+        try:
+            self.io.write(journal, 0, text).result()
+            self.io.sync(journal).result()
+        finally:
+            close_quietly(self.io, journal)
+        self.io.sync_dir(quarantine).result()
+        self.journals.append(name)
+
+    def _read_pending_journals(self) -> None:
+        quarantine = self._path(QUARANTINE_DIRECTORY)
+        for name in self.io.listdir(quarantine).result():
+            if not (name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_PENDING)):
+                continue
+            journal = self.io.open(f"{quarantine}/{name}", "r").result()
+            try:
+                text = self._read(journal, 0, self.io.size(journal).result()).decode("utf-8", "replace")
+            finally:
+                close_quietly(self.io, journal)
+            count, _, summary = text.partition("\n")
+            lost = int(count) if count.isdigit() else 0
+            detail = f"an earlier repair did not finish; it had found: {summary.strip()}"
+            self.report.corruptions.append(
+                Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=max(lost, 1))
+            )
+            self.journals.append(name)
+
+    def _mark_journals_reported(self) -> None:
+        """The open succeeded: its report reaches the caller, so the journals are done."""
+        if not self.journals:
+            return
+        quarantine = self._path(QUARANTINE_DIRECTORY)
+        for name in self.journals:
+            done = name[: -len(JOURNAL_PENDING)] + JOURNAL_REPORTED
+            self.io.rename(f"{quarantine}/{name}", f"{quarantine}/{done}").result()
+        self.io.sync_dir(quarantine).result()
 
     def _copy_tail(self, source: str, offset: int | None, target: str) -> None:
         """Copy `source` from `offset` (all of it for None) into `target`, synced; then
