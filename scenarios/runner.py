@@ -76,7 +76,7 @@ class _Run:
         self.keep_timeline = keep_timeline
         self.model: Model = {}
         self.written: dict[bytes, set[bytes]] = {}  # every value ever written for each key
-        self.unreadable: set[bytes] = set()  # keys whose damage the store reported on read
+        self.unknown: set[bytes] = set()  # keys whose read failed: value unknown until rewritten
         self.accepted_loss = False  # the last recovery lost data and reported it
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
 
@@ -152,23 +152,35 @@ class _Run:
         state, unreadable = self.read_state(store)
         if unreadable and not self.faulty:
             raise Violation(f"keys {unreadable[:5]} cannot be read with every fault off")
+        self.check_not_invented(state)
+        self.unknown.update(unreadable)
         legal = [self.model] if in_flight is None else [self.model, apply(self.model, in_flight)]
-        for candidate in legal:  # keys that raised a typed error on read are left aside
-            if state == {key: value for key, value in candidate.items() if key not in unreadable}:
+        for candidate in legal:
+            if self.known(state) == self.known(candidate):
                 self.model = candidate
-                self.unreadable.update(unreadable)
                 return
         reported = bool(report.corruptions or report.torn_tails)
         if not (self.media and reported):
-            missing = sorted(set(self.model) - set(state))[:5]
-            raise Violation(f"the recovered state is not a legal outcome and no loss was reported (missing {missing})")
-        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
-        if invented:
-            raise Violation(f"recovery returned values never written for keys {invented[:5]}")
-        self.unreadable.update(unreadable)
+            model, found = self.known(self.model), self.known(state)
+            missing = sorted(set(model) - set(found))[:5]
+            changed = sorted(key for key in found if key in model and found[key] != model[key])[:5]
+            extra = sorted(set(found) - set(model))[:5]
+            raise Violation(
+                "the recovered state is not a legal outcome and no loss was reported "
+                f"(missing {missing}, changed {changed}, unexpected {extra})"
+            )
         self.accepted_loss = True
         self.event(f"accepted a reported loss: {len(unreadable)} unreadable keys")
-        self.model = state  # the store's word, now the model (unreadable keys stay unreadable)
+        self.model = state  # the store's word is the model now
+
+    def known(self, model: Model) -> Model:
+        """The part of a state the oracle can vouch for: keys whose value it knows."""
+        return {key: value for key, value in model.items() if key not in self.unknown}
+
+    def check_not_invented(self, state: Model) -> None:
+        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
+        if invented:
+            raise Violation(f"the store returned values never written for keys {invented[:5]}")
 
     def step(self, store: Store, operation: Operation) -> Store:
         kind, changes = operation
@@ -189,12 +201,15 @@ class _Run:
             self.event(f"{kind} refused: {type(error).__name__}")
             return self.after_error(store, operation, error)
         if kind in WRITE_KINDS:
-            self.unreadable.difference_update(changes)
+            self.unknown.difference_update(changes)
         if kind == "verify" and value != b"ok" and not self.media:
             raise Violation("verify() found damage where no media fault was injected")
         if kind == "get":
             [key] = changes
-            if value != self.model.get(key):
+            if key in self.unknown:  # a key whose read failed earlier: any value once written, or none
+                if value is not None:
+                    self.check_not_invented({key: value})
+            elif value != self.model.get(key):
                 raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
         self.model = apply(self.model, operation)
         return store
@@ -279,10 +294,9 @@ class _Run:
         with self.open() as reopened:
             state, unreadable = self.read_state(reopened)
             self.model = {**self.model, b"liveness": b"ok"}
-            known = {key: value for key, value in self.model.items() if key not in self.unreadable}
-            if {key: value for key, value in state.items() if key not in self.unreadable} != known or (
-                set(unreadable) - self.unreadable
-            ):
+            self.written.setdefault(b"liveness", set()).add(b"ok")
+            self.check_not_invented(state)
+            if self.known(state) != self.known(self.model) or set(unreadable) - self.unknown:
                 raise Violation("with faults off, a clean close and reopen did not give the model")
         self.event(f"end keys={len(self.model)} clock_us={self.io.clock_us}")
 
