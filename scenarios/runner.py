@@ -170,7 +170,9 @@ class _Run:
                 f"(missing {missing}, changed {changed}, unexpected {extra})"
             )
         self.accepted_loss = True
-        self.event(f"accepted a reported loss: {len(unreadable)} unreadable keys")
+        lost = set(self.known(self.model)) - set(state)
+        self.event(f"accepted a reported loss: {len(lost)} keys lost, {len(unreadable)} unreadable")
+        self.unknown.update(lost)  # reported lost: they may come back if the damage was transient
         self.model = state  # the store's word is the model now
 
     def known(self, model: Model) -> Model:
