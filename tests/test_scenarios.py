@@ -1,0 +1,49 @@
+"""Every named scenario passes a CI-sized set of seeds, reproducibly, and each one
+actually exercises what it names (its faults fire, its crashes happen)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenarios.registry import SCENARIOS
+from scenarios.runner import run_seed
+
+CI_SEEDS = range(5)
+CI_OPERATIONS = 600
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_passes_ci_seeds(name: str) -> None:
+    scenario = SCENARIOS[name]
+    results = [run_seed(scenario, seed, CI_OPERATIONS) for seed in CI_SEEDS]
+    failures = [f"seed {result.seed}: {result.violation}" for result in results if not result.passed]
+    assert not failures, failures
+    fired = {fault for result in results for fault, (count, _, _) in result.faults.items() if count}
+    if scenario.crash_probability:
+        assert sum(result.crashes for result in results) > 0, "no crash happened"
+    enabled = scenario.faults.enabled()
+    if enabled and not scenario.swarm:
+        assert fired, f"none of {enabled} fired"
+
+
+def test_the_eleven_scenarios_are_registered() -> None:
+    assert list(SCENARIOS) == [
+        "perfect",
+        "crash",
+        "corruption",
+        "completion_corruption",
+        "massive",
+        "random",
+        "truncation",
+        "comprehensive",
+        "filesystem",
+        "fsyncgate",
+        "swarm",
+    ]
+
+
+def test_same_seed_same_trace() -> None:
+    first = run_seed(SCENARIOS["comprehensive"], 7, CI_OPERATIONS)
+    second = run_seed(SCENARIOS["comprehensive"], 7, CI_OPERATIONS)
+    assert first.trace_hash == second.trace_hash
+    assert first.trace_hash != run_seed(SCENARIOS["comprehensive"], 8, CI_OPERATIONS).trace_hash
