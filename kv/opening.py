@@ -317,7 +317,9 @@ class Recovery:
     # changing the disk -----------------------------------------------------------------
 
     def _change_disk(self) -> None:
-        directory_changed = False
+        """Apply what recovery decided, then sync the directory: every entry recovery
+        trusted must be durable before the writer builds on it (a segment created just
+        before a failed commit may exist only in the page cache's directory)."""
         for file, offset in self.truncations:
             if file.mode == "r":
                 writable = self.io.open(file.path, "w").result()
@@ -329,12 +331,9 @@ class Recovery:
                 self.io.sync(file).result()
         if self.quarantine or self.compaction_needed:
             self._move_to_quarantine()
-            directory_changed = True
         for name in self.obsolete:
             self.io.unlink(self._path(name)).result()
-            directory_changed = True
-        if directory_changed:
-            self.io.sync_dir(self.path).result()
+        self.io.sync_dir(self.path).result()
 
     def _move_to_quarantine(self) -> None:
         quarantine = self._path(QUARANTINE_DIRECTORY)

@@ -33,7 +33,7 @@ from io_backends.sim.faults import (
     TornWrite,
 )
 from kv.errors import CorruptionDetected, IoError, StoreReadOnly
-from kv.io import read_exact
+from kv.io import File, Future, read_exact
 
 DIRECTORY = "/db"
 
@@ -499,3 +499,36 @@ def test_clean_close_skips_the_rewrite() -> None:
         store.set("k", "v")
     with kv.open(DIRECTORY, io=io) as store:
         assert store.recovery.segment_bytes_rewritten == 0
+
+
+class _FailSecondSegmentSync(SimIo):
+    """Fails (fsyncgate-style) the first sync of segment 2, and only that one."""
+
+    failed = False
+
+    def sync(self, file: File, data_only: bool = True) -> Future[None]:
+        if file.path.endswith("00000002.seg") and not self.failed:
+            self.failed = True
+            self.drain()  # the writes before this sync complete, then their pages are dropped
+            file.handle.inode.drop_dirty()  # type: ignore[attr-defined]
+            return Future.failed(IoError(errno.EIO, "Input/output error", file.path, "sync"))
+        return super().sync(file, data_only)
+
+
+def test_reopen_after_a_failed_first_commit_in_a_new_segment_makes_its_entry_durable() -> None:
+    """Found by the swarm scenario: a segment created by a roll becomes durable in its
+    directory with the roll's first commit; when that commit's sync failed, a reopen
+    found the segment in the page cache's directory, kept writing to it, and a crash
+    took the file and every acknowledged write in it."""
+    io = _FailSecondSegmentSync(seed=24)
+    store = kv.open(DIRECTORY, io=io, segment_size_target_bytes=1000)
+    store.set("first", "1" * 600)
+    with pytest.raises(IoError):
+        store.set("rolls", "2" * 600)  # rolls to segment 2, whose first sync fails
+    store.close()
+    reopened = kv.open(DIRECTORY, io=io, segment_size_target_bytes=1000)
+    reopened.set("acknowledged", "3")  # fits in segment 2: no roll, no new sync_dir
+    io.crash()  # before any clean close (which would sync the directory)
+    with kv.open(DIRECTORY, io=io) as recovered:
+        assert recovered.get("acknowledged") == b"3"
+        assert recovered.get("first") == b"1" * 600
