@@ -214,13 +214,13 @@ class Recovery:
                 self.expected_lsn = scan.last_lsn + 1
             if scan.bad_offset is None:
                 continue
-            if scan.resume_offset is None and data.count(0, scan.bad_offset) == len(data) - scan.bad_offset:
-                # Preallocated free space, not damage: the writer fills it in the newest
-                # segment; a sealed one is cut back (its successor's lsns are checked).
-                if newest:
-                    self.allocated[segment_id] = len(data)
-                else:
-                    self.truncations.append((file, scan.bad_offset))
+            zero_tail = scan.resume_offset is None and data.count(0, scan.bad_offset) == len(data) - scan.bad_offset
+            if newest and zero_tail:
+                # Preallocated free space, not damage: the writer fills it. Only the newest
+                # segment has any: sealing cuts it off (and syncs) before the next segment
+                # exists, so zeros at the end of a sealed segment are damage (a lost or
+                # misdirected write), judged below like any damaged tail.
+                self.allocated[segment_id] = len(data)
                 continue
             header_records = scan.bad_header.count if scan.bad_header is not None else 0
             if scan.resume_offset is not None:

@@ -532,3 +532,24 @@ def test_reopen_after_a_failed_first_commit_in_a_new_segment_makes_its_entry_dur
     with kv.open(DIRECTORY, io=io) as recovered:
         assert recovered.get("acknowledged") == b"3"
         assert recovered.get("first") == b"1" * 600
+
+
+def test_zeros_at_the_end_of_a_sealed_segment_are_damage_not_free_space() -> None:
+    """Found by the swarm scenario: a misdirected last frame left zeros at the end of a
+    segment that a compaction's roll then sealed; recovery took them for preallocated
+    space and lost the frame silently. Only the newest segment has free space."""
+    io = SimIo(seed=25)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("first", "1" * 100)
+    segment = _inode(io, "00000001.seg")
+    start = store._log.write_offset  # type: ignore[union-attr]
+    store.set("misdirected", "3" * 100)
+    end = store._log.write_offset  # type: ignore[union-attr]
+    for stored in (segment.data, segment.durable):  # the frame went elsewhere: zeros here
+        stored[start:end] = bytes(end - start)
+    store._log.roll()  # type: ignore[union-attr]  # seal segment 1; segment 2 starts empty
+    store._log.commit(sync=True)  # type: ignore[union-attr]
+    io.crash()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost >= 1
