@@ -332,18 +332,28 @@ def test_short_reads_are_completed_by_the_store() -> None:
 # -- operation errors, permissions, fsyncgate, disk full, latency ---------------------------
 
 
-@pytest.mark.parametrize("operation", ["write", "sync"])
-def test_eio_on_a_write_path_fails_typed_and_goes_read_only(operation: str) -> None:
+@pytest.mark.parametrize(
+    "plan",
+    [
+        FaultPlan(operation_errors=OperationErrors(write_probability=1.0)),
+        FaultPlan(operation_errors=OperationErrors(sync_probability=1.0)),
+        FaultPlan(fsync_gate=FsyncGate(probability=1.0)),  # and a later sync is never trusted
+    ],
+    ids=["write-eio", "sync-eio", "fsyncgate"],
+)
+def test_a_failed_write_or_sync_is_typed_read_only_and_loses_nothing_acknowledged(plan: FaultPlan) -> None:
     io = SimIo(seed=14)
     store = kv.open(DIRECTORY, io=io)
     store.set("kept", "1")
-    io.faults.plan = FaultPlan(operation_errors=OperationErrors(**{f"{operation}_probability": 1.0}))
+    io.faults.plan = plan
     with pytest.raises(IoError) as failure:
         store.set("failed", "2")
     assert failure.value.errno == errno.EIO
+    io.faults_off()
     with pytest.raises(StoreReadOnly):
         store.set("later", "3")
-    io.faults_off()
+    with pytest.raises(StoreReadOnly):
+        store.flush()
     store.close()
     io.crash()
     with kv.open(DIRECTORY, io=io) as reopened:
@@ -409,23 +419,6 @@ def test_fsyncgate_drops_dirty_pages_and_a_later_sync_does_not_bring_them_back()
     assert io.read(file, 0, 7).result() == b"dropped"  # still in the page cache
     io.crash()
     assert bytes(inode.durable) == b""
-
-
-def test_fsyncgate_under_the_store_never_trusts_a_retry() -> None:
-    io = SimIo(seed=19)
-    store = kv.open(DIRECTORY, io=io)
-    store.set("kept", "1")
-    io.faults.plan = FaultPlan(fsync_gate=FsyncGate(probability=1.0))
-    with pytest.raises(IoError):
-        store.set("gate", "2")
-    io.faults_off()
-    with pytest.raises(StoreReadOnly):
-        store.flush()
-    store.close()
-    io.crash()
-    with kv.open(DIRECTORY, io=io) as reopened:
-        assert reopened.get("kept") == b"1"
-        assert reopened.get("gate") is None
 
 
 def test_disk_full_is_typed_and_the_store_recovers_once_space_is_freed() -> None:
