@@ -338,6 +338,7 @@ class Recovery:
     def _move_to_quarantine(self) -> None:
         quarantine = self._path(QUARANTINE_DIRECTORY)
         self.io.mkdir(quarantine).result()
+        self.io.sync_dir(self.path).result()  # the directory itself, before the journal in it counts
         existing = set(self.io.listdir(quarantine).result())
         self._write_repair_journal(quarantine, existing)
         # (file name, offset): from 0 the file moves; from an offset its tail is copied

@@ -384,3 +384,30 @@ def test_repair_rewrites_a_damaged_compacted_file_and_keeps_a_copy() -> None:
     with kv.open(DIRECTORY, io=io) as store:
         assert store.recovery.clean and store.verify().ok
         assert sum(store.get(f"k{index}") is None for index in range(200)) == lost
+
+
+def test_a_repair_that_crashes_at_any_point_never_makes_its_loss_silent() -> None:
+    """Found by the comprehensive scenario: the quarantine directory was created but not
+    made durable before the repair journal went into it, so a crash kept the cut log and
+    lost the journal. Crash the repairing open at every I/O and check that each later
+    open either has the data or reports the loss."""
+    for crash_at in range(1, 80):
+        io = SimIo(seed=14)
+        _ten_single_record_frames(io)
+        inode = _inode(io, "00000001.seg")
+        offsets, _end = _frame_offsets(inode.durable)
+        inode.durable[offsets[5] + 40] ^= 0x10  # damage mid-log: frames 6..10 are lost
+        io.crash()
+        io.crash_at_operation = io.operations_completed + crash_at
+        reported = False
+        try:
+            repairing = kv.open(DIRECTORY, io=io, on_corruption="repair")
+            reported = repairing.recovery.records_lost > 0  # the open returned: its caller was told
+            repairing.close()
+        except SimulatedCrash:
+            pass
+        io.crash_at_operation = None
+        with kv.open(DIRECTORY, io=io, on_corruption="repair") as store:
+            intact = all(store.get(f"k{index}") == f"v{index}".encode() for index in range(10))
+            reported = reported or store.recovery.records_lost > 0
+            assert intact or reported, f"silent loss when the repair crashed at I/O {crash_at}"
