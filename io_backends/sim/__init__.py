@@ -133,8 +133,12 @@ class SimIo:
             self.crash_at_operation = None
             self.crash()
             raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
-        eligible = self._eligible()
-        operation = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
+        queue = self._queue
+        if len(queue) == 1:
+            operation = queue[0]
+        else:
+            eligible = self._eligible()
+            operation = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
         self._queue.remove(operation)
         self.clock_us = max(self.clock_us, operation.ready_time_us)
         self.operations_completed += 1
@@ -172,6 +176,8 @@ class SimIo:
 
     def _maybe_fail(self, operation: str, path: str, probability: float, number: int = errno.EIO) -> None:
         """Raise the operation's injected error (and keep raising it when persistent)."""
+        if probability <= 0.0 and not self.faults.persistent_errors:
+            return  # the common case, kept cheap: no draw, no path normalization
         key = (operation, self.disk.normalize(path))
         if key in self.faults.persistent_errors:
             raise IoError(number, "Input/output error (persistent)", path, operation)
