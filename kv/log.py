@@ -176,8 +176,10 @@ class SegmentLog:
     def roll(self) -> None:
         """Seal the active segment (its preallocated tail cut, synced, so a later gap
         means damage) and start the next."""
-        if self.allocated_bytes > self.write_offset:
-            self.io.truncate(self.file, self.write_offset).result()
+        # Always cut, even when nothing seems preallocated: after a failed sync the disk
+        # may hold a longer file than the page cache shows, and zeros ending a sealed
+        # segment would read as a lost frame.
+        self.io.truncate(self.file, self.write_offset).result()
         self.io.sync(self.file).result()
         if self.file in self.unsynced_files:
             self.unsynced_files.remove(self.file)

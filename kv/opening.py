@@ -467,7 +467,7 @@ class Recovery:
             if newest:
                 sealed[newest] = live[newest][0]
                 self._make_durable(newest, live[newest][0], live[newest][1])
-                if newest in self.allocated:  # sealed segments carry no preallocated tail
+                if live[newest][0].mode == "w":  # sealed segments end at their last frame
                     self.io.truncate(live[newest][0], live[newest][1]).result()
                     self.io.sync(live[newest][0]).result()
             segment_id = max(newest, covered) + 1
