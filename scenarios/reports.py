@@ -1,0 +1,418 @@
+"""What a campaign shows and leaves behind: the console (rich on a terminal, plain lines
+in a pipe) and the artifacts `results.json`, `junit.xml` and `report.html`.
+
+The formats are documented in `reports/README.md`. The plain lines are stable (scripts
+and tests parse them): the first line is `Campaign.describe()`, then one `FAIL` line and
+one `repro:` line per failing seed, one line per scenario (`crash        20/20 seeds
+passed ...`, ending in `trace HASH` when the scenario ran one seed), and last `passed in
+2.5s` or `FAILED in 2.5s`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import re
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scenarios.campaign import Campaign, CampaignResult, ScenarioSummary, SeedOutcome
+
+RESULTS_FORMAT = "sim_runner.results/1"
+RESULTS_FILE = "results.json"
+JUNIT_FILE = "junit.xml"
+HTML_FILE = "report.html"
+# Characters XML 1.0 cannot hold (control characters in a traceback would make the file unreadable).
+XML_INVALID_CHARACTERS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+# ---------------------------------------------------------------- the console
+
+
+def failure_lines(campaign: Campaign, outcome: SeedOutcome) -> list[str]:
+    """What a failing or erroring seed prints: what went wrong, then its one-line repro."""
+    repro = f"  repro: {campaign.outcome_repro(outcome)}"
+    if outcome.result is None:
+        return [f"ERROR {outcome.scenario} seed={outcome.seed}: the harness failed", repro]
+    return [f"FAIL {outcome.scenario} seed={outcome.seed}: {outcome.result.violation}", repro]
+
+
+def summary_line(summary: ScenarioSummary, trace_hash: str) -> str:
+    line = (
+        f"{summary.name:<12} {summary.passed}/{summary.seeds_run} seeds passed  crashes {summary.crashes}  "
+        f"recoveries {summary.recoveries}  losses reported {summary.losses_reported}  "
+        f"faults fired {summary.faults_fired}"
+    )
+    return line + (f"  trace {trace_hash}" if trace_hash else "")
+
+
+def single_trace_hashes(result: CampaignResult) -> dict[str, str]:
+    """The trace hash of each scenario that ran exactly one seed (printed to compare runs)."""
+    runs: dict[str, list[SeedOutcome]] = {}
+    for outcome in result.outcomes:
+        runs.setdefault(outcome.scenario, []).append(outcome)
+    return {
+        name: outcomes[0].result.trace_hash
+        for name, outcomes in runs.items()
+        if len(outcomes) == 1 and outcomes[0].result is not None
+    }
+
+
+def closing_lines(result: CampaignResult, artifacts: list[Path]) -> list[str]:
+    """After the summary: how many runs the budget allowed, where the artifacts are, the verdict."""
+    campaign = result.campaign
+    lines = []
+    if result.stopped_by or campaign.time_budget_seconds is not None:
+        reason = f"stopped by the {result.stopped_by}: " if result.stopped_by else ""
+        lines.append(f"{reason}ran {len(result.outcomes)} of {campaign.runs_planned} runs")
+    if artifacts:
+        lines.append(f"artifacts: {' '.join(str(path) for path in artifacts)}")
+    verdict = {0: "passed", 1: "FAILED", 3: "HARNESS FAILED"}[result.exit_code]
+    lines.append(f"{verdict} in {result.elapsed_seconds:.1f}s")
+    return lines
+
+
+class PlainConsole:
+    """Lines for a pipe or a log file."""
+
+    def __init__(self, campaign: Campaign, out: IO[str], err: IO[str]) -> None:
+        self.campaign = campaign
+        self.out = out
+        self.err = err
+
+    def print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def error(self, text: str) -> None:
+        """A harness traceback: on stderr."""
+        print(text, file=self.err, flush=True)
+
+    def begin(self) -> None:
+        self.print(self.campaign.describe())
+
+    def seed_finished(self, outcome: SeedOutcome) -> None:
+        if self.campaign.trace and outcome.result is not None:
+            self.print(f"-- timeline of {outcome.scenario} seed {outcome.seed}")
+            for line in outcome.result.timeline:
+                self.print(line)
+        if outcome.result is None:
+            self.error(outcome.harness_traceback.rstrip("\n"))
+        if outcome.verdict != "passed":
+            for line in failure_lines(self.campaign, outcome):
+                self.print(line)
+
+    def finish(self, result: CampaignResult, artifacts: list[Path]) -> None:
+        hashes = single_trace_hashes(result)
+        for summary in result.summaries():
+            self.print(summary_line(summary, hashes.get(summary.name, "")))
+        for line in closing_lines(result, artifacts):
+            self.print(line)
+
+    def close(self) -> None:
+        """Nothing to tear down; `RichConsole` stops its progress bar here."""
+
+
+class RichConsole(PlainConsole):
+    """A progress bar and a summary table, for a terminal (colours off under NO_COLOR, by rich)."""
+
+    def __init__(self, campaign: Campaign, console: Console, err: IO[str]) -> None:
+        super().__init__(campaign, console.file, err)
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("seeds", total=campaign.runs_planned, failed=0)
+        self.failed = 0
+
+    def print(self, line: str) -> None:
+        self.console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+    def error(self, text: str) -> None:
+        """Through the console, above the progress bar (a write to stderr would tear it)."""
+        self.console.print(text, soft_wrap=True, highlight=False, markup=False, style="red")
+
+    def begin(self) -> None:
+        super().begin()
+        self.progress.start()
+
+    def seed_finished(self, outcome: SeedOutcome) -> None:
+        super().seed_finished(outcome)
+        self.failed += outcome.verdict != "passed"
+        self.progress.update(self.task, advance=1, failed=self.failed)
+
+    def finish(self, result: CampaignResult, artifacts: list[Path]) -> None:
+        self.close()
+        self.console.print(summary_table(result))
+        for name, trace_hash in single_trace_hashes(result).items():
+            self.print(f"{name} trace {trace_hash}")
+        for line in closing_lines(result, artifacts):
+            style = "green" if result.exit_code == 0 else "bold red"
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False, style=style)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def summary_table(result: CampaignResult) -> Table:
+    """One row per scenario (the `errors` column only when the harness failed); fits 80 columns."""
+    summaries = result.summaries()
+    with_errors = any(summary.errors for summary in summaries)
+    table = Table(title="sim_runner", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    table.add_column("scenario", no_wrap=True)
+    for column in ("seeds", "passed", "failed", *(["errors"] if with_errors else []), "crashes", "recoveries"):
+        table.add_column(column, justify="right")
+    table.add_column("losses\nreported", justify="right")
+    table.add_column("faults\nfired", justify="right")
+    for summary in summaries:
+        counts = [summary.seeds_run, summary.passed, summary.failed, *([summary.errors] if with_errors else [])]
+        counts += [summary.crashes, summary.recoveries, summary.losses_reported, summary.faults_fired]
+        style = "red" if summary.failed or summary.errors else None
+        table.add_row(summary.name, *(str(count) for count in counts), style=style)
+    return table
+
+
+def make_console(campaign: Campaign, out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> PlainConsole:
+    """Rich on a terminal, plain lines otherwise (rich reads NO_COLOR and TERM itself)."""
+    console = Console(file=out, highlight=False)
+    if console.is_terminal:
+        return RichConsole(campaign, console, err)
+    return PlainConsole(campaign, out, err)
+
+
+# ---------------------------------------------------------------- results.json
+
+
+def seed_document(campaign: Campaign, outcome: SeedOutcome) -> dict[str, Any]:
+    result = outcome.result
+    document: dict[str, Any] = {
+        "scenario": outcome.scenario,
+        "seed": outcome.seed,
+        "verdict": outcome.verdict,
+        "operations": outcome.operations,
+        "trace_hash": result.trace_hash if result else None,
+        "violation": result.violation if result else None,
+        "crashes": result.crashes if result else None,
+        "recoveries": result.recoveries if result else None,
+        "errors_typed": result.errors_typed if result else None,
+        "losses_reported": result.losses_reported if result else None,
+        "silent_tail_losses": result.silent_tail_losses if result else None,
+        "faults": {
+            name: {"fired": fired, "opportunities": opportunities, "configured_probability": probability}
+            for name, (fired, opportunities, probability) in (result.faults if result else {}).items()
+        },
+        "elapsed_seconds": round(outcome.elapsed_seconds, 6),
+        "repro": campaign.outcome_repro(outcome),
+    }
+    if result is None:
+        document["harness_traceback"] = outcome.harness_traceback
+    return document
+
+
+def results_document(result: CampaignResult) -> dict[str, Any]:
+    campaign = result.campaign
+    return {
+        "format": RESULTS_FORMAT,
+        "started_at": started_at_text(result),
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "repro": campaign.repro(),
+        "campaign": {
+            "scenarios": list(campaign.scenario_names),
+            "seed_first": campaign.seeds.start,
+            "seed_last": campaign.seeds.stop - 1,
+            "operations": campaign.operations,
+            "jobs": campaign.jobs,
+            "shard": str(campaign.shard) if campaign.shard else None,
+            "swarm": campaign.swarm,
+            "time_budget_seconds": campaign.time_budget_seconds,
+        },
+        "runs_planned": campaign.runs_planned,
+        "runs_run": len(result.outcomes),
+        "stopped_by": result.stopped_by or None,
+        "exit_code": result.exit_code,
+        "seeds": [seed_document(campaign, outcome) for outcome in result.outcomes],
+    }
+
+
+def started_at_text(result: CampaignResult) -> str:
+    started = datetime.datetime.fromtimestamp(result.started_at_unix_seconds, tz=datetime.UTC)
+    return started.isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- junit.xml
+
+
+def xml_text(text: str) -> str:
+    return XML_INVALID_CHARACTERS.sub("\ufffd", text)
+
+
+def junit_tree(result: CampaignResult) -> ElementTree.ElementTree:
+    """One testsuite per scenario, one testcase per seed (classname = scenario)."""
+    campaign = result.campaign
+    root = ElementTree.Element("testsuites", name="sim_runner")
+    timestamp = started_at_text(result).removesuffix("+00:00")
+    summaries = result.summaries()
+    for summary in summaries:
+        outcomes = [outcome for outcome in result.outcomes if outcome.scenario == summary.name]
+        suite = ElementTree.SubElement(
+            root,
+            "testsuite",
+            name=summary.name,
+            tests=str(summary.seeds_run),
+            failures=str(summary.failed),
+            errors=str(summary.errors),
+            skipped="0",
+            time=f"{sum(outcome.elapsed_seconds for outcome in outcomes):.3f}",
+            timestamp=timestamp,
+        )
+        properties = ElementTree.SubElement(suite, "properties")
+        ElementTree.SubElement(properties, "property", name="repro", value=campaign.repro())
+        for outcome in outcomes:
+            add_testcase(suite, campaign, outcome)
+    root.set("tests", str(len(result.outcomes)))
+    root.set("failures", str(len(result.of("failed"))))
+    root.set("errors", str(len(result.of("error"))))
+    root.set("time", f"{result.elapsed_seconds:.3f}")
+    ElementTree.indent(root)
+    return ElementTree.ElementTree(root)
+
+
+def add_testcase(suite: ElementTree.Element, campaign: Campaign, outcome: SeedOutcome) -> None:
+    case = ElementTree.SubElement(
+        suite,
+        "testcase",
+        classname=outcome.scenario,
+        name=f"seed {outcome.seed}",
+        time=f"{outcome.elapsed_seconds:.3f}",
+    )
+    repro = f"repro: {campaign.outcome_repro(outcome)}"
+    if outcome.result is None:
+        error = ElementTree.SubElement(case, "error", message=f"the harness failed; {repro}", type="HarnessFailure")
+        error.text = xml_text(f"{outcome.harness_traceback}\n{repro}\n")
+    elif not outcome.result.passed:
+        violation = xml_text(outcome.result.violation)
+        failure = ElementTree.SubElement(case, "failure", message=f"{violation}; {repro}", type="InvariantViolated")
+        failure.text = f"{violation}\n{repro}\ntrace {outcome.result.trace_hash}\n"
+
+
+# ---------------------------------------------------------------- report.html
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.bad td { background: #fde8e8; }
+code, pre { font-family: ui-monospace, monospace; font-size: 0.9em; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; max-height: 40em; }
+.passed { color: #17702a; } .failed { color: #b00020; }
+"""
+
+
+def html_report(result: CampaignResult) -> str:
+    """One self-contained page: no scripts, no external stylesheets or fonts."""
+    campaign = result.campaign
+    verdict = "passed" if result.exit_code == 0 else "failed"
+    body = [
+        f"<h1>sim_runner: <span class='{verdict}'>{verdict}</span></h1>",
+        f"<p>Started {escape(started_at_text(result))}, {result.elapsed_seconds:.1f}s, "
+        f"{len(result.outcomes)} of {campaign.runs_planned} runs"
+        f"{escape(f' (stopped by the {result.stopped_by})') if result.stopped_by else ''}.</p>",
+        f"<p><code>{escape(campaign.describe())}</code></p>",
+        html_summary_table(result),
+        *html_failures(result),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        f"<title>sim_runner: {verdict}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def html_summary_table(result: CampaignResult) -> str:
+    header = (
+        "scenario",
+        "seeds run",
+        "passed",
+        "failed",
+        "errors",
+        "crashes",
+        "recoveries",
+        "losses reported",
+        "silent tail losses",
+        "faults fired",
+    )
+    rows = ["<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
+    for summary in result.summaries():
+        cells = (
+            summary.name,
+            summary.seeds_run,
+            summary.passed,
+            summary.failed,
+            summary.errors,
+            summary.crashes,
+            summary.recoveries,
+            summary.losses_reported,
+            summary.silent_tail_losses,
+            summary.faults_fired,
+        )
+        row_class = " class='bad'" if summary.failed or summary.errors else ""
+        rows.append(f"<tr{row_class}>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in cells) + "</tr>")
+    return "<h2>Scenarios</h2>\n<table>\n" + "\n".join(rows) + "\n</table>"
+
+
+def html_failures(result: CampaignResult) -> list[str]:
+    failing = [outcome for outcome in result.outcomes if outcome.verdict != "passed"]
+    if not failing:
+        return []
+    return ["<h2>Failed seeds</h2>", *(html_failure(result.campaign, outcome) for outcome in failing)]
+
+
+def html_failure(campaign: Campaign, outcome: SeedOutcome) -> str:
+    repro = campaign.outcome_repro(outcome)
+    heading = f"<h3 id='{escape(outcome.scenario)}-{outcome.seed}'>{escape(outcome.scenario)} seed {outcome.seed}</h3>"
+    lines = [heading, f"<p>repro: <code>{escape(repro)}</code></p>"]
+    if outcome.result is None:
+        lines.append(f"<p>The harness failed:</p>\n<pre>{escape(outcome.harness_traceback)}</pre>")
+        return "\n".join(lines)
+    lines.append(f"<p>Violation: {escape(outcome.result.violation)} (trace {escape(outcome.result.trace_hash)})</p>")
+    timeline = outcome.result.timeline
+    if timeline:
+        lines.append(
+            f"<details open><summary>Timeline ({len(timeline)} events)</summary>\n"
+            f"<pre>{escape(chr(10).join(timeline))}</pre>\n</details>"
+        )
+    else:
+        lines.append("<p>Timeline not kept (only the first failures are replayed): run the repro with --trace.</p>")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- writing them
+
+
+def write_artifacts(result: CampaignResult, directory: Path) -> list[Path]:
+    """Write the three artifacts into `directory` (created if missing); return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    results_path, junit_path, html_path = directory / RESULTS_FILE, directory / JUNIT_FILE, directory / HTML_FILE
+    results_path.write_text(json.dumps(results_document(result), indent=2) + "\n", encoding="utf-8")
+    junit_tree(result).write(junit_path, encoding="utf-8", xml_declaration=True)
+    html_path.write_text(html_report(result), encoding="utf-8")
+    return [results_path, junit_path, html_path]
