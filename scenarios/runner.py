@@ -212,6 +212,8 @@ class _Run:
             self.result.errors_typed += 1
             self.event(f"{kind} refused: {type(error).__name__}")
             return self.after_error(store, operation, error)
+        except Exception as error:  # SimulatedCrash is handled above: this came from the store
+            raise Violation(f"{kind} raised an untyped {type(error).__name__}: {error}") from error
         if kind in WRITE_KINDS:
             self.unknown.difference_update(changes)
         if kind == "verify" and value != b"ok" and not self.media:
@@ -288,10 +290,6 @@ class _Run:
             self.event(f"{operation[0]} {sorted(operation[1])[:3]}")
             store = self.step(store, operation)
         self.liveness(store)
-        self.result.faults = {
-            name: (count.fired, count.opportunities, count.configured_probability)
-            for name, count in self.io.faults.report().items()
-        }
         return self.result
 
     def liveness(self, store: Store) -> None:
@@ -322,5 +320,9 @@ def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_
         run.result.passed = False
         run.result.violation = str(violation)
         run.event(f"VIOLATION {violation}")
+    run.result.faults = {
+        name: (count.fired, count.opportunities, count.configured_probability)
+        for name, count in run.io.faults.report().items()
+    }
     run.result.trace_hash = run.digest.hexdigest()[:16]
     return run.result
