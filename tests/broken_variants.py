@@ -1,0 +1,329 @@
+"""Deliberately broken variants of the store, to prove the simulator has teeth.
+
+Each variant is a context manager that monkeypatches one or two functions or methods
+of the real `kv` modules for as long as it is active, so that the store makes one
+realistic mistake; its docstring names the real-world bug it models. The patches are in-process:
+`scenarios.runner.run_seed` called inside the `with` block drives the broken store.
+
+A patch replaces the name where the caller looks it up (`kv.opening.scan_segment`, not
+`kv.recovery.scan_segment`, when `kv.opening` is the caller), and is undone on exit
+even when the body raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+from crc32c import crc32c
+
+import kv.compaction
+import kv.io
+import kv.opening
+import kv.recovery
+import kv.store
+from kv.errors import IoError
+from kv.log import SegmentLog, Written
+from kv.opening import Recovery
+from kv.record import (
+    FRAME_HEADER_SIZE,
+    RECORD_CRC,
+    RECORD_HEADER,
+    RECORD_HEADER_SIZE,
+    FrameHeader,
+    Record,
+    decode_record,
+    encode_frame,
+)
+from kv.recovery import SegmentScan, TornTail
+from kv.store import Store
+
+Variant = Callable[[], AbstractContextManager[None]]
+
+
+@contextmanager
+def ack_before_sync() -> Iterator[None]:
+    """`always` mode acknowledges a write once it is in the page cache, before the fsync.
+
+    Models a store whose write path returns after `write(2)` and leaves the `fsync` to
+    the next explicit flush or close (a "durable" mode that is really write-back, as
+    when an fsync is made asynchronous or skipped for speed). A power loss then takes
+    acknowledged writes with it.
+    """
+    original_after_append = Store._after_append
+    original_commit = Store._commit
+    in_write = False
+
+    def after_append(self: Store, keys: list[bytes], values: list[bytes | None]) -> None:
+        nonlocal in_write
+        in_write = True
+        try:
+            original_after_append(self, keys, values)
+        finally:
+            in_write = False
+
+    def commit(self: Store, sync: bool) -> None:
+        original_commit(self, sync and not in_write)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_after_append", after_append)
+        patch.setattr(Store, "_commit", commit)
+        yield
+
+
+@contextmanager
+def skip_frame_crc_on_recovery() -> Iterator[None]:
+    """Recovery accepts any frame whose header is plausible and whose bytes are all
+    there, without checking its CRC.
+
+    Models a replay loop that trusts structure (magic, version, lengths) instead of the
+    checksum, or computes the checksum and forgets to compare it: bit rot in a key, a
+    record header or a value is replayed as if it had been written.
+    """
+
+    def whole(data: bytes | memoryview, offset: int, header: FrameHeader) -> bool:
+        return offset + header.size <= len(data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.recovery, "frame_crc_ok", whole)
+        yield
+
+
+@contextmanager
+def no_sync_dir_for_new_segments() -> Iterator[None]:
+    """A new segment file's directory entry is never made durable: after creating a
+    segment (on a roll, or when opening) the writer fsyncs the file but not its
+    directory.
+
+    Models the classic missing `fsync(dirfd)` after `open(O_CREAT)`: the file's data is
+    on the platter, but a power loss can forget that the file exists, and with it every
+    write acknowledged into it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        # `SegmentLog` asks `directory_dirty` whether a commit must sync the directory:
+        # make it always say no (assignments are ignored).
+        patch.setattr(SegmentLog, "directory_dirty", property(lambda _self: False, lambda _self, _value: None))
+        yield
+
+
+@contextmanager
+def no_sync_dir_in_compaction() -> Iterator[None]:
+    """Compaction never syncs the directory: neither after renaming the compacted file
+    into place (its commit point) nor after unlinking the files it replaces.
+
+    Models a compaction that trusts `rename(2)` to be durable on return. A power loss
+    may forget the rename; whether that loses data depends on whether the unlinks of
+    the replaced files can persist without it.
+    """
+    original_install = kv.compaction.install
+    original_compact = Store.compact
+    installed = False  # in the current compaction: every later sync_dir is skipped too
+
+    def install(io: kv.io.Io, directory: str, segment_id: int, output: kv.compaction.CompactionOutput) -> kv.io.File:
+        nonlocal installed
+        with pytest.MonkeyPatch.context() as inner:
+            inner.setattr(io, "sync_dir", _completed_sync_dir)
+            file = original_install(io, directory, segment_id, output)
+        installed = True
+        return file
+
+    def compact(self: Store) -> None:
+        nonlocal installed
+        real_sync_dir = self.io.sync_dir
+
+        def sync_dir(path: str) -> kv.io.Future[None]:
+            return _completed_sync_dir(path) if installed else real_sync_dir(path)
+
+        installed = False
+        with pytest.MonkeyPatch.context() as inner:
+            inner.setattr(self.io, "sync_dir", sync_dir)
+            original_compact(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.compaction, "install", install)
+        patch.setattr(Store, "compact", compact)
+        yield
+
+
+def _completed_sync_dir(path: str) -> kv.io.Future[None]:
+    return kv.io.Future.completed(None)
+
+
+@contextmanager
+def trust_retried_fsync() -> Iterator[None]:
+    """After a failed fsync the writer fsyncs again and, when that succeeds, carries on
+    as if the data were durable, instead of going read-only.
+
+    Models the retry-and-trust that PostgreSQL shipped for twenty years (fsyncgate,
+    2018): Linux marks the dirty pages clean after reporting the write-back error, so
+    the second fsync succeeds with nothing to write, and the acknowledged data exists
+    only in the page cache until a power loss.
+    """
+    original_commit = SegmentLog.commit
+
+    def commit(self: SegmentLog, sync: bool) -> Written | None:
+        pending, payload_bytes = self.pending, len(self.payload)
+        try:
+            return original_commit(self, sync)
+        except IoError as error:
+            if not sync or error.operation != "sync":
+                raise
+            if self.pending:  # failed before the frame was issued (sealing the old segment): retry it all
+                return original_commit(self, sync)
+            written = None
+            if pending:  # the frame was written; only its sync failed
+                written = Written(self.segment_id, self.write_offset - FRAME_HEADER_SIZE - payload_bytes, pending)
+            original_commit(self, sync)  # the retry: nothing is dirty any more, so it "succeeds"
+            return written
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SegmentLog, "commit", commit)
+        yield
+
+
+@contextmanager
+def corruption_as_torn_tail() -> Iterator[None]:
+    """Every corruption recovery finds is reported as a torn tail: the damaged data and
+    everything after it in the log are still cut away, but the report says "a crash
+    tore the last write", so opening never refuses (`on_corruption="raise"` has nothing
+    to raise on) and no caller learns that acknowledged writes were lost.
+
+    Models a replay that takes every checksum failure for a crash-torn tail, the
+    tolerate-a-corrupted-tail rule of a write-ahead log applied to mid-log damage too:
+    bit rot in the middle of the log silently discards the acknowledged writes after
+    it, while the report reads like an ordinary crash.
+    """
+    original_replay_log = Recovery._replay_log
+
+    def replay_log(self: Recovery, segment_ids: list[int]) -> dict[int, tuple[kv.io.File, int]]:
+        kept = original_replay_log(self, segment_ids)
+        for corruption in self.report.corruptions:
+            stem = corruption.file_name.split(".")[0]
+            segment_id = int(stem) if stem.isdigit() else 0
+            self.report.torn_tails.append(TornTail(segment_id, corruption.offset, 0, corruption.records_lost))
+        self.report.corruptions.clear()
+        return kept
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_replay_log", replay_log)
+        yield
+
+
+@contextmanager
+def silent_truncation_at_corruption() -> Iterator[None]:
+    """Like `corruption_as_torn_tail`, but the truncation is not reported at all.
+
+    Models a replay that stops at the first bad frame and says nothing: mid-log damage
+    (and everything after it) vanishes without a trace in the recovery report.
+    """
+    original_replay_log = Recovery._replay_log
+
+    def replay_log(self: Recovery, segment_ids: list[int]) -> dict[int, tuple[kv.io.File, int]]:
+        kept = original_replay_log(self, segment_ids)
+        self.report.corruptions.clear()
+        self.report.torn_tails.clear()
+        return kept
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_replay_log", replay_log)
+        yield
+
+
+@contextmanager
+def apply_half_a_frame() -> Iterator[None]:
+    """Recovery salvages a damaged frame: it keeps the records at its start that still
+    parse and pass their own CRC, and replays them.
+
+    Models a record-at-a-time replay (no frame-level commit marker, or one that is
+    ignored) that applies a torn batch up to the tear: after a crash half of a
+    `set_many` exists, breaking its all-or-nothing promise.
+    """
+    original_scan = kv.recovery.scan_segment
+
+    def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> SegmentScan:
+        scan = original_scan(segment_id, data, compacted)
+        while scan.bad_offset is not None and (salvaged := _salvageable_prefix(scan, data, compacted)) is not None:
+            # Re-frame the records that parse, in memory, and scan again past them.
+            data = data[: scan.bad_offset] + salvaged + data[scan.bad_offset + len(salvaged) :]
+            scan = original_scan(segment_id, data, compacted)
+        return scan
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.opening, "scan_segment", scan_segment)
+        yield
+
+
+def _salvageable_prefix(scan: SegmentScan, data: bytes, compacted: bool) -> bytes | None:
+    """A valid frame holding the leading records of the damaged frame at `bad_offset`
+    that still decode and pass their CRC, or None when there are none."""
+    header = scan.bad_header
+    if compacted or scan.bad_offset is None or header is None or header.segment_id != scan.segment_id:
+        return None
+    if header.compacted or (scan.last_lsn is not None and header.first_lsn != scan.last_lsn + 1):
+        return None
+    start = scan.bad_offset + FRAME_HEADER_SIZE
+    end = min(len(data), start + header.payload_length)
+    position, count = start, 0
+    while count < header.count and position + RECORD_HEADER_SIZE <= end:
+        _crc, _kind, _flags, key_length, value_length, _lsn, _expiry_ms = RECORD_HEADER.unpack_from(data, position)
+        length = RECORD_HEADER_SIZE + key_length + value_length
+        record = decode_record(data[position : position + length]) if position + length <= end else None
+        if record is None or record.lsn != header.first_lsn + count:
+            break
+        position, count = position + length, count + 1
+    if not count:
+        return None
+    return encode_frame(header.segment_id, header.first_lsn, count, data[start:position], flags=header.flags)
+
+
+@contextmanager
+def set_many_one_at_a_time() -> Iterator[None]:
+    """`set_many` writes its pairs one `set` at a time, each its own frame.
+
+    Models a batch API implemented as a loop over single writes (no transaction, no
+    single frame): a crash inside the loop leaves part of the batch durable.
+    """
+
+    def set_many(self: Store, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> None:
+        for key, value in items.items() if isinstance(items, Mapping) else items:
+            self.set(key, value)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "set_many", set_many)
+        yield
+
+
+@contextmanager
+def skip_record_crc_on_get() -> Iterator[None]:
+    """`get` returns the record's bytes as read, without checking the record CRC (the
+    structure, key and lsn checks stay).
+
+    Models a read path that trusts the disk once recovery has validated the log: a bit
+    that flips at rest after recovery, or in transit on a read, is returned to the
+    caller as the value.
+    """
+
+    def decode_unchecked(data: bytes, expected_key: bytes | None = None) -> Record | None:
+        restamped = RECORD_CRC.pack(crc32c(memoryview(data)[4:])) + data[4:] if len(data) >= 4 else data
+        return decode_record(restamped, expected_key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.store, "decode_record", decode_unchecked)
+        yield
+
+
+VARIANTS: dict[str, Variant] = {
+    "ack_before_sync": ack_before_sync,
+    "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
+    "no_sync_dir_for_new_segments": no_sync_dir_for_new_segments,
+    "no_sync_dir_in_compaction": no_sync_dir_in_compaction,
+    "trust_retried_fsync": trust_retried_fsync,
+    "corruption_as_torn_tail": corruption_as_torn_tail,
+    "silent_truncation_at_corruption": silent_truncation_at_corruption,
+    "apply_half_a_frame": apply_half_a_frame,
+    "set_many_one_at_a_time": set_many_one_at_a_time,
+    "skip_record_crc_on_get": skip_record_crc_on_get,
+}
+
+__all__ = ["VARIANTS", "Variant", *VARIANTS]
