@@ -200,8 +200,12 @@ class Recovery:
                 )
             if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
                 tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
-                self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
-                self.damaged_tail = None
+                if expected is None:  # nothing valid before it: no way to show the tail held no records
+                    self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+                    self.lost_last = scan.first_lsn - 1
+                else:  # the lsns continue: the damaged tail held no records
+                    self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
+                    self.damaged_tail = None
             if self.damage is not None:
                 self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
                 self.quarantine.append((segment_id, 0))

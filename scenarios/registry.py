@@ -70,6 +70,7 @@ FILESYSTEM = FaultPlan(
 )
 EVERYTHING = replace(
     MEDIA,
+    torn_write=TornWrite(probability=0.3, sector_bytes=4096, garbage_probability=0.3),
     size_before_data=SizeBeforeData(0.3),
     latent_sector_error=LatentSectorError(probability=0.0005),
     misdirected_write=MisdirectedWrite(probability=0.0005),
@@ -129,7 +130,7 @@ SCENARIOS: dict[str, Scenario] = {
             "torn writes, size before data and prefix or subset survival of unsynced writes at every crash",
             faults=FaultPlan(
                 crash_survival=CrashSurvival(prefix_probability=0.5, subset_probability=0.4),
-                torn_write=TornWrite(probability=0.5, sector_bytes=4096, garbage_probability=0.5),
+                torn_write=TornWrite(probability=0.5, sector_bytes=512, garbage_probability=0.5),
                 size_before_data=SizeBeforeData(0.5),
             ),
             durability="always",

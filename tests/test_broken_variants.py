@@ -12,7 +12,7 @@ the first failure; the seed is recorded as the test's `caught_by_seed` property
 | skip_frame_crc_on_recovery | random | 0 |
 | no_sync_dir_for_new_segments | crash | 1 |
 | trust_retried_fsync | fsyncgate | 1 |
-| corruption_as_torn_tail | filesystem | 8 |
+| corruption_as_torn_tail | filesystem | 8 (now checked against corruption) |
 | silent_truncation_at_corruption | corruption | 0 |
 | set_many_one_at_a_time | crash | 0 |
 | skip_record_crc_on_get | corruption | 3 |
@@ -50,12 +50,13 @@ CAUGHT: list[tuple[str, str]] = [
     ("skip_frame_crc_on_recovery", "random"),
     ("no_sync_dir_for_new_segments", "crash"),
     ("trust_retried_fsync", "fsyncgate"),
-    # Caught only through persistent EIO on reads (reported as corruption, which the
-    # variant relabels); the bit-rot scenarios miss it: see ESCAPES.
-    ("corruption_as_torn_tail", "filesystem"),
+    # A torn tail may excuse only the last acknowledged operation; mid-log damage
+    # relabelled as torn loses more, and the oracle says so.
+    ("corruption_as_torn_tail", "corruption"),
     ("silent_truncation_at_corruption", "corruption"),
     ("set_many_one_at_a_time", "crash"),
     ("skip_record_crc_on_get", "corruption"),
+    ("apply_half_a_frame", "truncation"),
 ]
 
 # (variant, the scenario that should catch it, why it does not)
@@ -65,18 +66,6 @@ ESCAPES: list[tuple[str, str, str]] = [
         "completion_corruption",
         "the simulated directory reverts to its last sync_dir as a whole, so a crash can never keep the unlinks "
         "of the replaced segments while forgetting the rename of the compacted file",
-    ),
-    (
-        "corruption_as_torn_tail",
-        "corruption",
-        "under media faults the oracle accepts any loss once the recovery report holds a torn tail, so mid-log "
-        "damage relabelled as a torn tail passes for a reported loss",
-    ),
-    (
-        "apply_half_a_frame",
-        "truncation",
-        "truncation tears only writes longer than its 4096-byte sectors and no frame is that long; the 512-byte "
-        "tears of the media scenarios come with media faults, where a torn-tail report licenses the partial batch",
     ),
 ]
 
