@@ -164,6 +164,8 @@ class _Run:
             legal.append(self.before_last)  # may take the last acknowledged operation, no more
         for candidate in legal:
             if self.known(state) == self.known(candidate):
+                if candidate is self.before_last and candidate is not self.model:
+                    self.accepted_loss = True  # the torn last frame took an acknowledged operation
                 self.model = candidate
                 return
         reported = bool(report.corruptions)

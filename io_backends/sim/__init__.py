@@ -163,7 +163,7 @@ class SimIo:
             operation.future.set_error(IoError(errno.EIO, "lost in a crash", None, operation.kind))
         self._queue.clear()
         self.faults.flip_at_rest(list(self.disk.inodes.values()))
-        self.disk.crash(self.faults.survivors)
+        self.disk.crash(self.faults.survivors, self.faults.entry_survivors)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class SimIo:
             if mode == "r":
                 raise IoError(errno.ENOENT, "No such file or directory", path, "open")
             number = self.disk.new_inode().number
-            directory.entries[name] = number
+            self.disk.change_entries(((parent, name, number),))
         handle = _Handle(self.disk.inodes[number], self.disk.generation, writable=mode != "r")
         return File(path, mode, handle)
 
@@ -328,10 +328,11 @@ class SimIo:
             source_parent, source_name = self.disk.split(source)
             target_parent, target_name = self.disk.split(destination)
             source_directory = self._directory(source_parent, "rename")
-            target_directory = self._directory(target_parent, "rename")
+            self._directory(target_parent, "rename")  # the target directory must exist
             if source_name not in source_directory.entries:
                 raise IoError(errno.ENOENT, "No such file or directory", source, "rename")
-            target_directory.entries[target_name] = source_directory.entries.pop(source_name)
+            number = source_directory.entries[source_name]
+            self.disk.change_entries(((source_parent, source_name, None), (target_parent, target_name, number)))
 
         return self._submit("rename", None, self.latency.metadata_us, run)
 
@@ -340,8 +341,9 @@ class SimIo:
             self._maybe_fail("unlink", path, self.faults.plan.operation_errors.unlink_probability)
             parent, name = self.disk.split(path)
             directory = self._directory(parent, "unlink")
-            if directory.entries.pop(name, None) is None:
+            if name not in directory.entries:
                 raise IoError(errno.ENOENT, "No such file or directory", path, "unlink")
+            self.disk.change_entries(((parent, name, None),))
 
         return self._submit("unlink", None, self.latency.metadata_us, run)
 
@@ -357,8 +359,8 @@ class SimIo:
     def sync_dir(self, path: str) -> Future[None]:
         def run() -> None:
             normal = self.disk.normalize(path)
-            directory = self._directory(normal, "sync_dir")
-            directory.durable_entries = dict(directory.entries)
+            self._directory(normal, "sync_dir")
+            self.disk.sync_directory(normal)
             for child in self.disk.directories:
                 if child != normal and posixpath.dirname(child) == normal:
                     self.disk.durable_directories.add(child)

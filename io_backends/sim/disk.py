@@ -8,7 +8,10 @@ of them onto `durable` without reshaping this model.
 
 Per directory: `entries` (name -> inode, what `listdir` and `open` see now) and
 `durable_entries` (what survives a crash). A create, rename or unlink changes
-`entries`; only `sync_dir` copies a directory's entries into `durable_entries`.
+`entries` and is logged, in order, as one atomic `EntryChange` (a rename is one change,
+even across directories); `sync_dir` makes a directory's entries durable (and every
+logged change that touches it). At a crash the fault plan may let a prefix or any
+subset of the logged changes survive (directory operations persisting out of order).
 
 `crash()` throws away everything volatile: every inode's data becomes its durable bytes,
 every directory its durable entries, and every open handle and lock is invalidated.
@@ -90,6 +93,10 @@ class Inode:
         self.unsynced.clear()
 
 
+# One atomic directory change: (directory path, name, inode number or None to remove), ...
+EntryChange = tuple[tuple[str, str, int | None], ...]
+
+
 @dataclass
 class Directory:
     entries: dict[str, int] = field(default_factory=dict)
@@ -109,6 +116,7 @@ class SimDisk:
         self.capacity_bytes = capacity_bytes
         self.generation = 0  # bumped by crash(); handles of older generations are dead
         self.locks: dict[str, int] = {}  # path -> owner id
+        self.pending_entry_changes: list[EntryChange] = []  # directory changes not yet synced
         self._next_inode = 1
 
     @staticmethod
@@ -135,14 +143,51 @@ class SimDisk:
     def used_bytes(self) -> int:
         return sum(len(inode.data) for inode in self.inodes.values())
 
-    def crash(self, survive: Callable[[Inode], list[PendingWrite]] | None = None) -> None:
+    def change_entries(self, change: EntryChange) -> None:
+        """Apply one atomic directory change now and log it until a `sync_dir` covers it."""
+        self._apply_entries(change, durable=False)
+        self.pending_entry_changes.append(change)
+
+    def _apply_entries(self, change: EntryChange, durable: bool) -> None:
+        for path, name, number in change:
+            directory = self.directories.get(path)
+            if directory is None:
+                continue
+            entries = directory.durable_entries if durable else directory.entries
+            if number is None:
+                entries.pop(name, None)
+            else:
+                entries[name] = number
+
+    def sync_directory(self, path: str) -> None:
+        """`sync_dir`: the directory's entries become durable, and so do the other parts
+        of every logged change that touched it (a rename is atomic)."""
+        remaining = []
+        for change in self.pending_entry_changes:
+            if any(change_path == path for change_path, _, _ in change):
+                self._apply_entries(change, durable=True)
+            else:
+                remaining.append(change)
+        self.pending_entry_changes = remaining
+        self.directories[path].durable_entries = dict(self.directories[path].entries)
+
+    def crash(
+        self,
+        survive: Callable[[Inode], list[PendingWrite]] | None = None,
+        survive_entries: Callable[[list[EntryChange]], list[EntryChange]] | None = None,
+    ) -> None:
         """Power loss: keep what was durable, plus the unsynced changes `survive` picks
-        for each file (none by default); every handle and lock dies."""
+        for each file and the directory changes `survive_entries` picks (none by
+        default); every handle and lock dies."""
         self.generation += 1
         self.locks.clear()
         for path in list(self.directories):
             if path not in self.durable_directories:
                 del self.directories[path]
+        surviving = survive_entries(self.pending_entry_changes) if survive_entries is not None else []
+        self.pending_entry_changes = []
+        for change in surviving:
+            self._apply_entries(change, durable=True)
         for directory in self.directories.values():
             directory.entries = dict(directory.durable_entries)
         live = {number for d in self.directories.values() for number in d.entries.values()}

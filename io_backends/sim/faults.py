@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, fields
 
-from io_backends.sim.disk import Inode, PendingWrite
+from io_backends.sim.disk import EntryChange, Inode, PendingWrite
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,18 @@ class FaultInjector:
             altered.append(self._maybe_torn(inode, change))
             durable_end = max(durable_end, change.offset + len(change.data))
         return altered
+
+    def entry_survivors(self, pending: list[EntryChange]) -> list[EntryChange]:
+        """Which directory changes not yet covered by a `sync_dir` persist at a crash: a
+        prefix, or any subset (out of order), by the same `CrashSurvival` odds."""
+        if not pending:
+            return []
+        survival = self.plan.crash_survival
+        if self.draw("crash_survival.directory_prefix", survival.prefix_probability):
+            return pending[: self.rng.randrange(len(pending) + 1)]
+        if self.draw("crash_survival.directory_subset", survival.subset_probability):
+            return [change for change in pending if self.rng.random() < 0.5]
+        return []
 
     def _maybe_torn(self, inode: Inode, change: PendingWrite) -> PendingWrite:
         torn = self.plan.torn_write
