@@ -16,7 +16,7 @@ from typing import Literal
 from kv import compaction
 from kv.errors import CorruptionDetected, IoError
 from kv.io import File, Io, OpenMode, close_quietly, read_exact
-from kv.limits import READ_RETRIES_MAX, SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
+from kv.limits import DIRECTORY_ENTRIES_MAX, READ_RETRIES_MAX, SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
 from kv.log import CLEAN_MARKER_NAME, SEGMENT_SUFFIX, SegmentLog, decode_clean_marker, segment_name
 from kv.recovery import Corruption, Keydir, RecoveryReport, SegmentScan, TornTail, apply_frames, scan_segment
 
@@ -88,6 +88,8 @@ class Recovery:
 
     def _run(self) -> None:
         names = self.io.listdir(self.path).result()
+        if len(names) > DIRECTORY_ENTRIES_MAX:
+            raise CorruptionDetected(f"{self.path} holds {len(names)} entries: not a store this library wrote")
         if QUARANTINE_DIRECTORY in names:
             self._read_pending_journals()
         segments: list[int] = []

@@ -146,6 +146,14 @@ def _check_value(value: bytes | str) -> bytes:
     return value_bytes
 
 
+def _parent_directory(path: str) -> str:
+    """The directory holding `path` ("/" for a top-level path, "." for a bare name)."""
+    if path.strip("/") == "":
+        return "/"
+    head, separator, _name = path.rstrip("/").rpartition("/")
+    return (head or "/") if separator else "."
+
+
 class Store:
     """A key-value store in one directory. Build it with `kv.open`."""
 
@@ -597,8 +605,7 @@ class Store:
         # The directory itself is an entry of its parent: durable only once the parent
         # is synced. One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
-        parent = self.path.rsplit("/", 1)[0] if "/" in self.path.strip("/") or self.path.startswith("/") else "."
-        self.io.sync_dir(parent or "/").result()
+        self.io.sync_dir(_parent_directory(self.path)).result()
         try:
             self._lock = self.io.lock(self._file_path(LOCK_NAME)).result()
         except IoError as error:

@@ -57,7 +57,6 @@ class _Handle:
 
 @dataclass
 class _Operation:
-    sequence: int
     kind: str
     file_key: int | None  # inode number the op orders against, None for none
     ready_time_us: int
@@ -88,7 +87,6 @@ class SimIo:
         self.clock_us = 0
         self.operations_completed = 0
         self._queue: list[_Operation] = []
-        self._sequence = 0
         self._owner = id(self)
         self.crash_at_operation: int | None = None  # crash instead of completing op N
 
@@ -96,9 +94,6 @@ class SimIo:
 
     def now(self) -> float:
         return self.clock_us / 1_000_000
-
-    def advance_clock(self, microseconds: int) -> None:
-        self.clock_us += microseconds
 
     def faults_off(self) -> None:
         """Switch every fault off (the liveness phase): persistent errors clear too."""
@@ -109,9 +104,8 @@ class SimIo:
         jitter = self.faults.plan.latency.jitter_us_max
         if jitter:
             latency_us += self.random.randrange(jitter + 1)
-        operation = _Operation(self._sequence, kind, file_key, self.clock_us + latency_us, run)
+        operation = _Operation(kind, file_key, self.clock_us + latency_us, run)
         operation.future = Future(self._drive)
-        self._sequence += 1
         self._queue.append(operation)
         return operation.future
 
