@@ -78,10 +78,13 @@ class SimIo:
         disk: SimDisk | None = None,
         latency: SimLatency | None = None,
         faults: FaultPlan | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.seed = seed
         self.disk = disk if disk is not None else SimDisk()
-        self.random = random.Random(seed)
+        # Every decision (completion order, latency, faults) comes from this one RNG; pass
+        # `rng` to draw them from elsewhere (a hypothesis `st.randoms()`, so they shrink).
+        self.random = rng if rng is not None else random.Random(seed)
         self.faults = FaultInjector(faults if faults is not None else FaultPlan(), self.random)
         self.latency = latency if latency is not None else SimLatency()
         self.clock_us = 0
