@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import kv
 from io_backends.sim import SimIo, SimulatedCrash
 from kv.errors import CorruptionDetected, IoError, KvError
-from kv.store import Store
+from kv.store import Durability, Store
 from scenarios.registry import Scenario
+from scenarios.schedule import Schedule, Step
 from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, apply, run_operation
 
 STORE_DIRECTORY = "/store"
@@ -62,17 +64,35 @@ class SeedResult:
     timeline: list[str] = field(default_factory=list)
 
 
-class _Run:
-    def __init__(self, scenario: Scenario, seed: int, operations: int, keep_timeline: bool) -> None:
+RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
+
+
+class Harness:
+    """The oracle around one store on one `SimIo`: drivers feed it operations and crash
+    decisions (`start`, `plan_crash`, `do`, `crash_now`, `finish`), it checks every
+    answer and every recovery against the model and raises `Violation`.
+
+    Three drivers: `run_seed` (decisions drawn from a seed), `run_schedule` (decisions
+    from a `Schedule`) and the hypothesis state machine (decisions from hypothesis data).
+    """
+
+    def __init__(
+        self,
+        scenario: str,
+        io: SimIo,
+        durability: Durability = "always",
+        segment_size_target_bytes: int = 16 * 1024,
+        keep_timeline: bool = False,
+        header: str = "",
+    ) -> None:
         self.scenario = scenario
-        self.seed = seed
-        self.operations = operations
-        self.rng = random.Random(seed)
-        self.io = SimIo(seed=self.rng.getrandbits(64), faults=scenario.fault_plan(self.rng))
-        self.media = self.io.faults.plan.damages_data()
-        self.faulty = bool(self.io.faults.plan.enabled())  # damage may outlive the faults
-        self.workload = Workload(scenario.mix, random.Random(self.rng.getrandbits(64)))
-        self.result = SeedResult(scenario.name, seed, operations)
+        self.durability: Durability = durability
+        self.segment_size_target_bytes = segment_size_target_bytes
+        self.io = io
+        self.media = False  # a fault that damages data was ever on
+        self.faulty = False  # any fault was ever on (damage may outlive the faults)
+        self.note_faults()
+        self.result = SeedResult(scenario, 0, 0)
         self.digest = hashlib.sha256()
         self.keep_timeline = keep_timeline
         self.model: Model = {}
@@ -82,6 +102,45 @@ class _Run:
         self.before_last: Model = {}  # the model before the last acknowledged write
         self.lost_writes_checked = 0  # lost writes already accounted for
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
+        self.recovery_crashes: RecoveryCrashes = lambda: None
+        self.store: Store | None = None
+        self.header = header
+
+    def note_faults(self) -> None:
+        """Call after changing `io.faults.plan`: which kinds of faults the run has seen."""
+        plan = self.io.faults.plan
+        self.media = self.media or plan.damages_data()
+        self.faulty = self.faulty or bool(plan.enabled())
+
+    # -- what drivers call ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self.event(f"scenario {self.scenario} {self.header}faults {self.io.faults.plan.enabled()}")
+        self.store = self.reopen(None)
+
+    def plan_crash(self, after_ios: int) -> None:
+        """A power loss this many simulated I/Os from now (inside the next operations)."""
+        self.crash_countdown = after_ios
+
+    def do(self, operation: Operation) -> None:
+        assert self.store is not None, "start() first"
+        self.result.operations += 1
+        self.event(f"{operation[0]} {sorted(operation[1])[:3]}")
+        self.store = self.step(self.store, operation)
+
+    def crash_now(self) -> None:
+        """A power loss between operations, then recovery (twice, for idempotence)."""
+        assert self.store is not None, "start() first"
+        self.crash_countdown = None
+        self.io.crash()
+        self.result.crashes += 1
+        self.event("crash between operations")
+        self.store = self.reopen_twice(None)
+
+    def finish(self) -> None:
+        assert self.store is not None, "start() first"
+        self.liveness(self.store)
+        self.store = None
 
     def event(self, text: str) -> None:
         self.digest.update(text.encode() + b"\n")
@@ -92,9 +151,9 @@ class _Run:
         return kv.open(
             STORE_DIRECTORY,
             io=self.io,
-            durability=self.scenario.durability,
+            durability=self.durability,
             on_corruption="repair" if self.media else "raise",
-            segment_size_target_bytes=self.scenario.segment_size_target_bytes,
+            segment_size_target_bytes=self.segment_size_target_bytes,
         )
 
     def reopen(self, in_flight: Operation | None) -> Store:
@@ -102,8 +161,9 @@ class _Run:
         times; then check what it recovered."""
         store = None
         for attempt in range(REOPEN_ATTEMPTS_MAX):
-            if self.rng.random() < self.scenario.crash_during_recovery_probability:
-                self.io.crash_at_operation = self.io.operations_completed + self.rng.randrange(1, 30)
+            crash_after = self.recovery_crashes()
+            if crash_after is not None:
+                self.io.crash_at_operation = self.io.operations_completed + crash_after
             try:
                 store = self.open()
                 break
@@ -276,7 +336,7 @@ class _Run:
             self.result.errors_typed += 1
             self.event(f"close failed: {type(error).__name__}: {error}")
 
-    def reopen_twice(self, in_flight: Operation) -> Store:
+    def reopen_twice(self, in_flight: Operation | None) -> Store:
         """Recover after a crash, then check that recovering again changes nothing."""
         store = self.reopen(in_flight)
         before = self.model
@@ -286,21 +346,6 @@ class _Run:
         if self.model != before and not self.accepted_loss:  # new media damage may show up
             raise Violation("recovery is not idempotent")
         return again
-
-    def run(self) -> SeedResult:
-        plan = self.io.faults.plan
-        self.event(
-            f"scenario {self.scenario.name} seed {self.seed} operations {self.operations} faults {plan.enabled()}"
-        )
-        store = self.reopen(None)
-        for _ in range(self.operations):
-            if self.crash_countdown is None and self.rng.random() < self.scenario.crash_probability:
-                self.crash_countdown = self.rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX)
-            operation = self.workload.next()
-            self.event(f"{operation[0]} {sorted(operation[1])[:3]}")
-            store = self.step(store, operation)
-        self.liveness(store)
-        return self.result
 
     def liveness(self, store: Store) -> None:
         """Faults off: pending work completes, and a clean reopen gives the model."""
@@ -321,18 +366,125 @@ class _Run:
         self.event(f"end keys={len(self.model)} clock_us={self.io.clock_us}")
 
 
+def _finished(harness: Harness, drive: Callable[[], None]) -> SeedResult:
+    """Run `drive`; a violated invariant gives `passed=False`, never an exception."""
+    try:
+        drive()
+    except Violation as violation:
+        harness.result.passed = False
+        harness.result.violation = str(violation)
+        harness.event(f"VIOLATION {violation}")
+    harness.result.faults = {
+        name: (count.fired, count.opportunities, count.configured_probability)
+        for name, count in harness.io.faults.report().items()
+    }
+    harness.result.trace_hash = harness.digest.hexdigest()[:16]
+    return harness.result
+
+
 def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False) -> SeedResult:
     """Run `scenario` for `seed`; a violated invariant gives `passed=False`, never an exception."""
-    run = _Run(scenario, seed, operations if operations is not None else scenario.operations, keep_timeline)
-    try:
-        run.run()
-    except Violation as violation:
-        run.result.passed = False
-        run.result.violation = str(violation)
-        run.event(f"VIOLATION {violation}")
-    run.result.faults = {
-        name: (count.fired, count.opportunities, count.configured_probability)
-        for name, count in run.io.faults.report().items()
-    }
-    run.result.trace_hash = run.digest.hexdigest()[:16]
-    return run.result
+    return record_seed(scenario, seed, operations, keep_timeline)[0]
+
+
+def record_seed(
+    scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False
+) -> tuple[SeedResult, Schedule]:
+    """`run_seed`, also returning every decision it took as a `Schedule` (which replays
+    to the same trace with `run_schedule`)."""
+    count = operations if operations is not None else scenario.operations
+    rng = random.Random(seed)
+    sim_seed = rng.getrandbits(64)
+    plan = scenario.fault_plan(rng)
+    workload = Workload(scenario.mix, random.Random(rng.getrandbits(64)))
+    harness = Harness(
+        scenario.name,
+        SimIo(seed=sim_seed, faults=plan),
+        scenario.durability,
+        scenario.segment_size_target_bytes,
+        keep_timeline,
+        header=f"seed {seed} operations {count} ",
+    )
+    phase: list[int | None] = []  # the recovery decisions of the current step
+
+    def recovery_crash() -> int | None:
+        crash = rng.randrange(1, 30) if rng.random() < scenario.crash_during_recovery_probability else None
+        phase.append(crash)
+        return crash
+
+    harness.recovery_crashes = recovery_crash
+    steps: list[Step] = []
+    opening: tuple[int | None, ...] = ()
+
+    def drive() -> None:
+        nonlocal opening, phase
+        harness.start()
+        opening, phase = _trimmed(phase), []
+        for _ in range(count):
+            planned = None
+            if harness.crash_countdown is None and rng.random() < scenario.crash_probability:
+                planned = rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX)
+                harness.plan_crash(planned)
+            operation = workload.next()
+            try:
+                harness.do(operation)
+            finally:
+                steps.append(Step(operation, planned, _trimmed(phase)))
+                phase = []
+        harness.finish()
+
+    result = _finished(harness, drive)
+    result.seed = seed
+    result.operations = count
+    schedule = Schedule(
+        scenario=scenario.name,
+        seed=seed,
+        sim_seed=sim_seed,
+        faults=plan,
+        steps=tuple(steps),
+        durability=scenario.durability,
+        segment_size_target_bytes=scenario.segment_size_target_bytes,
+        opening_crashes=opening,
+        closing_crashes=_trimmed(phase),
+    )
+    return result, schedule
+
+
+def _trimmed(crashes: list[int | None]) -> tuple[int | None, ...]:
+    """Recovery decisions without the trailing "no crash"es (the default past the end)."""
+    while crashes and crashes[-1] is None:
+        crashes = crashes[:-1]
+    return tuple(crashes)
+
+
+def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
+    """Replay `schedule`: its operations, crashes and faults, through the same oracle."""
+    harness = Harness(
+        schedule.scenario,
+        SimIo(seed=schedule.sim_seed, faults=schedule.faults),
+        schedule.durability,
+        schedule.segment_size_target_bytes,
+        keep_timeline,
+        header=f"seed {schedule.seed} operations {len(schedule.steps)} ",
+    )
+    pending: list[int | None] = []
+
+    def recovery_crash() -> int | None:
+        return pending.pop(0) if pending else None
+
+    harness.recovery_crashes = recovery_crash
+
+    def drive() -> None:
+        pending[:] = schedule.opening_crashes
+        harness.start()
+        for step in schedule.steps:
+            pending[:] = step.recovery_crashes
+            if step.crash_after_ios is not None:
+                harness.plan_crash(step.crash_after_ios)
+            harness.do(step.operation)
+        pending[:] = schedule.closing_crashes
+        harness.finish()
+
+    result = _finished(harness, drive)
+    result.seed = schedule.seed
+    return result

@@ -1,0 +1,162 @@
+"""A run as data: every decision of one seed, so it can be replayed, shrunk and saved.
+
+A seeded run draws its decisions from the seed (which operation comes next, when a
+crash is planned, whether recovery crashes); a `Schedule` holds those decisions
+explicitly. Replaying a schedule (`scenarios.runner.run_schedule`) drives the same
+oracle; the simulated disk's own choices (completion order, which faults fire) still
+come from `sim_seed`, so a schedule replays exactly, and a shrunk schedule (fewer
+steps, fewer faults) is again a deterministic run.
+
+The JSON form (a replay file) is documented in `reports/README.md`. Keys and values are
+stored as text decoded as latin-1, which round-trips any bytes and keeps ASCII readable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from io_backends.sim.faults import FaultPlan
+from kv.store import Durability
+from scenarios.workload import Operation
+
+FORMAT_VERSION = 1
+OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify")
+
+
+class ScheduleError(ValueError):
+    """A replay file that is not a valid schedule."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One workload operation and the decisions taken while it ran.
+
+    `crash_after_ios`: a power loss planned at the start of this step, this many
+    simulated I/Os ahead (it may land in a later step). `recovery_crashes`: for each
+    recovery attempt during this step, in order, the I/O count into the open at which
+    it crashes, or None; attempts past the end of the tuple do not crash.
+    """
+
+    operation: Operation
+    crash_after_ios: int | None = None
+    recovery_crashes: tuple[int | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    scenario: str
+    seed: int  # the seed the schedule was recorded from (for the record)
+    sim_seed: int  # the simulated disk's RNG: completion order, fault draws
+    faults: FaultPlan
+    steps: tuple[Step, ...]
+    durability: Durability = "always"
+    segment_size_target_bytes: int = 16 * 1024
+    opening_crashes: tuple[int | None, ...] = ()  # recovery attempts of the first open
+    closing_crashes: tuple[int | None, ...] = ()  # recovery attempts of the liveness phase
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "sim_seed": self.sim_seed,
+            "durability": self.durability,
+            "segment_size_target_bytes": self.segment_size_target_bytes,
+            "faults": {name: asdict(getattr(self.faults, name)) for name in self.faults.enabled()},
+            "opening_crashes": list(self.opening_crashes),
+            "closing_crashes": list(self.closing_crashes),
+            "steps": [_step_to_json(step) for step in self.steps],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1)
+
+    @classmethod
+    def from_json(cls, document: Any) -> Schedule:
+        """Parse a replay document; raises `ScheduleError` with what is wrong."""
+        try:
+            if document.get("format") != FORMAT_VERSION:
+                raise ScheduleError(f"unsupported replay format {document.get('format')!r} (expected {FORMAT_VERSION})")
+            return cls(
+                scenario=str(document["scenario"]),
+                seed=int(document["seed"]),
+                sim_seed=int(document["sim_seed"]),
+                faults=_plan_from_json(document["faults"]),
+                steps=tuple(_step_from_json(step) for step in document["steps"]),
+                durability=document.get("durability", "always"),
+                segment_size_target_bytes=int(document.get("segment_size_target_bytes", 16 * 1024)),
+                opening_crashes=_crashes(document.get("opening_crashes", [])),
+                closing_crashes=_crashes(document.get("closing_crashes", [])),
+            )
+        except ScheduleError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ScheduleError(f"not a replay schedule: {type(error).__name__}: {error}") from None
+
+    @classmethod
+    def loads(cls, text: str) -> Schedule:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ScheduleError(f"not JSON: {error}") from None
+        return cls.from_json(document)
+
+    def size(self) -> tuple[int, int, int]:
+        """How big it is, for shrinking: steps, faults on, planned crashes."""
+        crashes = sum(step.crash_after_ios is not None for step in self.steps)
+        return len(self.steps), len(self.faults.enabled()), crashes
+
+    def with_steps(self, steps: tuple[Step, ...]) -> Schedule:
+        return replace(self, steps=steps)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("latin-1")
+
+
+def _bytes(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ScheduleError(f"expected a string, got {text!r}")
+    return text.encode("latin-1")
+
+
+def _step_to_json(step: Step) -> dict[str, Any]:
+    kind, changes = step.operation
+    encoded: dict[str, Any] = {
+        "op": kind,
+        "changes": [[_text(key), None if value is None else _text(value)] for key, value in changes.items()],
+    }
+    if step.crash_after_ios is not None:
+        encoded["crash_after_ios"] = step.crash_after_ios
+    if step.recovery_crashes:
+        encoded["recovery_crashes"] = list(step.recovery_crashes)
+    return encoded
+
+
+def _step_from_json(encoded: Any) -> Step:
+    kind = encoded["op"]
+    if kind not in OPERATION_KINDS:
+        raise ScheduleError(f"unknown operation {kind!r} (known: {', '.join(OPERATION_KINDS)})")
+    changes = {_bytes(key): None if value is None else _bytes(value) for key, value in encoded["changes"]}
+    crash = encoded.get("crash_after_ios")
+    return Step((kind, changes), None if crash is None else int(crash), _crashes(encoded.get("recovery_crashes", [])))
+
+
+def _crashes(values: Any) -> tuple[int | None, ...]:
+    return tuple(None if value is None else int(value) for value in values)
+
+
+def _plan_from_json(encoded: Any) -> FaultPlan:
+    known = {item.name: item for item in fields(FaultPlan)}
+    settings = {}
+    for name, parameters in encoded.items():
+        if name not in known:
+            raise ScheduleError(f"unknown fault {name!r} (known: {', '.join(known)})")
+        fault_type = type(getattr(FaultPlan(), name))
+        try:
+            settings[name] = fault_type(**parameters)
+        except TypeError as error:
+            raise ScheduleError(f"fault {name}: {error}") from None
+    return replace(FaultPlan(), **settings)
