@@ -222,10 +222,12 @@ class Harness:
         legal = [self.model] if in_flight is None else [self.model, apply(self.model, in_flight)]
         if report.torn_tails and self.media:  # a damaged last frame is reported as torn: it
             legal.append(self.before_last)  # may take the last acknowledged operation, no more
-        for candidate in legal:
+        for index, candidate in enumerate(legal):
             if self.known(state) == self.known(candidate):
                 if candidate is self.before_last and candidate is not self.model:
                     self.accepted_loss = True  # the torn last frame took an acknowledged operation
+                if index == 1 and in_flight is not None and self.writes_a_frame(in_flight):
+                    self.before_last = self.model  # the in-flight write made it: its frame is the last
                 self.model = candidate
                 return
         reported = bool(report.corruptions)
@@ -292,10 +294,16 @@ class Harness:
                     self.check_not_invented({key: value})
             elif value != self.model.get(key):
                 raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
-        if kind in WRITE_KINDS:
+        if kind in WRITE_KINDS and self.writes_a_frame(operation):
             self.before_last = self.model
         self.model = apply(self.model, operation)
         return store
+
+    def writes_a_frame(self, operation: Operation) -> bool:
+        """False for a delete the store acknowledges without writing: its key is absent
+        (then the last frame in the log is still the previous write's)."""
+        kind, changes = operation
+        return kind != "delete" or any(key in self.model or key in self.unknown for key in changes)
 
     def run_armed(self, store: Store, operation: Operation) -> bytes | None:
         """Run one operation with the planned crash armed: crashes land inside store
