@@ -137,6 +137,12 @@ class Harness:
         self.event("crash between operations")
         self.store = self.reopen_twice(None)
 
+    def reopen_clean(self) -> None:
+        """A clean close and open between operations."""
+        assert self.store is not None, "start() first"
+        self.close(self.store)
+        self.store = self.reopen(None)
+
     def finish(self) -> None:
         assert self.store is not None, "start() first"
         self.liveness(self.store)
