@@ -102,6 +102,7 @@ class Harness:
         self.before_last: Model = {}  # the model before the last acknowledged write
         self.lost_writes_checked = 0  # lost writes already accounted for
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
+        self.crash_landed_after_ios: int | None = None  # set when a planned crash fires
         self.recovery_crashes: RecoveryCrashes = lambda: None
         self.store: Store | None = None
         self.header = header
@@ -321,7 +322,8 @@ class Harness:
         try:
             return run_operation(store, operation)
         finally:
-            if self.io.crash_at_operation is None:  # it fired
+            if self.io.crash_at_operation is None:  # it fired, this many I/Os into the operation
+                self.crash_landed_after_ios = self.crash_countdown
                 self.crash_countdown = None
             else:
                 # A countdown that ran out with the operation's last I/O carries over as
@@ -435,15 +437,16 @@ def record_seed(
         harness.start()
         opening, phase = _trimmed(phase), []
         for _ in range(count):
-            planned = None
             if harness.crash_countdown is None and rng.random() < scenario.crash_probability:
-                planned = rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX)
-                harness.plan_crash(planned)
+                harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
             operation = workload.next()
+            harness.crash_landed_after_ios = None
             try:
                 harness.do(operation)
             finally:
-                steps.append(Step(operation, planned, _trimmed(phase)))
+                # The schedule names the step a crash landed in, not the one that planned
+                # it, so deleting the steps in between (shrinking) does not move it.
+                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase)))
                 phase = []
         harness.finish()
 

@@ -33,8 +33,9 @@ class ScheduleError(ValueError):
 class Step:
     """One workload operation and the decisions taken while it ran.
 
-    `crash_after_ios`: a power loss planned at the start of this step, this many
-    simulated I/Os ahead (it may land in a later step). `recovery_crashes`: for each
+    `crash_after_ios`: the power fails once this many simulated I/Os of this step have
+    completed (0: before its first; a count past the step's last I/O carries over into
+    the next steps). `recovery_crashes`: for each
     recovery attempt during this step, in order, the I/O count into the open at which
     it crashes, or None; attempts past the end of the tuple do not crash.
     """
