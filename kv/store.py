@@ -19,6 +19,7 @@ Durability modes:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 from collections import deque
@@ -46,6 +47,7 @@ from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
     BATCH_OPERATIONS_MAX,
     CACHE_SIZE_MAX_BYTES,
+    COMPACTION_READS_IN_FLIGHT_MAX,
     FRAME_PAYLOAD_SIZE_MAX_BYTES,
     FRAME_PAYLOAD_SIZE_TARGET_BYTES,
     KEY_SIZE_MAX_BYTES,
@@ -53,7 +55,7 @@ from kv.limits import (
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
-from kv.log import CLEAN_MARKER_NAME, SegmentLog, Written, encode_clean_marker, segment_name
+from kv.log import SegmentLog, Written, segment_name, write_clean_marker
 from kv.opening import OnCorruption, Recovery
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -62,6 +64,7 @@ from kv.record import (
     RECORD_HEADER_SIZE,
     Record,
     decode_record,
+    encode_record,
     record_offsets,
 )
 from kv.recovery import Keydir, RecoveryReport, scan_segment
@@ -247,13 +250,7 @@ class Store:
         """After the final sync: record how far the newest segment is durable."""
         log = self._log
         assert log is not None
-        marker = self.io.open(self._file_path(CLEAN_MARKER_NAME), "w").result()
-        try:
-            self.io.write(marker, 0, encode_clean_marker(log.segment_id, log.write_offset)).result()
-            self.io.sync(marker).result()
-        finally:
-            close_quietly(self.io, marker)
-        self.io.sync_dir(self.path).result()
+        write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=True)
 
     def _close_files(self) -> None:
         files: list[File] = []
@@ -279,12 +276,16 @@ class Store:
         Raises `KeyTooLarge`/`ValueTooLarge` (nothing written), `StoreReadOnly`,
         `StoreClosed`, or `IoError` (the store then goes read-only).
         """
-        key_bytes = _check_key(key)
-        value_bytes = _check_value(value)
-        log = self._check_writable()
-        log.append(KIND_SET, [key_bytes], [value_bytes])
+        # The common case (bytes within the limits, an open store) is checked inline.
+        key_bytes = key if type(key) is bytes and len(key) <= KEY_SIZE_MAX_BYTES else _check_key(key)
+        value_bytes = value if type(value) is bytes and len(value) <= VALUE_SIZE_MAX_BYTES else _check_value(value)
+        log = self._log
+        if self.state is not State.OPEN or log is None:
+            log = self._check_writable()
+        keys, values = [key_bytes], [value_bytes]
+        log.append(KIND_SET, keys, values)
         self._counters["sets"] += 1
-        self._after_append([key_bytes], [value_bytes])
+        self._after_append(keys, values)
 
     def delete(self, key: bytes | str) -> bool:
         """Remove `key`; True when it existed. Raises as `set` does."""
@@ -329,15 +330,18 @@ class Store:
         for deletes."""
         log = self._log
         assert log is not None
-        if self._cache:
-            deque(map(self._cache_drop, keys), maxlen=0)
         if self.durability == "always":
-            self._commit(sync=True)
-            if len(keys) == 1:
+            if len(keys) == 1:  # the keydir moves only if the commit succeeds: the cache with it
+                self._commit(sync=True)
                 self._cache_put(keys[0], values[0])
-            else:
-                self._cache_put_many(keys, values)
+                return
+            if self._cache:
+                deque(map(self._cache_drop, keys), maxlen=0)
+            self._commit(sync=True)
+            self._cache_put_many(keys, values)
             return
+        if self._cache:  # staged values shadow the cache until the commit moves the keydir
+            deque(map(self._cache_drop, keys), maxlen=0)
         if len(keys) == 1:
             self._staged[keys[0]] = values[0]
         else:
@@ -365,7 +369,8 @@ class Store:
         if sync:
             self._counters["syncs"] += 1
             self._operations_since_sync = 0
-            self._last_sync_time = self.io.now()
+            if self.durability == "batch":  # only batch mode reads it
+                self._last_sync_time = self.io.now()
         if written is not None:
             self._apply(written)
         self._staged.clear()
@@ -379,6 +384,10 @@ class Store:
             if records.kind == KIND_DELETE:
                 for key in records.keys:
                     keydir.pop(key, None)
+                continue
+            if len(records.keys) == 1:  # a single set: no pipeline to build
+                offset = base + records.payload_offset
+                keydir[records.keys[0]] = (segment_id, offset, records.lengths[0], records.first_lsn, 0)
                 continue
             offsets = record_offsets(base + records.payload_offset, records.lengths)
             lsns = range(records.first_lsn, records.first_lsn + len(records.keys))
@@ -518,8 +527,7 @@ class Store:
             ((key, location) for key, location in self._keydir.items() if location[0] != active),
             key=lambda item: item[1][3],
         )
-        records = [self._read_record(key, location)[0] for key, location in live]
-        output = compaction.build_compacted(target_id, records)
+        output = compaction.build_compacted(target_id, self._live_records(live))
         try:
             new_file = compaction.install(self.io, self.path, target_id, output)
         except IoError:
@@ -547,6 +555,47 @@ class Store:
         except IoError:
             self._fail()
             raise
+
+    def _live_records(self, live: list[tuple[bytes, recovery.Location]]) -> list[compaction.CompactedRecord]:
+        """Each live record as stored, in order, for compaction.
+
+        A cached value is the value of the record its key's keydir entry points at (the
+        cache is write-through after the commit, filled by checked reads, and dropped
+        for every key appended), so its record is re-encoded, not read. The rest are
+        read in batches of COMPACTION_READS_IN_FLIGHT_MAX and checked; a short or
+        failing read goes through `_read_record` (which retries).
+
+        Raises `CorruptionDetected` (a live record failed its checksum), `IoError`.
+        """
+        records: list[compaction.CompactedRecord] = []
+        uncached: list[tuple[int, bytes, recovery.Location]] = []
+        cache = self._cache
+        for key, location in live:
+            _file_key, _offset, length, lsn, expiry_ms = location
+            value = cache.get(key)
+            if value is None:
+                uncached.append((len(records), key, location))
+                records.append((key, b"", lsn, expiry_ms))
+                continue
+            encoded = encode_record(KIND_SET, key, value, lsn, expiry_ms)
+            assert len(encoded) == length, "the cached value is not the one the keydir points at"
+            records.append((key, encoded, lsn, expiry_ms))
+        for start in range(0, len(uncached), COMPACTION_READS_IN_FLIGHT_MAX):
+            batch = uncached[start : start + COMPACTION_READS_IN_FLIGHT_MAX]
+            reads = [self.io.read(self._file(location[0]), location[1], location[2]) for _, _, location in batch]
+            try:
+                for read, (index, key, location) in zip(reads, batch, strict=True):
+                    data = read.result()
+                    record = decode_record(data, expected_key=key)
+                    if record is None or record.lsn != location[3] or record.kind != KIND_SET:
+                        data = self._read_record(key, location)[0]  # short, transient or damaged
+                    records[index] = (key, data, location[3], location[4])
+            except KvError:
+                for read in reads:  # leave nothing in flight behind the error
+                    with contextlib.suppress(IoError):
+                        read.result()
+                raise
+        return records
 
     def verify(self) -> VerifyReport:
         """Read every file and every live record back and check every checksum."""

@@ -20,6 +20,7 @@ from io_backends.sim.faults import (
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
+    TailCorruption,
     TornWrite,
 )
 from kv.store import Durability
@@ -80,6 +81,7 @@ EVERYTHING = replace(
     permission_errors=FILESYSTEM.permission_errors,
     fsync_gate=FsyncGate(probability=0.002),
     latency=Latency(jitter_us_max=200),
+    tail_corruption=TailCorruption(probability=0.02, window_bytes=64),
 )
 
 SCENARIOS: dict[str, Scenario] = {
@@ -106,7 +108,13 @@ SCENARIOS: dict[str, Scenario] = {
             "damage to what marks completion: torn and flipped frame tails, hint and compacted files, "
             "crashes mid-compaction",
             mix=WorkloadMix(compact_weight=0.1, flush_weight=0.05),
-            faults=replace(MEDIA, bit_flip=BitFlip(on_write_probability=0.001, at_rest_probability=0.2)),
+            faults=replace(
+                MEDIA,
+                bit_flip=BitFlip(on_write_probability=0.001, at_rest_probability=0.2),
+                # per crash, per file: the last 64 bytes of its data (a last frame's header
+                # or CRC, the CLEAN marker, a hint's or a compacted file's tail)
+                tail_corruption=TailCorruption(probability=0.1, window_bytes=64),
+            ),
             crash_probability=0.01,
             crash_during_recovery_probability=0.2,
         ),

@@ -16,6 +16,7 @@ import pytest
 import kv
 from io_backends.sim import SimIo, SimulatedCrash
 from io_backends.sim.disk import Inode
+from io_backends.sim.faults import CrashSurvival, FaultPlan, FsyncGate, TornWrite
 from kv.errors import CorruptionDetected, IoError, StoreReadOnly
 from kv.io import File, Future
 from kv.recovery import scan_segment
@@ -411,3 +412,144 @@ def test_a_repair_that_crashes_at_any_point_never_makes_its_loss_silent() -> Non
             intact = all(store.get(f"k{index}") == f"v{index}".encode() for index in range(10))
             reported = reported or store.recovery.records_lost > 0
             assert intact or reported, f"silent loss when the repair crashed at I/O {crash_at}"
+
+
+def test_a_recovery_that_cuts_a_torn_tail_and_crashes_still_reports_it() -> None:
+    """Found by completion_corruption: a crash damaged the last frame of the log (an
+    acknowledged write); recovery cut it as a torn tail, made the cut durable, then
+    crashed before returning its report, and the next open found nothing wrong: a
+    silent loss. Cuts are journaled now, and reported until an open succeeds. Crash the
+    recovering open at every I/O: each later open has the value or reports the loss."""
+    for crash_at in range(1, 200):
+        io = SimIo(seed=26)
+        store = kv.open(DIRECTORY, io=io)
+        for index in range(5):
+            store.set(f"k{index}", f"v{index}" * 30)
+        io.crash()  # unclean: the damaged last frame may be a torn write
+        segment = _inode(io, "00000001.seg")
+        _offsets, end = _frame_offsets(segment.durable)
+        segment.durable[end - 10] ^= 0x04  # the last frame, as a tail corruption leaves it
+        segment.data[:] = segment.durable
+        io.crash_at_operation = io.operations_completed + crash_at
+        crashed = False
+        reported = False
+        try:
+            with kv.open(DIRECTORY, io=io) as first:
+                reported = bool(first.recovery.torn_tails)
+        except SimulatedCrash:
+            crashed = True
+        io.crash_at_operation = None
+        with kv.open(DIRECTORY, io=io) as store:
+            intact = store.get("k4") == b"v4" * 30
+            reported = reported or not store.recovery.clean
+            assert intact or reported, f"silent loss when recovery crashed at I/O {crash_at}"
+            assert all(store.get(f"k{index}") == f"v{index}".encode() * 30 for index in range(4))
+        quarantine = io.disk.directories.get(f"{DIRECTORY}/quarantine")
+        assert quarantine is None or not any(name.startswith("torn-") for name in quarantine.entries)
+        if not crashed:
+            break  # the open finished before the planned crash: every point was tried
+    else:
+        raise AssertionError("recovery never finished within the crash points tried")
+
+
+def test_a_crash_during_recovery_never_tears_durable_frames() -> None:
+    """Found by completion_corruption: after an unclean close, recovery rewrote the
+    newest segment in place to make what it replays durable; a power loss during that
+    rewrite left garbage sectors over three acknowledged, durable frames, and the next
+    open cut them as a torn tail. The rewrite goes to a new file renamed into place now.
+    Crash the recovering open at every I/O with torn, garbage-filled writes."""
+    tearing = FaultPlan(
+        crash_survival=CrashSurvival(prefix_probability=1.0),
+        torn_write=TornWrite(probability=1.0, sector_bytes=512, garbage_probability=1.0),
+    )
+    values = {f"k{index}": f"v{index}".encode() * 40 for index in range(12)}
+    for crash_at in range(1, 200):
+        io = SimIo(seed=27)
+        store = kv.open(DIRECTORY, io=io)
+        for key, value in values.items():
+            store.set(key, value)
+        io.crash()  # unclean: the next open rewrites what it replays
+        io.faults.plan = tearing
+        io.crash_at_operation = io.operations_completed + crash_at
+        crashed = False
+        try:
+            kv.open(DIRECTORY, io=io).close()
+        except SimulatedCrash:
+            crashed = True
+        io.crash_at_operation = None
+        io.faults_off()
+        with kv.open(DIRECTORY, io=io) as reopened:
+            assert reopened.recovery.clean, f"crash at I/O {crash_at}: {reopened.recovery.summary()}"
+            assert {key: reopened.get(key) for key in values} == values
+        if not crashed:
+            break
+    else:
+        raise AssertionError("recovery never finished within the crash points tried")
+
+
+def test_what_a_reopen_adopts_after_fsyncgate_survives_a_crash_before_any_commit() -> None:
+    """Recovery makes the bytes it replays durable by writing them to a new file renamed
+    over the segment; reads return them at once, so the rename must be durable before
+    the open returns, not at the next commit (which may fail, or never come)."""
+    io = SimIo(seed=28)
+    store = kv.open(DIRECTORY, io=io)
+    store.set("before", "1")
+    io.faults.plan = FaultPlan(fsync_gate=FsyncGate(probability=1.0))
+    with pytest.raises(IoError):
+        store.set("dropped", "2")  # written, its sync failed: only the page cache has it
+    io.faults_off()
+    store.close()
+    reopened = kv.open(DIRECTORY, io=io)
+    assert reopened.get("dropped") == b"2"  # adopted (it was in flight): now it must last
+    assert reopened.recovery.segment_bytes_rewritten > 0
+    io.crash()  # before any commit of the reopened store
+    with kv.open(DIRECTORY, io=io) as recovered:
+        assert recovered.get("before") == b"1" and recovered.get("dropped") == b"2"
+
+
+def test_damage_to_a_frame_an_open_made_durable_is_corruption_not_a_torn_tail() -> None:
+    """Found by completion_corruption: every crash may damage the log's last frame. The
+    first time it is a torn tail (the write may have been in flight), but once an open
+    has made the segment durable, damage to its new last frame destroys acknowledged
+    data; it was cut as a second torn tail ("unacknowledged records dropped"). Opening
+    now records how far the newest segment is durable, as a clean close does."""
+    io = SimIo(seed=29)
+    store = kv.open(DIRECTORY, io=io)
+    for index in range(5):
+        store.set(f"k{index}", f"v{index}" * 30)
+    for crash_number in range(2):
+        io.crash()  # no close, clean or not
+        segment = _inode(io, "00000001.seg")
+        _offsets, end = _frame_offsets(segment.durable)
+        segment.durable[end - 10] ^= 0x04  # the last frame, as a tail corruption leaves it
+        segment.data[:] = segment.durable
+        if crash_number == 0:
+            reopened = kv.open(DIRECTORY, io=io)
+            assert [tail.records_dropped for tail in reopened.recovery.torn_tails] == [1]
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and not raised.value.report.torn_tails
+    assert raised.value.report.records_lost == 1
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as repaired:
+        assert [repaired.get(f"k{index}") for index in range(5)] == [b"v0" * 30, b"v1" * 30, b"v2" * 30, None, None]
+
+
+def test_a_segment_an_open_starts_is_durable_before_the_open_returns() -> None:
+    """Found by completion_corruption: an open sealed the full newest segment and started
+    the next, whose directory entry became durable only with the first commit; a crash
+    before it took the new segment, the sealed one was newest again, and damage to its
+    last (acknowledged) frame passed for a torn tail."""
+    io = SimIo(seed=30)
+    store = kv.open(DIRECTORY, io=io, segment_size_target_bytes=1000)
+    store.set("big", "x" * 1200)  # one frame past the target: the next open seals the segment
+    io.crash()
+    kv.open(DIRECTORY, io=io, segment_size_target_bytes=1000)  # seals segment 1, starts segment 2
+    io.crash()  # before any commit
+    assert io.disk.lookup(f"{DIRECTORY}/00000002.seg") is not None
+    segment = _inode(io, "00000001.seg")
+    _offsets, end = _frame_offsets(segment.durable)
+    segment.durable[end - 10] ^= 0x04
+    segment.data[:] = segment.durable
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io, segment_size_target_bytes=1000)
+    assert raised.value.report is not None and raised.value.report.records_lost == 1

@@ -30,6 +30,7 @@ from io_backends.sim.faults import (
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
+    TailCorruption,
     TornWrite,
 )
 from kv.errors import CorruptionDetected, IoError, StoreReadOnly
@@ -546,3 +547,162 @@ def test_zeros_at_the_end_of_a_sealed_segment_are_damage_not_free_space() -> Non
     with pytest.raises(CorruptionDetected) as raised:
         kv.open(DIRECTORY, io=io)
     assert raised.value.report is not None and raised.value.report.records_lost >= 1
+
+
+# -- tail corruption: damage to what marks completion ----------------------------------------
+
+
+def _tail_plan(probability: float = 1.0) -> FaultPlan:
+    return FaultPlan(tail_corruption=TailCorruption(probability=probability, window_bytes=64))
+
+
+def _damage_tail(io: SimIo, name: str) -> None:
+    """One crash's tail corruption aimed at one file (the fault itself draws for every
+    file; a test about one kind of file aims it)."""
+    io.faults.plan = _tail_plan()
+    io.faults.corrupt_tails([_inode(io, name)])
+    io.faults_off()
+
+
+def _five_values(io: SimIo, clean_close: bool) -> None:
+    store = kv.open(DIRECTORY, io=io)
+    for index in range(5):
+        store.set(f"k{index}", f"v{index}" * 30)
+    if clean_close:
+        store.close()
+    io.crash()
+
+
+def test_tail_corruption_flips_one_bit_near_the_end_of_each_surviving_file() -> None:
+    io = SimIo(seed=30, faults=_tail_plan())
+    io.mkdir(DIRECTORY).result()
+    contents = {
+        "long": bytes(range(1, 256)) * 40,
+        "short": b"marker",
+        "preallocated": b"frame" * 50 + bytes(4096),  # the window ends at the last frame, not the zeros
+        "zeros": bytes(100),  # no data: not an opportunity
+    }
+    for name, content in contents.items():
+        file = io.open(f"{DIRECTORY}/{name}", "w").result()
+        io.write(file, 0, content).result()
+        io.sync(file).result()
+    io.sync_dir(DIRECTORY).result()
+    io.sync_dir("/").result()
+    io.crash()
+    for name, content in contents.items():
+        inode = _inode(io, name)
+        assert inode.data == inode.durable  # what is read after the crash is the damage
+        differing = [index for index, byte in enumerate(inode.durable) if byte != content[index]]
+        if name == "zeros":
+            assert differing == []
+            continue
+        end = len(content.rstrip(b"\0"))
+        [position] = differing
+        assert max(0, end - 64) <= position < end
+        assert bin(inode.durable[position] ^ content[position]).count("1") == 1
+    count = io.faults.report()["tail_corruption"]
+    assert (count.fired, count.opportunities, count.configured_probability) == (3, 3, 1.0)
+
+
+def test_tail_corruption_is_a_media_fault_and_its_window_alone_enables_nothing() -> None:
+    assert FaultPlan(tail_corruption=TailCorruption(window_bytes=128)).enabled() == []
+    plan = _tail_plan(0.1)
+    assert plan.enabled() == ["tail_corruption"] and plan.damages_data()
+    io = SimIo(seed=31, faults=plan)
+    for _ in range(200):
+        _file(io, b"data")
+        io.crash()
+    count = io.faults.report()["tail_corruption"]
+    assert count.opportunities == 200 and 0.04 < count.achieved_probability < 0.18
+
+
+def test_a_damaged_last_frame_after_a_crash_is_reported_as_a_torn_tail() -> None:
+    """No clean close: the damaged last frame may be a torn write. It is cut and reported
+    (never silently), and no key returns a value it did not hold."""
+    io = SimIo(seed=32)
+    _five_values(io, clean_close=False)
+    _damage_tail(io, "00000001.seg")
+    assert _fired(io, "tail_corruption") == 1
+    with kv.open(DIRECTORY, io=io) as reopened:
+        [tail] = reopened.recovery.torn_tails
+        assert tail.records_dropped <= 1 and not reopened.recovery.corruptions
+        assert [reopened.get(f"k{index}") for index in range(4)] == [f"v{index}".encode() * 30 for index in range(4)]
+        assert reopened.get("k4") is None
+
+
+def test_a_damaged_last_frame_after_a_clean_close_is_corruption_not_a_torn_tail() -> None:
+    """Found by completion_corruption: the newest segment's last frame, durable at a clean
+    close, was damaged at a crash and cut as a torn tail ("unacknowledged records
+    dropped"), though it was acknowledged. The CLEAN marker says how far the segment was
+    durable: damage before that is corruption (the default open raises)."""
+    io = SimIo(seed=33)
+    _five_values(io, clean_close=True)
+    _damage_tail(io, "00000001.seg")
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.records_lost == 1
+    assert not raised.value.report.torn_tails
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as repaired:
+        assert repaired.recovery.records_lost == 1 and repaired.recovery.quarantined
+        assert [repaired.get(f"k{index}") for index in range(4)] == [f"v{index}".encode() * 30 for index in range(4)]
+        assert repaired.get("k4") is None
+        repaired.set("k4", "again")
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.recovery.clean and reopened.get("k4") == b"again"
+
+
+def test_a_damaged_clean_marker_falls_back_on_its_copy_then_costs_a_rewrite_not_data() -> None:
+    io = SimIo(seed=34)
+    _five_values(io, clean_close=True)
+    _damage_tail(io, "CLEAN")  # one bit: one of its two copies
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.recovery.clean and reopened.recovery.segment_bytes_rewritten == 0
+    io.crash()
+    marker = _inode(io, "CLEAN")
+    for copy_start in (0, len(marker.durable) // 2):  # both copies
+        marker.durable[copy_start + 5] ^= 0x20
+    marker.data[:] = marker.durable
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.recovery.clean and reopened.recovery.segment_bytes_rewritten > 0
+        assert [reopened.get(f"k{index}") for index in range(5)] == [f"v{index}".encode() * 30 for index in range(5)]
+
+
+def _compacted_twenty(io: SimIo) -> None:
+    with kv.open(DIRECTORY, io=io) as store:
+        for index in range(20):
+            store.set(f"k{index:02d}", f"v{index}" * 30)
+        store.compact()
+    io.crash()
+
+
+def test_a_damaged_hint_is_ignored_and_the_compacted_file_scanned() -> None:
+    io = SimIo(seed=35)
+    _compacted_twenty(io)
+    _damage_tail(io, "00000001.hint")
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.recovery.hint_files_ignored == 1 and reopened.recovery.clean
+        assert all(reopened.get(f"k{index:02d}") == f"v{index}".encode() * 30 for index in range(20))
+
+
+def test_a_damaged_compacted_tail_is_a_typed_error_never_a_wrong_value() -> None:
+    """With its hint intact, opening does not read the values: the damaged last record
+    surfaces as `CorruptionDetected` from `get` and in `verify()`. Without the hint,
+    opening finds the damaged frame and a repair reports the records it held as lost."""
+    io = SimIo(seed=36)
+    _compacted_twenty(io)
+    _damage_tail(io, "00000001.compacted")
+    with kv.open(DIRECTORY, io=io) as reopened:
+        assert reopened.recovery.hint_files_used == 1
+        for index in range(19):
+            assert reopened.get(f"k{index:02d}") == f"v{index}".encode() * 30
+        with pytest.raises(CorruptionDetected):
+            reopened.get("k19")
+        assert not reopened.verify().ok
+    io.unlink(f"{DIRECTORY}/00000001.hint").result()
+    with pytest.raises(CorruptionDetected) as raised:
+        kv.open(DIRECTORY, io=io)
+    assert raised.value.report is not None and raised.value.report.corruptions
+    with kv.open(DIRECTORY, io=io, on_corruption="repair") as repaired:  # the frame with the damage is lost
+        values = [repaired.get(f"k{index:02d}") for index in range(20)]
+        assert all(value in (None, f"v{index}".encode() * 30) for index, value in enumerate(values))
+        assert values[19] is None and values.count(None) == repaired.recovery.records_lost

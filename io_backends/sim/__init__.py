@@ -17,8 +17,8 @@ import errno
 import posixpath
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from io_backends.sim.disk import Directory, Inode, SimDisk
 from io_backends.sim.faults import FaultInjector, FaultPlan
@@ -55,13 +55,26 @@ class _Handle:
     lock_path: str | None = None
 
 
-@dataclass
-class _Operation:
+class _Operation(NamedTuple):
+    """One queued call: `run(*arguments)` completes it into `future`.
+
+    Built with `_new_operation` (the C-level `tuple.__new__`): the simulator queues one
+    per I/O, so its construction is on the hot path.
+    """
+
     kind: str
     file_key: int | None  # inode number the op orders against, None for none
     ready_time_us: int
-    run: Callable[[], Any]
-    future: Future[Any] = field(repr=False, default_factory=Future)
+    run: Callable[..., Any]
+    arguments: tuple[Any, ...]
+    future: Future[Any]
+
+
+_new_operation = tuple.__new__
+
+
+# Kinds a later `sync` of the same file waits for (invariant 3 of the contract).
+_ORDERED_BEFORE_SYNC = frozenset({"write", "truncate"})
 
 
 _OPEN_MODES = ("r", "w", "x")
@@ -90,6 +103,7 @@ class SimIo:
         self.clock_us = 0
         self.operations_completed = 0
         self._queue: list[_Operation] = []
+        self._driver = self._drive  # one bound method for every future
         self._owner = id(self)
         self.crash_at_operation: int | None = None  # crash instead of completing op N
 
@@ -103,48 +117,61 @@ class SimIo:
         self.faults.plan = FaultPlan()
         self.faults.persistent_errors.clear()
 
-    def _submit(self, kind: str, file_key: int | None, latency_us: int, run: Callable[[], Any]) -> Future[Any]:
-        jitter = self.faults.plan.latency.jitter_us_max
+    def _submit(
+        self, kind: str, file_key: int | None, latency_us: int, run: Callable[..., Any], *arguments: Any
+    ) -> Future[Any]:
+        """Queue `run(*arguments)`; it runs when the seeded order picks it (see `_drive`)."""
+        jitter = self.faults.jitter_us_max
         if jitter:
             latency_us += self.random.randrange(jitter + 1)
-        operation = _Operation(kind, file_key, self.clock_us + latency_us, run)
-        operation.future = Future(self._drive)
-        self._queue.append(operation)
-        return operation.future
+        future: Future[Any] = Future(self._driver)
+        self._queue.append(
+            _new_operation(_Operation, (kind, file_key, self.clock_us + latency_us, run, arguments, future))
+        )
+        return future
 
-    def _eligible(self) -> list[_Operation]:
-        blocked: set[int] = set()
+    def _eligible(self) -> list[int]:
+        """Indexes (in issue order) of the queued operations that may complete next: all
+        but a `sync` behind an earlier write or truncate of the same file."""
+        queue = self._queue
+        if len(queue) == 2:  # the common case (a frame's write, then its sync), decided directly
+            first, second = queue
+            blocks = first.kind in _ORDERED_BEFORE_SYNC and first.file_key is not None
+            return [0] if blocks and second.kind == "sync" and second.file_key == first.file_key else [0, 1]
+        blocked: set[int | None] = set()
         eligible = []
-        for operation in self._queue:  # in issue order
-            if operation.kind == "sync" and operation.file_key in blocked:
+        for index, operation in enumerate(queue):  # in issue order
+            kind = operation.kind
+            if kind == "sync" and operation.file_key in blocked:
                 continue
-            eligible.append(operation)
-            if operation.kind in ("write", "truncate") and operation.file_key is not None:
+            eligible.append(index)
+            if kind in _ORDERED_BEFORE_SYNC and operation.file_key is not None:
                 blocked.add(operation.file_key)
         return eligible
 
     def _drive(self) -> None:
         """Complete one queued operation, chosen by the seeded RNG among the eligible."""
-        assert self._queue, "driving with nothing queued: the future belongs to a crashed run"
+        queue = self._queue
+        assert queue, "driving with nothing queued: the future belongs to a crashed run"
         if self.crash_at_operation is not None and self.operations_completed >= self.crash_at_operation:
             self.crash_at_operation = None
             self.crash()
             raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
-        queue = self._queue
         if len(queue) == 1:
-            operation = queue[0]
+            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop()
         else:
             eligible = self._eligible()
-            operation = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
-        self._queue.remove(operation)
-        self.clock_us = max(self.clock_us, operation.ready_time_us)
+            index = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
+            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop(index)
+        if ready_time_us > self.clock_us:
+            self.clock_us = ready_time_us
         self.operations_completed += 1
         try:
-            value = operation.run()
+            value = run(*arguments)
         except IoError as error:
-            operation.future.set_error(error)
+            future.set_error(error)
         else:
-            operation.future.set_result(value)
+            future.set_result(value)
 
     def drain(self) -> None:
         """Complete every queued operation."""
@@ -161,6 +188,7 @@ class SimIo:
         self._queue.clear()
         self.faults.flip_at_rest(list(self.disk.inodes.values()))
         self.disk.crash(self.faults.survivors, self.faults.entry_survivors)
+        self.faults.corrupt_tails(list(self.disk.inodes.values()))  # the files that survived
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -203,7 +231,7 @@ class SimIo:
 
     def open(self, path: str, mode: OpenMode) -> Future[File]:
         assert mode in _OPEN_MODES, mode
-        return self._submit("open", None, self.latency.metadata_us, lambda: self._open(path, mode))
+        return self._submit("open", None, self.latency.metadata_us, self._open, path, mode)
 
     def _open(self, path: str, mode: OpenMode) -> File:
         self._maybe_fail("open", path, self.faults.plan.operation_errors.open_probability)
@@ -225,11 +253,13 @@ class SimIo:
         return File(path, mode, handle)
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
-        return self._submit("read", self._key(file), self.latency.read_us, lambda: self._read(file, offset, size))
+        return self._submit("read", self._key(file), self.latency.read_us, self._read, file, offset, size)
 
     def _read(self, file: File, offset: int, size: int) -> bytes:
-        plan = self.faults.plan
         inode = self._handle(file, "read").inode
+        if self.faults.quiet and not self.faults.persistent_errors and not inode.bad_sectors:
+            return bytes(inode.data[offset : offset + size])  # no fault can fire: no draws to make
+        plan = self.faults.plan
         self._maybe_fail("read", file.path, plan.operation_errors.read_probability)
         sector = plan.latent_sector_error.sector_bytes
         if inode.bad_sectors and any(
@@ -250,13 +280,19 @@ class SimIo:
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        return self._submit("write", self._key(file), self.latency.write_us, lambda: self._write(file, offset, data))
+        return self._submit("write", self._key(file), self.latency.write_us, self._write, file, offset, data)
 
     def _write(self, file: File, offset: int, data: bytes) -> None:
-        plan = self.faults.plan
         handle = self._handle(file, "write")
         if not handle.writable:
             raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
+        if self.faults.quiet and not self.faults.persistent_errors and not handle.inode.bad_sectors:
+            # No fault can fire: the same outcome as the full path, without its draws.
+            if self.disk.capacity_bytes:
+                self._check_space(offset + len(data) - len(handle.inode.data), file.path, "write")
+            handle.inode.write(offset, data)
+            return
+        plan = self.faults.plan
         self._maybe_fail("write", file.path, plan.operation_errors.write_probability)
         if self.faults.draw("permission_errors.write", plan.permission_errors.write_probability):
             raise IoError(errno.EROFS, "Read-only file system", file.path, "write")
@@ -279,11 +315,14 @@ class SimIo:
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        return self._submit("sync", self._key(file), self.latency.sync_us, lambda: self._sync(file))
+        return self._submit("sync", self._key(file), self.latency.sync_us, self._sync, file)
 
     def _sync(self, file: File) -> None:
-        plan = self.faults.plan
         inode = self._handle(file, "sync").inode
+        if self.faults.quiet and not self.faults.persistent_errors:
+            inode.sync()  # no fault can fire: no draws to make
+            return
+        plan = self.faults.plan
         self._maybe_fail("sync", file.path, plan.operation_errors.sync_probability)
         if inode.unsynced and self.faults.draw("fsync_gate", plan.fsync_gate.probability):
             inode.drop_dirty()
@@ -291,26 +330,29 @@ class SimIo:
         inode.sync()
 
     def truncate(self, file: File, size: int) -> Future[None]:
-        def run() -> None:
-            handle = self._handle(file, "truncate")
-            if not handle.writable:
-                raise IoError(errno.EINVAL, "Invalid argument", file.path, "truncate")
-            self._check_space(size - len(handle.inode.data), file.path, "truncate")
-            handle.inode.truncate(size)
+        return self._submit("truncate", self._key(file), self.latency.write_us, self._truncate, file, size)
 
-        return self._submit("truncate", self._key(file), self.latency.write_us, run)
+    def _truncate(self, file: File, size: int) -> None:
+        handle = self._handle(file, "truncate")
+        if not handle.writable:
+            raise IoError(errno.EINVAL, "Invalid argument", file.path, "truncate")
+        self._check_space(size - len(handle.inode.data), file.path, "truncate")
+        handle.inode.truncate(size)
 
     def close(self, file: File) -> Future[None]:
-        def run() -> None:
-            handle = self._handle(file, "close")
-            handle.closed = True
-            if handle.lock_path is not None and self.disk.locks.get(handle.lock_path) == self._owner:
-                del self.disk.locks[handle.lock_path]
+        return self._submit("close", None, self.latency.metadata_us, self._close, file)
 
-        return self._submit("close", None, self.latency.metadata_us, run)
+    def _close(self, file: File) -> None:
+        handle = self._handle(file, "close")
+        handle.closed = True
+        if handle.lock_path is not None and self.disk.locks.get(handle.lock_path) == self._owner:
+            del self.disk.locks[handle.lock_path]
 
     def size(self, file: File) -> Future[int]:
-        return self._submit("size", None, self.latency.metadata_us, lambda: len(self._handle(file, "size").inode.data))
+        return self._submit("size", None, self.latency.metadata_us, self._size, file)
+
+    def _size(self, file: File) -> int:
+        return len(self._handle(file, "size").inode.data)
 
     @staticmethod
     def _key(file: File) -> int | None:
@@ -320,74 +362,74 @@ class SimIo:
     # -- directories ---------------------------------------------------------------------
 
     def rename(self, source: str, destination: str) -> Future[None]:
-        def run() -> None:
-            self._maybe_fail("rename", source, self.faults.plan.operation_errors.rename_probability)
-            source_parent, source_name = self.disk.split(source)
-            target_parent, target_name = self.disk.split(destination)
-            source_directory = self._directory(source_parent, "rename")
-            self._directory(target_parent, "rename")  # the target directory must exist
-            if source_name not in source_directory.entries:
-                raise IoError(errno.ENOENT, "No such file or directory", source, "rename")
-            number = source_directory.entries[source_name]
-            self.disk.change_entries(((source_parent, source_name, None), (target_parent, target_name, number)))
+        return self._submit("rename", None, self.latency.metadata_us, self._rename, source, destination)
 
-        return self._submit("rename", None, self.latency.metadata_us, run)
+    def _rename(self, source: str, destination: str) -> None:
+        self._maybe_fail("rename", source, self.faults.plan.operation_errors.rename_probability)
+        source_parent, source_name = self.disk.split(source)
+        target_parent, target_name = self.disk.split(destination)
+        source_directory = self._directory(source_parent, "rename")
+        self._directory(target_parent, "rename")  # the target directory must exist
+        if source_name not in source_directory.entries:
+            raise IoError(errno.ENOENT, "No such file or directory", source, "rename")
+        number = source_directory.entries[source_name]
+        self.disk.change_entries(((source_parent, source_name, None), (target_parent, target_name, number)))
 
     def unlink(self, path: str) -> Future[None]:
-        def run() -> None:
-            self._maybe_fail("unlink", path, self.faults.plan.operation_errors.unlink_probability)
-            parent, name = self.disk.split(path)
-            directory = self._directory(parent, "unlink")
-            if name not in directory.entries:
-                raise IoError(errno.ENOENT, "No such file or directory", path, "unlink")
-            self.disk.change_entries(((parent, name, None),))
+        return self._submit("unlink", None, self.latency.metadata_us, self._unlink, path)
 
-        return self._submit("unlink", None, self.latency.metadata_us, run)
+    def _unlink(self, path: str) -> None:
+        self._maybe_fail("unlink", path, self.faults.plan.operation_errors.unlink_probability)
+        parent, name = self.disk.split(path)
+        directory = self._directory(parent, "unlink")
+        if name not in directory.entries:
+            raise IoError(errno.ENOENT, "No such file or directory", path, "unlink")
+        self.disk.change_entries(((parent, name, None),))
 
     def mkdir(self, path: str) -> Future[None]:
-        def run() -> None:
-            normal = self.disk.normalize(path)
-            parts = [part for part in normal.split("/") if part]
-            for depth in range(1, len(parts) + 1):
-                self.disk.directories.setdefault("/" + "/".join(parts[:depth]), Directory())
+        return self._submit("mkdir", None, self.latency.metadata_us, self._mkdir, path)
 
-        return self._submit("mkdir", None, self.latency.metadata_us, run)
+    def _mkdir(self, path: str) -> None:
+        normal = self.disk.normalize(path)
+        parts = [part for part in normal.split("/") if part]
+        for depth in range(1, len(parts) + 1):
+            self.disk.directories.setdefault("/" + "/".join(parts[:depth]), Directory())
 
     def sync_dir(self, path: str) -> Future[None]:
-        def run() -> None:
-            normal = self.disk.normalize(path)
-            self._directory(normal, "sync_dir")
-            self.disk.sync_directory(normal)
-            for child in self.disk.directories:
-                if child != normal and posixpath.dirname(child) == normal:
-                    self.disk.durable_directories.add(child)
+        return self._submit("sync_dir", None, self.latency.sync_us, self._sync_dir, path)
 
-        return self._submit("sync_dir", None, self.latency.sync_us, run)
+    def _sync_dir(self, path: str) -> None:
+        normal = self.disk.normalize(path)
+        self._directory(normal, "sync_dir")
+        self.disk.sync_directory(normal)
+        for child in self.disk.directories:
+            if child != normal and posixpath.dirname(child) == normal:
+                self.disk.durable_directories.add(child)
 
     def listdir(self, path: str) -> Future[list[str]]:
-        def run() -> list[str]:
-            normal = self.disk.normalize(path)
-            names = set(self._directory(normal, "listdir").entries)
-            prefix = normal.rstrip("/") + "/"
-            names.update(
-                d[len(prefix) :] for d in self.disk.directories if d.startswith(prefix) and "/" not in d[len(prefix) :]
-            )
-            return sorted(names)
+        return self._submit("listdir", None, self.latency.metadata_us, self._listdir, path)
 
-        return self._submit("listdir", None, self.latency.metadata_us, run)
+    def _listdir(self, path: str) -> list[str]:
+        normal = self.disk.normalize(path)
+        names = set(self._directory(normal, "listdir").entries)
+        prefix = normal.rstrip("/") + "/"
+        names.update(
+            d[len(prefix) :] for d in self.disk.directories if d.startswith(prefix) and "/" not in d[len(prefix) :]
+        )
+        return sorted(names)
 
     def lock(self, path: str) -> Future[File]:
-        def run() -> File:
-            normal = self.disk.normalize(path)
-            file = self._open(path, "w")
-            if normal in self.disk.locks:  # like flock: a second open file description waits
-                raise IoError(errno.EWOULDBLOCK, "Resource temporarily unavailable", path, "lock")
-            self.disk.locks[normal] = self._owner
-            assert isinstance(file.handle, _Handle)
-            file.handle.lock_path = normal
-            return file
+        return self._submit("lock", None, self.latency.metadata_us, self._lock, path)
 
-        return self._submit("lock", None, self.latency.metadata_us, run)
+    def _lock(self, path: str) -> File:
+        normal = self.disk.normalize(path)
+        file = self._open(path, "w")
+        if normal in self.disk.locks:  # like flock: a second open file description waits
+            raise IoError(errno.EWOULDBLOCK, "Resource temporarily unavailable", path, "lock")
+        self.disk.locks[normal] = self._owner
+        assert isinstance(file.handle, _Handle)
+        file.handle.lock_path = normal
+        return file
 
 
 _: type[Io] = SimIo

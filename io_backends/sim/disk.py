@@ -19,14 +19,15 @@ every directory its durable entries, and every open handle and lock is invalidat
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PendingWrite:
-    """One change applied to `Inode.data` but not yet covered by a sync.
+class PendingWrite(NamedTuple):
+    """One change applied to `Inode.data` but not yet covered by a sync (immutable).
 
     `lost` marks a write the device acknowledged but will never store (a lost-write
     fault): readers see it in the page cache, a sync does not make it durable.
@@ -38,17 +39,21 @@ class PendingWrite:
     lost: bool = False
 
 
+_new_change = tuple.__new__  # C-level construction: one per simulated write
+
+
 def apply_change(target: bytearray, change: PendingWrite) -> None:
     """Replay one write or truncate onto `target` (zeros fill any gap)."""
-    if change.truncate_to is not None:
-        if change.truncate_to <= len(target):
-            del target[change.truncate_to :]
+    offset, data, truncate_to, _lost = change
+    if truncate_to is not None:
+        if truncate_to <= len(target):
+            del target[truncate_to:]
         else:
-            target.extend(bytes(change.truncate_to - len(target)))
+            target.extend(bytes(truncate_to - len(target)))
         return
-    if change.offset > len(target):
-        target.extend(bytes(change.offset - len(target)))
-    target[change.offset : change.offset + len(change.data)] = change.data
+    if offset > len(target):
+        target.extend(bytes(offset - len(target)))
+    target[offset : offset + len(data)] = data
 
 
 @dataclass
@@ -63,9 +68,12 @@ class Inode:
     bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
 
     def write(self, offset: int, data: bytes, lost: bool = False) -> None:
-        change = PendingWrite(offset, bytes(data), lost=lost)
-        apply_change(self.data, change)
-        self.unsynced.append(change)
+        data = bytes(data)
+        target = self.data
+        if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
+            target.extend(bytes(offset - len(target)))
+        target[offset : offset + len(data)] = data
+        self.unsynced.append(_new_change(PendingWrite, (offset, data, None, lost)))
 
     def truncate(self, size: int) -> None:
         change = PendingWrite(size, b"", truncate_to=size)
@@ -103,6 +111,11 @@ class Directory:
     durable_entries: dict[str, int] = field(default_factory=dict)
 
 
+# Paths are normalized on every open, rename, unlink and sync_dir; a store uses a few
+# dozen names over and over, so a small cache of the pure function saves the work.
+_NORMALIZED_PATHS_CACHED_MAX = 4096
+
+
 class SimDisk:
     """Files and directories of one simulated machine, shared by every `SimIo` on it.
 
@@ -120,11 +133,14 @@ class SimDisk:
         self._next_inode = 1
 
     @staticmethod
+    @functools.lru_cache(maxsize=_NORMALIZED_PATHS_CACHED_MAX)
     def normalize(path: str) -> str:
         return posixpath.normpath(posixpath.join("/", path))
 
-    def split(self, path: str) -> tuple[str, str]:
-        normal = self.normalize(path)
+    @staticmethod
+    @functools.lru_cache(maxsize=_NORMALIZED_PATHS_CACHED_MAX)
+    def split(path: str) -> tuple[str, str]:
+        normal = SimDisk.normalize(path)
         return posixpath.dirname(normal), posixpath.basename(normal)
 
     def new_inode(self) -> Inode:

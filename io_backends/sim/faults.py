@@ -22,6 +22,7 @@ can report its achieved rate beside the configured one.
 | `FsyncGate` | per sync | the sync fails with EIO once and the dirty pages are dropped; a later sync "succeeds" |
 | `DiskFull` | per write that grows the disk | ENOSPC past the capacity |
 | `Latency` | per operation | extra virtual latency, so completions reorder |
+| `TailCorruption` | per crash, per surviving file | a bit flips near the end of its data (what marks completion) |
 
 `DiskFull` (ENOSPC past a capacity; switching it off frees the space) can also be set on
 the disk itself as `SimDisk(capacity_bytes=...)`. Directory entries
@@ -123,6 +124,27 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class TailCorruption:
+    """Damage to what marks completion, whatever the format: a power loss garbles the
+    last bytes a file holds (the sector being written, a marker's checksum).
+
+    At each crash, for each file that survives it and holds any nonzero byte, with
+    `probability` one bit flips at a random position within the last `window_bytes`
+    bytes of its data, in the durable bytes (and so in what is read after the crash).
+    "Its data" ends at its last nonzero byte: trailing zeros (preallocated or never
+    written) do not count, so a preallocated log is hit in its last frame, not in its
+    free space. Files of zeros only are not opportunities.
+    """
+
+    probability: float = 0.0  # per crash, per surviving file with data: one bit of its tail flips
+    window_bytes: int = 64  # how far from the end of the file's data the bit may be
+
+
+# Settings that shape a fault but do not switch it on.
+_SHAPE_FIELDS = ("sector_bytes", "bits_max", "window_bytes")
+
+
+@dataclass(frozen=True)
 class FaultPlan:
     """One of each fault; all off by default."""
 
@@ -140,19 +162,28 @@ class FaultPlan:
     fsync_gate: FsyncGate = field(default_factory=FsyncGate)
     disk_full: DiskFull = field(default_factory=DiskFull)
     latency: Latency = field(default_factory=Latency)
+    tail_corruption: TailCorruption = field(default_factory=TailCorruption)
 
     def damages_data(self) -> bool:
         """True when a fault may destroy or alter acknowledged bytes (then the store may
         lose data, but must report it)."""
-        damaging = ("bit_flip", "read_corruption", "latent_sector_error", "misdirected_write", "lost_write")
+        damaging = (
+            "bit_flip",
+            "read_corruption",
+            "latent_sector_error",
+            "misdirected_write",
+            "lost_write",
+            "tail_corruption",
+        )
         return any(name in damaging for name in self.enabled())
 
     def enabled(self) -> list[str]:
-        """Names of the faults with any nonzero setting (sector sizes do not count)."""
+        """Names of the faults with any nonzero setting (sizes that only shape a fault,
+        such as sector sizes, do not count)."""
         names = []
         for item in fields(self):
             fault = getattr(self, item.name)
-            if any(getattr(fault, f.name) for f in fields(fault) if f.name not in ("sector_bytes", "bits_max")):
+            if any(getattr(fault, f.name) for f in fields(fault) if f.name not in _SHAPE_FIELDS):
                 names.append(item.name)
         return names
 
@@ -172,10 +203,26 @@ class FaultInjector:
     """Draws every fault decision from one seeded RNG and counts what fired."""
 
     def __init__(self, plan: FaultPlan, rng: random.Random) -> None:
-        self.plan = plan
         self.rng = rng
         self.counts: dict[str, FaultCount] = {}
         self.persistent_errors: set[tuple[str, str]] = set()  # (operation, path)
+        self._plan = plan
+        self.quiet = True
+        self.jitter_us_max = 0
+        self.plan = plan
+
+    @property
+    def plan(self) -> FaultPlan:
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: FaultPlan) -> None:
+        """Switch plans (the harness pauses faults while it reads, the liveness phase
+        turns them off) and recompute what the hot paths check per operation."""
+        self._plan = plan
+        # No fault can fire: the backend may skip its draws (each would draw nothing).
+        self.quiet = not plan.enabled()
+        self.jitter_us_max = plan.latency.jitter_us_max
 
     def draw(self, name: str, probability: float) -> bool:
         """One Bernoulli decision for fault `name`; zero probabilities draw nothing, so
@@ -256,5 +303,38 @@ class FaultInjector:
         if candidates and self.draw("bit_flip.at_rest", self.plan.bit_flip.at_rest_probability):
             self.flip_bits(self.rng.choice(candidates).durable)
 
+    def corrupt_tails(self, inodes: list[Inode]) -> None:
+        """Per crash, after it (see `TailCorruption`): maybe flip one bit near the end of
+        each surviving file's data, in its durable bytes and its page cache alike."""
+        tail = self.plan.tail_corruption
+        if tail.probability <= 0.0:
+            return
+        for inode in inodes:
+            end = _data_end(inode.durable)
+            if not end or not self.draw("tail_corruption", tail.probability):
+                continue
+            position = self.rng.randrange(max(0, end - max(1, tail.window_bytes)), end)
+            bit = 1 << self.rng.randrange(8)
+            inode.durable[position] ^= bit
+            if position < len(inode.data):
+                inode.data[position] ^= bit
+
     def report(self) -> dict[str, FaultCount]:
         return dict(sorted(self.counts.items()))
+
+
+# `_data_end` looks for the last nonzero byte this many bytes at a time, from the end, so
+# a long zero tail is never copied whole.
+_ZERO_SCAN_BLOCK_BYTES = 4096
+
+
+def _data_end(data: bytearray) -> int:
+    """The length of `data` without its trailing zeros."""
+    end = len(data)
+    while end > 0:
+        start = max(0, end - _ZERO_SCAN_BLOCK_BYTES)
+        kept = len(data[start:end].rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
