@@ -17,7 +17,7 @@ from crc32c import crc32c
 from kv.errors import IoError
 from kv.io import File, Future, Io, close_quietly
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
-from kv.record import FRAME_HEADER_SIZE, encode_frame, encode_records
+from kv.record import FRAME_FLAG_SEGMENT_START, FRAME_HEADER_SIZE, encode_frame, encode_records
 
 SEGMENT_SUFFIX = ".seg"
 
@@ -163,8 +163,9 @@ class SegmentLog:
             frame_size = FRAME_HEADER_SIZE + len(payload)
             if self.write_offset > 0 and self.write_offset + frame_size > self.segment_size_target_bytes:
                 self.roll()
-            frame = encode_frame(self.segment_id, pending[0].first_lsn, self.pending_count, payload)
             offset = self.write_offset
+            flags = FRAME_FLAG_SEGMENT_START if offset == 0 else 0
+            frame = encode_frame(self.segment_id, pending[0].first_lsn, self.pending_count, payload, flags)
             end = offset + frame_size
             if end > self.allocated_bytes:
                 zeros = self._preallocate(end)

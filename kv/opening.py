@@ -25,6 +25,7 @@ from kv.log import (
     segment_name,
     write_clean_marker,
 )
+from kv.record import frame_crc_ok
 from kv.recovery import (
     Corruption,
     Keydir,
@@ -252,11 +253,12 @@ class Recovery:
             if scan.bad_offset is None:
                 continue
             zero_tail = scan.resume_offset is None and data.count(0, scan.bad_offset) == len(data) - scan.bad_offset
-            if newest and zero_tail:
+            if newest and zero_tail and not self._recorded_durable(segment_id, data, scan.bad_offset):
                 # Preallocated free space, not damage: the writer fills it. Only the newest
                 # segment has any: sealing cuts it off (and syncs) before the next segment
                 # exists, so zeros at the end of a sealed segment are damage (a lost or
-                # misdirected write), judged below like any damaged tail.
+                # misdirected write), judged below like any damaged tail; so are zeros
+                # where the newest segment was recorded durable.
                 self.allocated[segment_id] = len(data)
                 continue
             header_records = scan.bad_header.count if scan.bad_header is not None else 0
@@ -275,6 +277,17 @@ class Recovery:
                     "unreadable sectors (EIO)",
                     quarantine=(segment_id, scan.bad_offset),
                 )
+            elif newest and self._misplaced(segment_id, data, scan):
+                self._damaged(
+                    segment_name(segment_id),
+                    scan.bad_offset,
+                    "a whole frame in the wrong place (a misdirected or stale write), not a torn one",
+                    quarantine=(segment_id, scan.bad_offset),
+                )
+                assert self.damage is not None and self.damage.lsn_first_lost is not None
+                assert scan.bad_header is not None
+                misplaced_last = scan.bad_header.first_lsn + scan.bad_header.count - 1
+                self.lost_last = max(misplaced_last, self.damage.lsn_first_lost)
             elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset))[0]:
                 self._damaged(
                     segment_name(segment_id),
@@ -373,6 +386,15 @@ class Recovery:
                 self.report.unreadable_bytes += length
                 blocks.append(UNREADABLE_FILL * length)
         return b"".join(blocks)
+
+    @staticmethod
+    def _misplaced(segment_id: int, data: bytes, scan: SegmentScan) -> bool:
+        """The damaged frame passes its CRC: it was written whole, somewhere it does not
+        belong (another segment's, another offset's, or lsns out of sequence). A torn
+        write never passes the CRC, so this is damage to acknowledged data."""
+        header = scan.bad_header
+        assert scan.bad_offset is not None
+        return header is not None and frame_crc_ok(data, scan.bad_offset, header)
 
     def _damaged(self, file_name: str, offset: int, detail: str, quarantine: tuple[int, int] | None = None) -> None:
         """Record the first damage in the log: everything from here on is lost. A damaged

@@ -24,7 +24,9 @@ trusts the frame CRC; a `get` reads one record and checks the record CRC, so a b
 flips at rest after recovery is still caught.
 
 In a log segment the records of a frame carry the consecutive lsns
-`first_lsn .. first_lsn + count - 1`; frames flagged `FRAME_FLAG_COMPACTED` (written by
+`first_lsn .. first_lsn + count - 1`, and the frame at offset 0, only that one, is
+flagged `FRAME_FLAG_SEGMENT_START` (so a whole frame written over the first one, or a
+first frame written elsewhere, is damage); frames flagged `FRAME_FLAG_COMPACTED` (written by
 compaction) keep each record's original lsn, ascending but not consecutive.
 """
 
@@ -44,7 +46,8 @@ from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, FRAME_RECORDS_MAX, KEY_SIZE_
 FRAME_MAGIC = 0x4B564652  # "RFVK" on disk
 FORMAT_VERSION = 1
 FRAME_FLAG_COMPACTED = 1
-FRAME_FLAGS_KNOWN = FRAME_FLAG_COMPACTED
+FRAME_FLAG_SEGMENT_START = 2  # a log segment's first frame (at offset 0)
+FRAME_FLAGS_KNOWN = FRAME_FLAG_COMPACTED | FRAME_FLAG_SEGMENT_START
 
 KIND_SET = 1
 KIND_DELETE = 2
@@ -161,6 +164,10 @@ class FrameHeader:
     @property
     def compacted(self) -> bool:
         return bool(self.flags & FRAME_FLAG_COMPACTED)
+
+    @property
+    def segment_start(self) -> bool:
+        return bool(self.flags & FRAME_FLAG_SEGMENT_START)
 
     @property
     def size(self) -> int:

@@ -145,6 +145,8 @@ def _valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) 
     header = decode_frame_header(data, offset)
     if header is None or header.segment_id != segment_id or header.compacted != compacted:
         return None
+    if not compacted and header.segment_start != (offset == 0):  # a whole frame in the wrong place
+        return None
     return header if frame_crc_ok(data, offset, header) else None
 
 
