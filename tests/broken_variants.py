@@ -27,6 +27,7 @@ from kv.errors import IoError
 from kv.log import SegmentLog, Written
 from kv.opening import Recovery
 from kv.record import (
+    FRAME_FLAG_SEGMENT_START,
     FRAME_HEADER_SIZE,
     RECORD_CRC,
     RECORD_HEADER,
@@ -244,6 +245,8 @@ def apply_half_a_frame() -> Iterator[None]:
     def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> SegmentScan:
         scan = original_scan(segment_id, data, compacted)
         while scan.bad_offset is not None and (salvaged := _salvageable_prefix(scan, data, compacted)) is not None:
+            if data[scan.bad_offset : scan.bad_offset + len(salvaged)] == salvaged:
+                break  # nothing to salvage: the frame is whole but out of place
             # Re-frame the records that parse, in memory, and scan again past them.
             data = data[: scan.bad_offset] + salvaged + data[scan.bad_offset + len(salvaged) :]
             scan = original_scan(segment_id, data, compacted)
@@ -274,7 +277,8 @@ def _salvageable_prefix(scan: SegmentScan, data: bytes, compacted: bool) -> byte
         position, count = position + length, count + 1
     if not count:
         return None
-    return encode_frame(header.segment_id, header.first_lsn, count, data[start:position], flags=header.flags)
+    flags = header.flags & ~FRAME_FLAG_SEGMENT_START | (FRAME_FLAG_SEGMENT_START if scan.bad_offset == 0 else 0)
+    return encode_frame(header.segment_id, header.first_lsn, count, data[start:position], flags=flags)
 
 
 @contextmanager

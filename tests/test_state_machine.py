@@ -14,8 +14,8 @@ from tests.broken_variants import VARIANTS
 # Deterministic searches (derandomized, no example database): the same examples on
 # every run, so a variant that is found today is found in CI.
 SEARCH = settings(
-    max_examples=200,
-    stateful_step_count=20,
+    max_examples=500,
+    stateful_step_count=30,
     derandomize=True,
     database=None,
     deadline=None,
@@ -34,7 +34,7 @@ def shrunk_steps(error: BaseException) -> list[str]:
 
 
 TestRealStore = StoreMachine.TestCase
-TestRealStore.settings = settings(SEARCH, max_examples=60)
+TestRealStore.settings = settings(SEARCH, max_examples=100)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -44,4 +44,4 @@ def test_the_state_machine_finds_and_shrinks_the_variant(name: str, record_prope
     steps = shrunk_steps(caught.value)
     assert steps, f"no falsifying example printed: {getattr(caught.value, '__notes__', None)}"
     print(f"{name}: {len(steps)} steps\n" + "\n".join(steps))
-    assert len(steps) <= STEPS_MAX.get(name, 12), "\n".join(steps)
+    assert len(steps) <= STEPS_MAX.get(name, 15), "\n".join(steps)
