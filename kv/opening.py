@@ -25,7 +25,7 @@ from kv.log import (
     segment_name,
     write_clean_marker,
 )
-from kv.record import frame_crc_ok
+from kv.record import FrameHeader, frame_crc_ok
 from kv.recovery import (
     Corruption,
     Keydir,
@@ -288,7 +288,7 @@ class Recovery:
                 assert scan.bad_header is not None
                 misplaced_last = scan.bad_header.first_lsn + scan.bad_header.count - 1
                 self.lost_last = max(misplaced_last, self.damage.lsn_first_lost)
-            elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset))[0]:
+            elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
                 self._damaged(
                     segment_name(segment_id),
                     scan.bad_offset,
@@ -386,6 +386,14 @@ class Recovery:
                 self.report.unreadable_bytes += length
                 blocks.append(UNREADABLE_FILL * length)
         return b"".join(blocks)
+
+    def _lsn_checked(self, scan: SegmentScan) -> FrameHeader | None:
+        """The damaged frame's header when it still reads and carries the lsn expected
+        next (so its count can be trusted), else None."""
+        header = scan.bad_header
+        if header is None or self.expected_lsn not in (None, header.first_lsn):
+            return None
+        return header
 
     @staticmethod
     def _misplaced(segment_id: int, data: bytes, scan: SegmentScan) -> bool:

@@ -189,14 +189,16 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     return scan
 
 
-def frames_in_damaged_tail(data: bytes, start: int) -> tuple[bool, int]:
+def frames_in_damaged_tail(data: bytes, start: int, first_header: FrameHeader | None = None) -> tuple[bool, int]:
     """Whether the damaged bytes from `start` to the last nonzero byte held more than one
     frame, and the highest lsn of any intact record among them (0 if none).
 
     A torn write damages one frame, the last; in `always` mode every earlier frame was
     synced before it was written, so damage spanning frames is media damage to
-    acknowledged data, not a torn tail. The evidence: a second frame header, or two
-    intact records with a frame header's worth of bytes between them. Records are found
+    acknowledged data, not a torn tail. The evidence: a second frame header, two intact
+    records with a frame header's worth of bytes between them, or (when the damaged
+    frame's header still reads, `first_header`) an intact record with an lsn past that
+    frame's. Records are found
     by their own CRC, so a damaged frame header hides nothing; random bytes pass a
     CRC32C with probability 2**-32.
     """
@@ -208,6 +210,7 @@ def frames_in_damaged_tail(data: bytes, start: int) -> tuple[bool, int]:
         position = data.find(MAGIC_BYTES, position + 1, end)
     record_ends = set()
     lsn_max = 0
+    lsn_after_first = first_header.first_lsn + first_header.count if first_header is not None else None
     unpack = RECORD_HEADER.unpack_from
     for position in range(start, end - RECORD_HEADER_SIZE + 1):
         if data[position + 4] not in KINDS:  # cheap filter before unpacking
@@ -217,6 +220,7 @@ def frames_in_damaged_tail(data: bytes, start: int) -> tuple[bool, int]:
         if position + length > end or crc32c(data[position + 4 : position + length]) != crc:
             continue
         spans = spans or position - FRAME_HEADER_SIZE in record_ends
+        spans = spans or (lsn_after_first is not None and lsn >= lsn_after_first)
         record_ends.add(position + length)
         lsn_max = max(lsn_max, lsn)
     return spans, lsn_max

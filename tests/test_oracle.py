@@ -82,3 +82,22 @@ def test_two_damaged_frames_at_the_tail_are_corruption_not_a_torn_tail() -> None
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
     assert harness.result.losses_reported >= 2  # both writes reported lost
+
+
+def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
+    """Found by `swarm` seed 435: the last frame's header damaged (so no second header
+    shows), the frame before it damaged on write; the intact record behind them, with
+    an lsn past the first damaged frame's, shows two frames were lost."""
+    harness = media_harness()
+    for key in (b"a", b"b", b"c"):
+        harness.do(("set", {key: b"1"}))
+    directory = harness.io.disk.directories[STORE_DIRECTORY]
+    name = max(name for name in directory.entries if name.endswith(".seg"))
+    inode = harness.io.disk.inodes[directory.entries[name]]
+    frames = scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
+    (second_last, _), (last, _) = frames[-2], frames[-1]
+    inode.durable[second_last + 40] ^= 0x01  # a record byte of b's frame
+    inode.durable[last + 20] ^= 0x01  # the count in c's frame header
+    harness.crash_now()
+    assert harness.model == {b"a": b"1"}
+    assert harness.result.losses_reported >= 2
