@@ -7,17 +7,24 @@ case it checks happens for certain (a seeded run only happens upon it).
 from __future__ import annotations
 
 from io_backends.sim import SimIo
+from io_backends.sim.disk import Inode
+from kv.record import FrameHeader
 from kv.recovery import scan_segment
 from scenarios.runner import STORE_DIRECTORY, Harness
 
 
-def damage_last_frame(io: SimIo) -> None:
-    """Flip one payload byte of the newest segment's last frame, durably (media damage)."""
+def newest_segment(io: SimIo) -> tuple[Inode, list[tuple[int, FrameHeader]]]:
+    """The newest log segment's inode and its valid durable frames (offset, header)."""
     directory = io.disk.directories[STORE_DIRECTORY]
     name = max(name for name in directory.entries if name.endswith(".seg"))
     inode = io.disk.inodes[directory.entries[name]]
-    scan = scan_segment(int(name.split(".")[0]), bytes(inode.durable))
-    offset, header = scan.frames[-1]
+    return inode, scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
+
+
+def damage_last_frame(io: SimIo) -> None:
+    """Flip one payload byte of the newest segment's last frame, durably (media damage)."""
+    inode, frames = newest_segment(io)
+    offset, header = frames[-1]
     position = offset + header.size - 1
     inode.durable[position] ^= 0x01
     inode.data[position] ^= 0x01
@@ -73,10 +80,8 @@ def test_two_damaged_frames_at_the_tail_are_corruption_not_a_torn_tail() -> None
     harness = media_harness()
     for key in (b"a", b"b", b"c"):
         harness.do(("set", {key: b"1"}))
-    directory = harness.io.disk.directories[STORE_DIRECTORY]
-    name = max(name for name in directory.entries if name.endswith(".seg"))
-    inode = harness.io.disk.inodes[directory.entries[name]]
-    offset, _ = scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames[-2]
+    inode, frames = newest_segment(harness.io)
+    offset, _ = frames[-2]
     damage_last_frame(harness.io)
     inode.durable[offset + 40] ^= 0x01  # the frame before it too: two acknowledged writes
     harness.crash_now()
@@ -91,10 +96,7 @@ def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
     harness = media_harness()
     for key in (b"a", b"b", b"c"):
         harness.do(("set", {key: b"1"}))
-    directory = harness.io.disk.directories[STORE_DIRECTORY]
-    name = max(name for name in directory.entries if name.endswith(".seg"))
-    inode = harness.io.disk.inodes[directory.entries[name]]
-    frames = scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
+    inode, frames = newest_segment(harness.io)
     (second_last, _), (last, _) = frames[-2], frames[-1]
     inode.durable[second_last + 40] ^= 0x01  # a record byte of b's frame
     inode.durable[last + 20] ^= 0x01  # the count in c's frame header
