@@ -263,49 +263,27 @@ class Recovery:
                 continue
             header_records = scan.bad_header.count if scan.bad_header is not None else 0
             if scan.resume_offset is not None:
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    f"damaged frame followed by valid frames at offset {scan.resume_offset}",
-                    quarantine=(segment_id, scan.bad_offset),
-                )
+                detail = f"damaged frame followed by valid frames at offset {scan.resume_offset}"
+                self._damaged_here(segment_id, scan, detail)
                 self.lost_last = scan.last_lsn_seen or 0
             elif self.report.unreadable_bytes > unreadable_before:  # never a torn tail: the disk refused
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    "unreadable sectors (EIO)",
-                    quarantine=(segment_id, scan.bad_offset),
-                )
+                self._damaged_here(segment_id, scan, "unreadable sectors (EIO)")
             elif newest and self._misplaced(segment_id, data, scan):
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    "a whole frame in the wrong place (a misdirected or stale write), not a torn one",
-                    quarantine=(segment_id, scan.bad_offset),
+                first = self._damaged_here(
+                    segment_id, scan, "a whole frame in the wrong place (a misdirected or stale write), not a torn one"
                 )
-                assert self.damage is not None and self.damage.lsn_first_lost is not None
                 assert scan.bad_header is not None
-                misplaced_last = scan.bad_header.first_lsn + scan.bad_header.count - 1
-                self.lost_last = max(misplaced_last, self.damage.lsn_first_lost)
+                self.lost_last = max(scan.bad_header.first_lsn + scan.bad_header.count - 1, first)
             elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    "damaged frames at the end of the log (more than one: not a torn write)",
-                    quarantine=(segment_id, scan.bad_offset),
+                first = self._damaged_here(
+                    segment_id, scan, "damaged frames at the end of the log (more than one: not a torn write)"
                 )
-                assert self.damage is not None and self.damage.lsn_first_lost is not None
-                self.lost_last = max(spanned[1], self.damage.lsn_first_lost + 1)  # two frames at least
+                self.lost_last = max(spanned[1], first + 1)  # two frames at least
             elif newest and self._recorded_durable(segment_id, data, scan.bad_offset):
-                self._damaged(
-                    segment_name(segment_id),
-                    scan.bad_offset,
-                    "damaged frame where the segment was recorded durable (not a torn write)",
-                    quarantine=(segment_id, scan.bad_offset),
+                first = self._damaged_here(
+                    segment_id, scan, "damaged frame where the segment was recorded durable (not a torn write)"
                 )
-                assert self.damage is not None and self.damage.lsn_first_lost is not None
-                self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+                self.lost_last = first - 1 + max(header_records, 1)
             elif newest:
                 self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
             else:
@@ -386,6 +364,14 @@ class Recovery:
                 self.report.unreadable_bytes += length
                 blocks.append(UNREADABLE_FILL * length)
         return b"".join(blocks)
+
+    def _damaged_here(self, segment_id: int, scan: SegmentScan, detail: str) -> int:
+        """Damage at the scan's bad offset of a log segment, quarantined from there on;
+        returns the first lsn it loses."""
+        assert scan.bad_offset is not None
+        self._damaged(segment_name(segment_id), scan.bad_offset, detail, quarantine=(segment_id, scan.bad_offset))
+        assert self.damage is not None and self.damage.lsn_first_lost is not None
+        return self.damage.lsn_first_lost
 
     def _lsn_checked(self, scan: SegmentScan) -> FrameHeader | None:
         """The damaged frame's header when it still reads and carries the lsn expected
