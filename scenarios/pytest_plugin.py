@@ -329,7 +329,7 @@ class SimStoreOpener:
         store = kv.open(
             STORE_DIRECTORY,
             io=self.io,
-            durability=durability if durability is not None else self.scenario.durability,
+            durability=durability if durability is not None else self.scenario.durabilities[0],
             on_corruption=on_corruption,
             segment_size_target_bytes=self.scenario.segment_size_target_bytes,
         )

@@ -33,7 +33,8 @@ class Scenario:
     description: str
     mix: WorkloadMix = field(default_factory=WorkloadMix)
     faults: FaultPlan = field(default_factory=FaultPlan)
-    durability: Durability = "always"
+    # per seed, one of these (drawn from the seed when there are several)
+    durabilities: tuple[Durability, ...] = ("always",)
     operations: int = 2000
     crash_probability: float = 0.0  # per operation: plan a crash within the next few I/Os
     crash_during_recovery_probability: float = 0.0
@@ -47,7 +48,16 @@ class Scenario:
         kept = {item.name: getattr(self.faults, item.name) for item in fields(self.faults) if rng.random() < 0.5}
         return replace(FaultPlan(), **kept)
 
+    def pick_durability(self, rng: random.Random) -> Durability:
+        """The durability mode for one seed (no draw when the scenario has only one)."""
+        return self.durabilities[0] if len(self.durabilities) == 1 else rng.choice(self.durabilities)
 
+
+# Scenarios without media faults run each seed in one of the three modes; with media
+# faults the oracle needs `always` (it excuses a torn last frame as one operation).
+ALL_DURABILITIES: tuple[Durability, ...] = ("always", "batch", "none")
+# ... and their clients sometimes pause, so that `batch` mode's sync deadline matters.
+PAUSING = WorkloadMix(pause_weight=0.05)
 CRASHES = CrashSurvival(prefix_probability=0.3, subset_probability=0.2)
 TORN = TornWrite(probability=0.3, sector_bytes=512, garbage_probability=0.3)
 MEDIA = FaultPlan(
@@ -92,7 +102,9 @@ SCENARIOS: dict[str, Scenario] = {
             "crash",
             "power loss at random points (mid-batch, mid-compaction, during recovery); "
             "only unacknowledged work is lost",
+            mix=PAUSING,
             faults=FaultPlan(crash_survival=CRASHES),
+            durabilities=ALL_DURABILITIES,
             crash_probability=0.01,
             crash_during_recovery_probability=0.3,
         ),
@@ -136,12 +148,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "truncation",
             "torn writes, size before data and prefix or subset survival of unsynced writes at every crash",
+            mix=PAUSING,
             faults=FaultPlan(
                 crash_survival=CrashSurvival(prefix_probability=0.5, subset_probability=0.4),
                 torn_write=TornWrite(probability=0.5, sector_bytes=512, garbage_probability=0.5),
                 size_before_data=SizeBeforeData(0.5),
             ),
-            durability="always",
+            durabilities=ALL_DURABILITIES,
             crash_probability=0.02,
         ),
         Scenario(
@@ -155,13 +168,17 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "filesystem",
             "ENOSPC, EACCES, EROFS and EIO (transient and persistent) on every operation",
+            mix=PAUSING,
             faults=FILESYSTEM,
+            durabilities=ALL_DURABILITIES,
             crash_probability=0.002,
         ),
         Scenario(
             "fsyncgate",
             "syncs fail once and drop the dirty pages; a later sync 'succeeds'; crashes follow",
+            mix=PAUSING,
             faults=FaultPlan(fsync_gate=FsyncGate(probability=0.01), crash_survival=CRASHES),
+            durabilities=ALL_DURABILITIES,
             crash_probability=0.01,
         ),
         Scenario(

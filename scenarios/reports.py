@@ -203,6 +203,7 @@ def seed_document(campaign: Campaign, outcome: SeedOutcome) -> dict[str, Any]:
         "seed": outcome.seed,
         "verdict": outcome.verdict,
         "operations": outcome.operations,
+        "durability": result.durability if result else None,
         "trace_hash": result.trace_hash if result else None,
         "violation": result.violation if result else None,
         "crashes": result.crashes if result else None,

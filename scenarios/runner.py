@@ -6,7 +6,12 @@ The oracle (what every seed checks):
   media fault is on (no silent corruption, no stale read);
 - after a crash, a failed write or a failed open, the recovered state is the
   acknowledged state, or that state plus the one operation in flight, whole
-  (durability; atomicity of `set_many`);
+  (durability; atomicity of `set_many`). In `batch` and `none` modes it may also be
+  the state before any of the acknowledged writes not yet known durable (prefix
+  consistency), no shorter than the mode's promise: everything before a successful
+  `flush`, `compact` or close, and in `batch` mode every write that started more than
+  `BATCH_INTERVAL_MS_MAX` of virtual time before, or more than `BATCH_OPERATIONS_MAX`
+  writes before, the newest acknowledged one;
 - where a media fault destroyed acknowledged data, the store reported it (a corruption
   or torn tail in its recovery report, or a typed error reading the key), and every
   value it still returns was once written for that key: silent loss and invented
@@ -30,10 +35,11 @@ from dataclasses import dataclass, field
 import kv
 from io_backends.sim import SimIo, SimulatedCrash
 from kv.errors import CorruptionDetected, IoError, KvError
-from kv.store import Durability, Store
+from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
+from kv.store import Durability, State, Store
 from scenarios.registry import Scenario
 from scenarios.schedule import Schedule, Step
-from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, apply, run_operation
+from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, apply, run_operation
 
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
@@ -52,6 +58,7 @@ class SeedResult:
     scenario: str
     seed: int
     operations: int
+    durability: str = "always"
     passed: bool = True
     violation: str = ""
     crashes: int = 0
@@ -92,7 +99,7 @@ class Harness:
         self.media = False  # a fault that damages data was ever on
         self.faulty = False  # any fault was ever on (damage may outlive the faults)
         self.note_faults()
-        self.result = SeedResult(scenario, 0, 0)
+        self.result = SeedResult(scenario, 0, 0, durability)
         self.digest = hashlib.sha256()
         self.keep_timeline = keep_timeline
         self.model: Model = {}
@@ -100,6 +107,9 @@ class Harness:
         self.unknown: set[bytes] = set()  # keys whose read failed: value unknown until rewritten
         self.accepted_loss = False  # the last recovery lost data and reported it
         self.before_last: Model = {}  # the model before the last acknowledged write
+        # batch and none modes: (the model before it, the virtual clock when it started)
+        # for each acknowledged write not yet known durable, oldest first
+        self.unsynced: list[tuple[Model, int]] = []
         self.lost_writes_checked = 0  # lost writes already accounted for
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
         self.crash_landed_after_ios: int | None = None  # set when a planned crash fires
@@ -116,7 +126,9 @@ class Harness:
     # -- what drivers call ---------------------------------------------------------------
 
     def start(self) -> None:
-        self.event(f"scenario {self.scenario} {self.header}faults {self.io.faults.plan.enabled()}")
+        self.event(
+            f"scenario {self.scenario} {self.header}durability {self.durability} faults {self.io.faults.plan.enabled()}"
+        )
         self.store = self.reopen(None)
 
     def plan_crash(self, after_ios: int) -> None:
@@ -192,6 +204,7 @@ class Harness:
                 raise Violation(f"the store cannot be opened once the faults cleared: {error}") from error
         self.result.recoveries += 1
         self.check_recovered(store, in_flight)
+        self.unsynced.clear()  # what recovery found is on the disk
         return store
 
     def read_state(self, store: Store) -> tuple[Model, list[bytes]]:
@@ -226,15 +239,24 @@ class Harness:
             raise Violation(f"keys {unreadable[:5]} cannot be read with every fault off")
         self.check_not_invented(state)
         self.unknown.update(unreadable)
-        legal = [self.model] if in_flight is None else [self.model, apply(self.model, in_flight)]
+        legal: list[tuple[Model, str]] = [(self.model, "acknowledged")]
+        if in_flight is not None:
+            legal.append((apply(self.model, in_flight), "in flight"))
+        # batch and none modes: acknowledged writes not yet synced may be lost, newest first
+        legal += [(before, "unsynced") for before, _ in reversed(self.unsynced)]
         if report.torn_tails and self.media:  # a damaged last frame is reported as torn: it
-            legal.append(self.before_last)  # may take the last acknowledged operation, no more
-        for index, candidate in enumerate(legal):
-            if self.known(state) == self.known(candidate):
-                if candidate is self.before_last and candidate is not self.model:
+            legal.append((self.before_last, "torn"))  # may take the last acknowledged operation, no more
+        found = self.known(state)
+        for candidate, outcome in legal:
+            if found == self.known(candidate):
+                if outcome == "torn" and candidate is not self.model:
                     self.accepted_loss = True  # the torn last frame took an acknowledged operation
-                if index == 1 and in_flight is not None and self.writes_a_frame(in_flight):
+                if outcome == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
                     self.before_last = self.model  # the in-flight write made it: its frame is the last
+                if outcome == "unsynced":
+                    dropped = len(self.unsynced) - [before for before, _ in self.unsynced].index(candidate)
+                    self.event(f"recovered without the last {dropped} unsynced acknowledged writes ({self.durability})")
+                    self.before_last = candidate
                 self.model = candidate
                 return
         reported = bool(report.corruptions)
@@ -279,6 +301,9 @@ class Harness:
             for key, value in changes.items():
                 if value is not None:
                     self.written.setdefault(key, set()).add(value)
+        if kind == "pause":
+            self.io.pause(PAUSE_US)
+        started_us = self.io.clock_us
         try:
             value = self.run_armed(store, operation)
         except SimulatedCrash:
@@ -306,8 +331,33 @@ class Harness:
                 raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
         if kind in WRITE_KINDS and self.writes_a_frame(operation):
             self.before_last = self.model
+            if self.durability != "always":
+                self.acknowledged_unsynced(operation, started_us)
+        elif kind in ("flush", "compact"):  # both sync every earlier write before returning
+            self.unsynced.clear()
         self.model = apply(self.model, operation)
         return store
+
+    def acknowledged_unsynced(self, operation: Operation, started_us: int) -> None:
+        """A write acknowledged in batch or none mode: it may be lost in a crash, with
+        every later one, until the mode's promise makes it durable."""
+        unsynced = self.unsynced
+        unsynced.append((self.model, started_us))
+        kind, changes = operation
+        counted = kind != "delete" or any(key in self.model and key not in self.unknown for key in changes)
+        if self.durability != "batch" or not counted:
+            return
+        # The store checks its batch bounds on every write it counts (a delete of an
+        # absent key is not one). It syncs once BATCH_INTERVAL_MS_MAX passed since its
+        # last sync, and every unsynced write started after that sync: so writes that
+        # started that long before this one are durable (1 us spare for float rounding).
+        horizon_us = started_us - BATCH_INTERVAL_MS_MAX * 1000 - 1
+        durable = 0
+        while durable < len(unsynced) and unsynced[durable][1] <= horizon_us:
+            durable += 1
+        # At most BATCH_OPERATIONS_MAX - 1 counted writes stay unsynced.
+        durable = max(durable, len(unsynced) - (BATCH_OPERATIONS_MAX - 1))
+        del unsynced[:durable]
 
     def writes_a_frame(self, operation: Operation) -> bool:
         """False for a delete the store acknowledges without writing: its key is absent
@@ -349,11 +399,15 @@ class Harness:
 
     def close(self, store: Store) -> None:
         """Close a store whose final flush may fail under faults (typed errors only)."""
+        flushes = store.state is State.OPEN  # a failed (read-only) store closes without one
         try:
             store.close()
         except KvError as error:
             self.result.errors_typed += 1
             self.event(f"close failed: {type(error).__name__}: {error}")
+        else:
+            if flushes:
+                self.unsynced.clear()  # the final flush synced every acknowledged write
 
     def reopen_twice(self, in_flight: Operation | None) -> Store:
         """Recover after a crash, then check that recovering again changes nothing."""
@@ -415,11 +469,12 @@ def record_seed(
     rng = random.Random(seed)
     sim_seed = rng.getrandbits(64)
     plan = scenario.fault_plan(rng)
+    durability = scenario.pick_durability(rng)
     workload = Workload(scenario.mix, random.Random(rng.getrandbits(64)))
     harness = Harness(
         scenario.name,
         SimIo(seed=sim_seed, faults=plan),
-        scenario.durability,
+        durability,
         scenario.segment_size_target_bytes,
         keep_timeline,
         header=f"seed {seed} operations {count} ",
@@ -462,7 +517,7 @@ def record_seed(
         sim_seed=sim_seed,
         faults=plan,
         steps=tuple(steps),
-        durability=scenario.durability,
+        durability=durability,
         segment_size_target_bytes=scenario.segment_size_target_bytes,
         opening_crashes=opening,
         closing_crashes=_trimmed(phase),

@@ -22,7 +22,7 @@ from kv.store import Durability
 from scenarios.workload import Operation
 
 FORMAT_VERSION = 1
-OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify")
+OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify", "pause")
 
 
 class ScheduleError(ValueError):

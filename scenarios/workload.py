@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 
 from kv.store import Store
 
-# (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush, compact
+# (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush,
+# compact, verify, pause
 Operation = tuple[str, dict[bytes, bytes | None]]
 Model = dict[bytes, bytes]
 WRITE_KINDS = ("set", "delete", "set_many")
+# A "pause": this much virtual time passes with no request (an idle client), so time
+# bounds such as `batch` mode's sync deadline come into play. The harness moves the clock.
+PAUSE_US = 4_000
 
 
 @dataclass(frozen=True)
@@ -28,13 +32,14 @@ class WorkloadMix:
     flush_weight: float = 0.03
     compact_weight: float = 0.02
     verify_weight: float = 0.0
+    pause_weight: float = 0.0
     key_count: int = 64
     value_size_max_bytes: int = 256
     batch_size_max: int = 8
 
     def kinds(self) -> tuple[list[str], list[float]]:
         return (
-            ["set", "delete", "set_many", "get", "flush", "compact", "verify"],
+            ["set", "delete", "set_many", "get", "flush", "compact", "verify", "pause"],
             [
                 self.set_weight,
                 self.delete_weight,
@@ -43,6 +48,7 @@ class WorkloadMix:
                 self.flush_weight,
                 self.compact_weight,
                 self.verify_weight,
+                self.pause_weight,
             ],
         )
 
@@ -114,6 +120,8 @@ def run_operation(store: Store, operation: Operation) -> bytes | None:
     elif kind == "verify":
         store.stats()
         return b"ok" if store.verify().ok else b"damaged"
+    elif kind == "pause":
+        pass  # time passes outside the store: the driver moves its clock
     else:
         assert kind == "compact", kind
         store.compact()

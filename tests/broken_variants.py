@@ -317,6 +317,39 @@ def skip_record_crc_on_get() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def flush_without_sync() -> Iterator[None]:
+    """In `batch` and `none` modes `flush` writes the pending frame but does not fsync it.
+
+    Models a flush that means "hand it to the OS" (`fflush`, a write-back cache flush)
+    where the caller was promised "durable on return": a power loss after `flush`
+    returns takes the flushed writes with it.
+    """
+    original_commit = Store._commit
+
+    def flush(self: Store) -> None:
+        self._check_writable()
+        original_commit(self, sync=self.durability == "always")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "flush", flush)
+        yield
+
+
+@contextmanager
+def batch_without_deadline() -> Iterator[None]:
+    """`batch` mode syncs only when a frame fills, never on its operation or time bound.
+
+    Models group commit that waits for a full buffer: under a light load acknowledged
+    writes sit unsynced for far longer than the documented `BATCH_INTERVAL_MS_MAX`, and
+    a power loss takes all of them.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.store, "BATCH_INTERVAL_MS_MAX", 10**12)
+        patch.setattr(kv.store, "BATCH_OPERATIONS_MAX", 10**12)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -328,6 +361,8 @@ VARIANTS: dict[str, Variant] = {
     "apply_half_a_frame": apply_half_a_frame,
     "set_many_one_at_a_time": set_many_one_at_a_time,
     "skip_record_crc_on_get": skip_record_crc_on_get,
+    "flush_without_sync": flush_without_sync,
+    "batch_without_deadline": batch_without_deadline,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -6,11 +6,17 @@ case it checks happens for certain (a seeded run only happens upon it).
 
 from __future__ import annotations
 
+import pytest
+
 from io_backends.sim import SimIo
 from io_backends.sim.disk import Inode
+from kv.limits import BATCH_INTERVAL_MS_MAX
 from kv.record import FrameHeader
 from kv.recovery import scan_segment
-from scenarios.runner import STORE_DIRECTORY, Harness
+from kv.store import Durability
+from scenarios.runner import STORE_DIRECTORY, Harness, Violation
+from scenarios.workload import PAUSE_US
+from tests.broken_variants import VARIANTS
 
 
 def newest_segment(io: SimIo) -> tuple[Inode, list[tuple[int, FrameHeader]]]:
@@ -103,3 +109,66 @@ def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
     assert harness.result.losses_reported >= 2
+
+
+# -- batch and none modes: prefix consistency ------------------------------------------
+
+
+def test_batch_mode_may_lose_the_unsynced_acknowledged_writes() -> None:
+    harness = Harness("test", SimIo(seed=7), durability="batch", keep_timeline=True)
+    harness.start()
+    harness.do(("set", {b"a": b"1"}))
+    harness.do(("set_many", {b"b": b"2", b"c": b"3"}))
+    harness.crash_now()  # nothing unsynced survives (the default crash)
+    assert harness.model == {}
+    assert "recovered without the last 2 unsynced acknowledged writes (batch)" in "\n".join(harness.result.timeline)
+
+
+def test_a_recovered_state_that_is_no_prefix_is_a_violation() -> None:
+    harness = Harness("test", SimIo(seed=7), durability="none")
+    harness.start()
+    harness.do(("set", {b"a": b"1"}))
+    harness.do(("set", {b"b": b"2"}))
+    store = harness.store
+    assert store is not None
+    store.delete(b"a")  # behind the harness's back: b without the write before it
+    store.flush()
+    with pytest.raises(Violation, match="not a legal outcome"):
+        harness.check_recovered(store, None)
+
+
+@pytest.mark.parametrize("durability", ["batch", "none"])
+def test_writes_before_a_flush_survive(durability: Durability) -> None:
+    harness = Harness("test", SimIo(seed=7), durability=durability)
+    harness.start()
+    harness.do(("set", {b"a": b"1"}))
+    harness.do(("flush", {}))
+    harness.do(("set", {b"b": b"2"}))
+    harness.crash_now()
+    assert harness.model == {b"a": b"1"}
+    with VARIANTS["flush_without_sync"]():
+        harness.do(("set", {b"c": b"3"}))
+        harness.do(("flush", {}))
+        with pytest.raises(Violation, match="not a legal outcome"):
+            harness.crash_now()
+
+
+def test_batch_mode_syncs_a_write_once_its_deadline_passed() -> None:
+    """A write that started more than `BATCH_INTERVAL_MS_MAX` before the newest one is
+    durable: the store syncs on the first write past the deadline."""
+    pauses = BATCH_INTERVAL_MS_MAX * 1000 // PAUSE_US + 1
+    harness = Harness("test", SimIo(seed=7), durability="batch")
+    harness.start()
+    harness.do(("set", {b"a": b"1"}))
+    for _ in range(pauses):
+        harness.do(("pause", {}))
+    harness.do(("set", {b"b": b"2"}))
+    harness.crash_now()
+    assert harness.model == {b"a": b"1", b"b": b"2"}  # b's write synced both
+    with VARIANTS["batch_without_deadline"]():
+        harness.do(("set", {b"c": b"3"}))
+        for _ in range(pauses):
+            harness.do(("pause", {}))
+        harness.do(("set", {b"d": b"4"}))
+        with pytest.raises(Violation, match="not a legal outcome"):
+            harness.crash_now()  # c was due for a sync: it may not be lost

@@ -104,7 +104,7 @@ def _trace(seed: int, scenario: Scenario) -> list[str]:
     io = SimIo(seed=seed, faults=scenario.fault_plan(random.Random(seed)))
     events: list[str] = []
     try:
-        store = kv.open("/store", io=io, durability=scenario.durability)
+        store = kv.open("/store", io=io, durability=scenario.durabilities[0])
         for index in range(40):
             store.set(f"key:{index % 9}".encode(), bytes([index]) * index)
             events.append(repr(store.get(f"key:{(index * 5) % 9}".encode())))

@@ -42,6 +42,22 @@ def test_the_eleven_scenarios_are_registered() -> None:
     ]
 
 
+def test_only_scenarios_without_media_faults_leave_always_mode() -> None:
+    """The oracle excuses a damaged last frame as one lost operation: true only when a
+    frame holds one operation (`always`)."""
+    several = {name for name, scenario in SCENARIOS.items() if scenario.durabilities != ("always",)}
+    assert several == {"crash", "truncation", "filesystem", "fsyncgate"}
+    for name in several:
+        assert not SCENARIOS[name].faults.damages_data(), name
+        assert set(SCENARIOS[name].durabilities) == {"always", "batch", "none"}
+
+
+def test_a_seed_draws_its_durability_mode() -> None:
+    modes = {run_seed(SCENARIOS["crash"], seed, 20).durability for seed in range(12)}
+    assert modes == {"always", "batch", "none"}
+    assert {run_seed(SCENARIOS["corruption"], seed, 20).durability for seed in range(4)} == {"always"}
+
+
 def test_same_seed_same_trace() -> None:
     first = run_seed(SCENARIOS["comprehensive"], 7, CI_OPERATIONS)
     second = run_seed(SCENARIOS["comprehensive"], 7, CI_OPERATIONS)

@@ -112,6 +112,11 @@ class SimIo:
     def now(self) -> float:
         return self.clock_us / 1_000_000
 
+    def pause(self, microseconds: int) -> None:
+        """Let virtual time pass with nothing to do (an idle client between requests)."""
+        assert microseconds >= 0, microseconds
+        self.clock_us += microseconds
+
     def faults_off(self) -> None:
         """Switch every fault off (the liveness phase): persistent errors clear too."""
         self.faults.plan = FaultPlan()

@@ -144,6 +144,12 @@ class TailCorruption:
 _SHAPE_FIELDS = ("sector_bytes", "bits_max", "window_bytes")
 
 
+# The faults that may destroy or alter acknowledged bytes (`FaultPlan` field names).
+DAMAGING_FAULTS = frozenset(
+    {"bit_flip", "read_corruption", "latent_sector_error", "misdirected_write", "lost_write", "tail_corruption"}
+)
+
+
 @dataclass(frozen=True)
 class FaultPlan:
     """One of each fault; all off by default."""
@@ -167,15 +173,7 @@ class FaultPlan:
     def damages_data(self) -> bool:
         """True when a fault may destroy or alter acknowledged bytes (then the store may
         lose data, but must report it)."""
-        damaging = (
-            "bit_flip",
-            "read_corruption",
-            "latent_sector_error",
-            "misdirected_write",
-            "lost_write",
-            "tail_corruption",
-        )
-        return any(name in damaging for name in self.enabled())
+        return any(name in DAMAGING_FAULTS for name in self.enabled())
 
     def enabled(self) -> list[str]:
         """Names of the faults with any nonzero setting (sizes that only shape a fault,
