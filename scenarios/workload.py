@@ -7,7 +7,9 @@ replayed from operations; the store is driven with `run_operation`.
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from kv.store import Store
 
@@ -58,30 +60,40 @@ class Workload:
     mix: WorkloadMix
     rng: random.Random
     step: int = 0
-    _kinds: tuple[list[str], list[float]] = field(init=False)
+    _kinds: list[str] = field(init=False)
+    _cumulative_weights: list[float] = field(init=False)
+    _keys: list[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._kinds = self.mix.kinds()
+        self._kinds, weights = self.mix.kinds()
+        self._cumulative_weights = list(accumulate(weights))
+        self._keys = [f"key{index:04d}".encode() for index in range(self.mix.key_count)]
 
     def _key(self) -> bytes:
-        return f"key{self.rng.randrange(self.mix.key_count):04d}".encode()
+        return self._keys[self.rng.randrange(len(self._keys))]
 
-    def _value(self) -> bytes:
+    def _value(self, stamp: bytes) -> bytes:
         size = self.rng.randrange(self.mix.value_size_max_bytes + 1)
-        stamp = f"{self.step}:".encode()
         return (stamp * (size // len(stamp) + 1))[:size]
+
+    def _kind(self) -> str:
+        """`rng.choices(kinds, weights)[0]`, drawing the same, without rebuilding the
+        cumulative weights on every call (this runs once per operation)."""
+        cumulative = self._cumulative_weights
+        return self._kinds[bisect(cumulative, self.rng.random() * cumulative[-1], 0, len(cumulative) - 1)]
 
     def next(self) -> Operation:
         self.step += 1
-        [kind] = self.rng.choices(*self._kinds)
+        kind = self._kind()
         if kind == "set":
-            return (kind, {self._key(): self._value()})
+            return (kind, {self._key(): self._value(b"%d:" % self.step)})
         if kind in ("delete", "get"):
             return (kind, {self._key(): None})
         if kind == "set_many":
+            stamp = b"%d:" % self.step
             return (
                 kind,
-                {self._key(): self._value() for _ in range(self.rng.randrange(1, self.mix.batch_size_max + 1))},
+                {self._key(): self._value(stamp) for _ in range(self.rng.randrange(1, self.mix.batch_size_max + 1))},
             )
         return (kind, {})
 
