@@ -91,7 +91,7 @@ def _value(step: int, size: int) -> bytes:
 class StoreMachine(RuleBasedStateMachine):
     """Rules: set, get, delete, set_many, flush, compact, pause, crash (now, or planned
     a few I/Os ahead, or inside the next recovery), reopen and inject (switch a fault on).
-    Each example runs in one durability mode, drawn first."""
+    Each example runs in one durability mode, drawn first from `durabilities`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -99,10 +99,12 @@ class StoreMachine(RuleBasedStateMachine):
         self.violated = False  # a rule raised: teardown must not bury it under a second failure
         self.step_number = 0
         self.recovery_crashes: list[int] = []
-        self.sync_failures_pending = 0  # `fail_next_sync`: the next syncs of dirty data that fail
 
-    @initialize(rng=st.randoms(use_true_random=False), durability=st.sampled_from(DURABILITIES))
-    def start(self, rng: random.Random, durability: Durability) -> None:
+    durabilities: tuple[Durability, ...] = DURABILITIES  # a subclass may narrow them
+
+    @initialize(rng=st.randoms(use_true_random=False), data=st.data())
+    def start(self, rng: random.Random, data: st.DataObject) -> None:
+        durability = data.draw(st.sampled_from(self.durabilities), label="durability")
         io = SimIo(rng=rng)
         self.harness = Harness(
             "state_machine",
@@ -112,15 +114,6 @@ class StoreMachine(RuleBasedStateMachine):
             keep_timeline=True,
         )
         self.harness.recovery_crashes = lambda: self.recovery_crashes.pop(0) if self.recovery_crashes else None
-        draw = io.faults.draw
-
-        def draw_or_fail_sync(name: str, probability: float) -> bool:
-            if name == "fsync_gate" and self.sync_failures_pending:
-                self.sync_failures_pending -= 1
-                return True
-            return draw(name, probability)
-
-        io.faults.draw = draw_or_fail_sync  # type: ignore[method-assign]
         self.harness.start()
 
     def _run(self, action: Callable[[Harness], None]) -> None:
@@ -222,7 +215,7 @@ class StoreMachine(RuleBasedStateMachine):
     def fail_next_sync(self) -> None:
         """fsyncgate, once: the next sync of dirty data fails and its pages are dropped."""
         assert self.harness is not None
-        self.sync_failures_pending += 1
+        self.harness.io.faults.force("fsync_gate")
         self.harness.faulty = True
         self.harness.event("the next sync of dirty data will fail (fsyncgate)")
 

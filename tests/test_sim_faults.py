@@ -422,6 +422,25 @@ def test_fsyncgate_drops_dirty_pages_and_a_later_sync_does_not_bring_them_back()
     assert bytes(inode.durable) == b""
 
 
+def test_a_forced_fault_fires_on_its_next_opportunity_even_with_every_fault_off() -> None:
+    io = SimIo(seed=18)  # a quiet plan: the fast paths draw nothing
+    inode = _file(io, b"", synced=False)
+    file = io.open(f"{DIRECTORY}/f", "w").result()
+    io.sync(file).result()  # nothing dirty: no opportunity, the forced failure waits
+    state = io.random.getstate()
+    io.faults.force("fsync_gate")
+    io.write(file, 0, b"dropped").result()
+    with pytest.raises(IoError) as failed:
+        io.sync(file).result()
+    assert failed.value.errno == errno.EIO
+    io.write(file, 0, b"kept").result()
+    io.sync(file).result()  # fired once only
+    assert bytes(inode.durable) == b"kept"  # the first write's dirty pages were dropped
+    assert io.random.getstate() == state  # forcing draws nothing from the run's RNG
+    assert io.faults.quiet and not io.faults.forced
+    assert io.faults.report()["fsync_gate"].fired == 1
+
+
 def test_disk_full_is_typed_and_the_store_recovers_once_space_is_freed() -> None:
     disk = SimDisk(capacity_bytes=64 * 1024)
     io = SimIo(seed=20, disk=disk)

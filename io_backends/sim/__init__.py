@@ -121,6 +121,7 @@ class SimIo:
         """Switch every fault off (the liveness phase): persistent errors clear too."""
         self.faults.plan = FaultPlan()
         self.faults.persistent_errors.clear()
+        self.faults.unforce()
 
     def _submit(
         self, kind: str, file_key: int | None, latency_us: int, run: Callable[..., Any], *arguments: Any

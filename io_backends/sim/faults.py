@@ -204,6 +204,7 @@ class FaultInjector:
         self.rng = rng
         self.counts: dict[str, FaultCount] = {}
         self.persistent_errors: set[tuple[str, str]] = set()  # (operation, path)
+        self.forced: dict[str, int] = {}  # fault name -> how many more opportunities fire for certain
         self._plan = plan
         self.quiet = True
         self.jitter_us_max = 0
@@ -219,12 +220,28 @@ class FaultInjector:
         turns them off) and recompute what the hot paths check per operation."""
         self._plan = plan
         # No fault can fire: the backend may skip its draws (each would draw nothing).
-        self.quiet = not plan.enabled()
+        self.quiet = not plan.enabled() and not self.forced
         self.jitter_us_max = plan.latency.jitter_us_max
+
+    def force(self, name: str, times: int = 1) -> None:
+        """Make the next `times` opportunities of fault `name` fire, whatever the plan
+        says (a test's "the next sync of dirty data fails"). `name` is a `draw` name:
+        `"fsync_gate"`, `"lost_write"`, `"operation_errors.write"`, ...; a forced fault
+        draws nothing from the RNG."""
+        assert times > 0, times
+        self.forced[name] = self.forced.get(name, 0) + times
+        self.quiet = False
+
+    def unforce(self) -> None:
+        """Drop every forced fault not yet fired."""
+        self.forced.clear()
+        self.plan = self._plan
 
     def draw(self, name: str, probability: float) -> bool:
         """One Bernoulli decision for fault `name`; zero probabilities draw nothing, so
         switching a fault off leaves every other decision of the run unchanged."""
+        if self.forced and name in self.forced:
+            return self._fire_forced(name, probability)
         if probability <= 0.0:
             return False
         count = self.counts.setdefault(name, FaultCount(configured_probability=probability))
@@ -232,6 +249,17 @@ class FaultInjector:
         fired = self.rng.random() < probability
         count.fired += fired
         return fired
+
+    def _fire_forced(self, name: str, probability: float) -> bool:
+        left = self.forced.pop(name) - 1
+        if left:
+            self.forced[name] = left
+        elif not self.forced:
+            self.plan = self._plan  # nothing forced any more: quiet again if the plan is
+        count = self.counts.setdefault(name, FaultCount(configured_probability=probability))
+        count.opportunities += 1
+        count.fired += 1
+        return True
 
     def flip_bits(self, data: bytearray, start: int = 0, end: int | None = None) -> None:
         """Flip 1..bits_max random bits of `data[start:end]` in place."""
