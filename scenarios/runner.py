@@ -239,23 +239,24 @@ class Harness:
             raise Violation(f"keys {unreadable[:5]} cannot be read with every fault off")
         self.check_not_invented(state)
         self.unknown.update(unreadable)
-        legal: list[tuple[Model, str]] = [(self.model, "acknowledged")]
+        # (a legal state, how it comes about, how many acknowledged writes it lacks)
+        legal: list[tuple[Model, str, int]] = [(self.model, "acknowledged", 0)]
         if in_flight is not None:
-            legal.append((apply(self.model, in_flight), "in flight"))
+            legal.append((apply(self.model, in_flight), "in flight", 0))
         # batch and none modes: acknowledged writes not yet synced may be lost, newest first
-        legal += [(before, "unsynced") for before, _ in reversed(self.unsynced)]
+        unsynced = self.unsynced
+        legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
         if report.torn_tails and self.media:  # a damaged last frame is reported as torn: it
-            legal.append((self.before_last, "torn"))  # may take the last acknowledged operation, no more
+            legal.append((self.before_last, "torn", 1))  # may take the last acknowledged operation, no more
         found = self.known(state)
-        for candidate, outcome in legal:
+        for candidate, outcome, writes_lost in legal:
             if found == self.known(candidate):
                 if outcome == "torn" and candidate is not self.model:
                     self.accepted_loss = True  # the torn last frame took an acknowledged operation
                 if outcome == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
                     self.before_last = self.model  # the in-flight write made it: its frame is the last
                 if outcome == "unsynced":
-                    dropped = len(self.unsynced) - [before for before, _ in self.unsynced].index(candidate)
-                    self.event(f"recovered without the last {dropped} unsynced acknowledged writes ({self.durability})")
+                    self.event(f"recovered without the last {writes_lost} unsynced writes ({self.durability})")
                     self.before_last = candidate
                 self.model = candidate
                 return

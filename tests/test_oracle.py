@@ -121,7 +121,7 @@ def test_batch_mode_may_lose_the_unsynced_acknowledged_writes() -> None:
     harness.do(("set_many", {b"b": b"2", b"c": b"3"}))
     harness.crash_now()  # nothing unsynced survives (the default crash)
     assert harness.model == {}
-    assert "recovered without the last 2 unsynced acknowledged writes (batch)" in "\n".join(harness.result.timeline)
+    assert "recovered without the last 2 unsynced writes (batch)" in "\n".join(harness.result.timeline)
 
 
 def test_a_recovered_state_that_is_no_prefix_is_a_violation() -> None:
