@@ -291,6 +291,14 @@ class Recovery:
         if self.damaged_tail is not None and self.damage is None:
             tail_id, tail_offset, header_records, _bytes = self.damaged_tail
             self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+            # The segments after it hold no records (or their lsns would have shown the
+            # tail held none); they go to quarantine with it, or a damaged segment moved
+            # whole would leave a gap in the ids that the next open reads as damage.
+            for later in sorted(i for i in kept if i > tail_id):
+                file, _length = kept.pop(later)
+                self.truncations = [(cut, offset) for cut, offset in self.truncations if cut is not file]
+                close_quietly(self.io, file)
+                self.quarantine.append((later, 0))
             assert self.damage is not None and self.damage.lsn_first_lost is not None
             self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
         if self.damage is not None:

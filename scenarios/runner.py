@@ -11,7 +11,9 @@ The oracle (what every seed checks):
   consistency), no shorter than the mode's promise: everything before a successful
   `flush`, `compact` or close, and in `batch` mode every write that started more than
   `BATCH_INTERVAL_MS_MAX` of virtual time before, or more than `BATCH_OPERATIONS_MAX`
-  writes before, the newest acknowledged one;
+  writes before, the newest acknowledged one (with media faults on, a reported torn
+  tail may take any suffix of the acknowledged writes in these modes: a frame holds a
+  group commit, and how much that was is not checked);
 - where a media fault destroyed acknowledged data, the store reported it (a corruption
   or torn tail in its recovery report, or a typed error reading the key), and every
   value it still returns was once written for that key: silent loss and invented
@@ -110,6 +112,9 @@ class Harness:
         # batch and none modes: (the model before it, the virtual clock when it started)
         # for each acknowledged write not yet known durable, oldest first
         self.unsynced: list[tuple[Model, int]] = []
+        # batch and none modes: the model before each acknowledged write, the whole run
+        # (a damaged last frame may hold any number of them: see `check_recovered`)
+        self.history: list[Model] = []
         self.lost_writes_checked = 0  # lost writes already accounted for
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
         self.crash_landed_after_ios: int | None = None  # set when a planned crash fires
@@ -246,8 +251,12 @@ class Harness:
         # batch and none modes: acknowledged writes not yet synced may be lost, newest first
         unsynced = self.unsynced
         legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
-        if report.torn_tails and self.media:  # a damaged last frame is reported as torn: it
-            legal.append((self.before_last, "torn", 1))  # may take the last acknowledged operation, no more
+        if report.torn_tails and self.media:  # a damaged last frame is reported as torn
+            if self.durability == "always":  # it holds one operation: it may take the last, no more
+                legal.append((self.before_last, "torn", 1))
+            else:  # it holds the writes of one group commit, which the oracle cannot see:
+                history = self.history  # any prefix (weaker: how much was lost is not checked)
+                legal += [(history[-count], "torn", count) for count in range(1, len(history) + 1)]
         found = self.known(state)
         for candidate, outcome, writes_lost in legal:
             if found == self.known(candidate):
@@ -255,6 +264,8 @@ class Harness:
                     self.accepted_loss = True  # the torn last frame took an acknowledged operation
                 if outcome == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
                     self.before_last = self.model  # the in-flight write made it: its frame is the last
+                    if self.durability != "always":
+                        self.history.append(self.model)
                 if outcome == "unsynced":
                     self.event(f"recovered without the last {writes_lost} unsynced writes ({self.durability})")
                     self.before_last = candidate
@@ -333,6 +344,7 @@ class Harness:
         if kind in WRITE_KINDS and self.writes_a_frame(operation):
             self.before_last = self.model
             if self.durability != "always":
+                self.history.append(self.model)
                 self.acknowledged_unsynced(operation, started_us)
         elif kind in ("flush", "compact"):  # both sync every earlier write before returning
             self.unsynced.clear()

@@ -26,7 +26,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from io_backends.sim import SimIo
 from io_backends.sim.faults import (
-    DAMAGING_FAULTS,
     BitFlip,
     CrashSurvival,
     FsyncGate,
@@ -76,9 +75,6 @@ FAULTS: dict[str, Any] = {  # fault name -> its settings (a FaultPlan field)
 }
 
 
-# The oracle excuses a damaged last frame as one lost operation, which holds only in
-# `always` mode (one operation per frame): in `batch` and `none` modes the faults that
-# damage stored data (`DAMAGING_FAULTS`) stay off, as in the seeded scenarios.
 DURABILITIES: tuple[Durability, ...] = ("always", "batch", "none")
 
 
@@ -191,7 +187,6 @@ class StoreMachine(RuleBasedStateMachine):
         """A clean close and open."""
         self._run(Harness.reopen_clean)
 
-    @precondition(lambda self: self.harness is not None and self.harness.durability == "always")
     @rule(file=st.integers(0, 7), position=st.integers(0, 1 << 16), bit=st.integers(0, 7))
     def flip_bit(self, file: int, position: int, bit: int) -> None:
         """A bit flips at rest, now, in one of the store's files (media damage: the
@@ -222,10 +217,8 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.harness is not None and len(self.harness.io.faults.plan.enabled()) < len(FAULTS))
     @rule(fault=st.sampled_from(sorted(FAULTS)))
     def inject(self, fault: str) -> None:
-        """Switch a fault on from now on (in `batch` and `none` modes, not media faults)."""
+        """Switch a fault on from now on."""
         assert self.harness is not None
-        if self.harness.durability != "always" and fault in DAMAGING_FAULTS:
-            return
         faults = self.harness.io.faults
         faults.plan = replace(faults.plan, **{fault: FAULTS[fault]})
         self.harness.note_faults()

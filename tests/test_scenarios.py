@@ -42,13 +42,14 @@ def test_the_eleven_scenarios_are_registered() -> None:
     ]
 
 
-def test_only_scenarios_without_media_faults_leave_always_mode() -> None:
-    """The oracle excuses a damaged last frame as one lost operation: true only when a
-    frame holds one operation (`always`)."""
+def test_which_scenarios_draw_a_durability_mode() -> None:
+    """The media scenarios other than swarm stay in `always`: a frame holds one operation
+    there, so the oracle tells a torn last frame from relabelled mid-log damage."""
     several = {name for name, scenario in SCENARIOS.items() if scenario.durabilities != ("always",)}
-    assert several == {"crash", "truncation", "filesystem", "fsyncgate"}
-    for name in several:
+    assert several == {"crash", "truncation", "filesystem", "fsyncgate", "swarm"}
+    for name in several - {"swarm"}:
         assert not SCENARIOS[name].faults.damages_data(), name
+    for name in several:
         assert set(SCENARIOS[name].durabilities) == {"always", "batch", "none"}
 
 
