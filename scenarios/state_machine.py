@@ -89,14 +89,14 @@ class StoreMachine(RuleBasedStateMachine):
     a few I/Os ahead, or inside the next recovery), reopen and inject (switch a fault on).
     Each example runs in one durability mode, drawn first from `durabilities`."""
 
+    durabilities: tuple[Durability, ...] = DURABILITIES  # a subclass may narrow them
+
     def __init__(self) -> None:
         super().__init__()
         self.harness: Harness | None = None
         self.violated = False  # a rule raised: teardown must not bury it under a second failure
         self.step_number = 0
         self.recovery_crashes: list[int] = []
-
-    durabilities: tuple[Durability, ...] = DURABILITIES  # a subclass may narrow them
 
     @initialize(rng=st.randoms(use_true_random=False), data=st.data())
     def start(self, rng: random.Random, data: st.DataObject) -> None:
