@@ -154,7 +154,6 @@ class Recovery:
         self._change_disk()
         self._start_log(kept, covered)
         self._record_durable_extent()
-        self._mark_journals_reported()
 
     # compacted file ------------------------------------------------------------------
 
@@ -542,7 +541,7 @@ class Recovery:
                 tails = []
                 break
             segment_id, offset, size, records = map(int, fields)
-            tails.append(TornTail(segment_id, offset, size, records))
+            tails.append(TornTail(segment_id, offset, size, records, again=True))
         if tails:
             self.report.torn_tails.extend(tails)
         else:  # written whole and renamed into place: only damage at rest garbles it
@@ -570,11 +569,18 @@ class Recovery:
             )
             self.journals.append(name)
 
-    def _mark_journals_reported(self) -> None:
-        """The open succeeded: its report reaches the caller, so the journals are done.
-        Repair journals stay (as `.reported`) beside the data they moved; torn-tail
-        journals, which moved nothing, are removed."""
-        if not self.journals and not self.journal_debris:
+    @property
+    def journals_pending(self) -> bool:
+        return bool(self.journals or self.journal_debris)
+
+    def settle_journals(self) -> None:
+        """Call only once this open's report has reached the caller (`kv.open`
+        returned): then the journals are done. Repair journals stay (as `.reported`)
+        beside the data they moved; torn-tail journals, which moved nothing, are
+        removed. Never inside the open itself: a crash there may keep a removal that
+        was not yet synced, and the loss would never be reported. Until this runs, every
+        open reports the journals again (a loss reported twice, never zero times)."""
+        if not self.journals_pending:
             return
         quarantine = self._path(QUARANTINE_DIRECTORY)
         for name in self.journals:

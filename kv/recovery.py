@@ -50,6 +50,10 @@ class TornTail:
     offset: int
     bytes_dropped: int
     records_dropped: int  # from the torn frame's header when readable, else 0
+    # Cut by an earlier open whose report may not have reached its caller (it crashed,
+    # or the store was not written to before the next crash): reported again from its
+    # journal. A loss may be reported twice, never zero times.
+    again: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class RecoveryReport:
             parts.append(
                 f"torn tail in segment {tail.segment_id} at offset {tail.offset}: "
                 f"{tail.bytes_dropped} bytes, {tail.records_dropped} unacknowledged records dropped"
+                + (" (cut by an earlier open, reported again)" if tail.again else "")
             )
         for corruption in self.corruptions:
             lost = f"{corruption.records_lost} records lost"

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import errno
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -182,6 +182,8 @@ class Store:
         self._cache: dict[bytes, bytes] = {}
         self._cache_bytes = 0
         self._lock: File | None = None
+        # The open's journals, settled by the first commit: by then its report reached the caller.
+        self._unsettled_journals: Callable[[], None] | None = None
         self._owns_io = False  # kv.open made the backend, so close() shuts it down
         self._log: SegmentLog | None = None
         self._compacted_id = 0
@@ -361,6 +363,8 @@ class Store:
     def _commit(self, sync: bool) -> None:
         log = self._log
         assert log is not None
+        if self._unsettled_journals is not None:
+            self._settle_journals()
         try:
             written = log.commit(sync)
         except IoError:
@@ -374,6 +378,14 @@ class Store:
         if written is not None:
             self._apply(written)
         self._staged.clear()
+
+    def _settle_journals(self) -> None:
+        """The open's report reached the caller: its recovery journals are done. A
+        failure leaves them for the next open to report again (twice is safe)."""
+        settle, self._unsettled_journals = self._unsettled_journals, None
+        assert settle is not None
+        with contextlib.suppress(IoError):
+            settle()
 
     def _apply(self, written: Written) -> None:
         """Point the keydir at records that were written (C-level for runs of sets)."""
@@ -673,6 +685,8 @@ class Store:
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
+        if recovery.journals_pending:
+            self._unsettled_journals = recovery.settle_journals
         if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live
             try:
                 self.compact()
