@@ -46,6 +46,7 @@ QUARANTINE_DIRECTORY = "quarantine"
 # A torn-tail journal lists one torn tail per line; an open finds at most one per
 # segment, and bounding the lines read bounds the work a damaged journal can cause.
 JOURNAL_LINES_MAX = 1024
+JOURNAL_SUMMARY_CHARS_MAX = 4096  # a repair journal's description of its loss
 JOURNAL_PREFIX = "repair-"
 TORN_JOURNAL_PREFIX = "torn-"
 JOURNAL_PENDING = ".pending"
@@ -83,6 +84,7 @@ class Recovery:
         self.obsolete: list[str] = []
         self.journals: list[str] = []  # journals this open reports (pending until it succeeds)
         self.journal_debris: list[str] = []  # torn journals a crash left unfinished
+        self.corruptions_from_journals = 0  # the report's first corruptions: re-reported from journals
         self.torn_found: list[TornTail] = []  # torn tails this open found (not re-reported ones)
         self.quarantine_listing: set[str] | None = None  # quarantine/ once made durable and listed
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
@@ -118,6 +120,7 @@ class Recovery:
             raise CorruptionDetected(f"{self.path} holds {len(names)} entries: not a store this library wrote")
         if QUARANTINE_DIRECTORY in names:
             self._read_pending_journals()
+        self.corruptions_from_journals = len(self.report.corruptions)
         segments: list[int] = []
         compacted: list[int] = []
         hints: set[int] = set()
@@ -484,7 +487,11 @@ class Recovery:
         reported loss into a silent one."""
         serial = sum(name.startswith(JOURNAL_PREFIX) for name in existing)
         name = f"{JOURNAL_PREFIX}{serial:06d}{JOURNAL_PENDING}"
-        text = f"{self.report.records_lost}\n{self.report.summary()}\n".encode()
+        # Only what this repair found: the pending journals it reports again stay
+        # pending themselves (each would otherwise nest inside the next, doubling).
+        found = replace(self.report, corruptions=self.report.corruptions[self.corruptions_from_journals :])
+        summary = found.summary()[:JOURNAL_SUMMARY_CHARS_MAX]
+        text = f"{found.records_lost}\n{summary}\n".encode()
         journal = self.io.open(f"{quarantine}/{name}", "w").result()
         try:
             self.io.write(journal, 0, text).result()
