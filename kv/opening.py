@@ -82,7 +82,7 @@ class Recovery:
         self.truncations: list[tuple[File, int]] = []
         self.quarantine: list[tuple[int, int]] = []  # (segment id, offset) to move aside
         self.obsolete: list[str] = []
-        self.journals: list[str] = []  # journals this open reports (pending until it succeeds)
+        self.journals: list[str] = []  # journals this open reports (pending until the first commit)
         self.journal_debris: list[str] = []  # torn journals a crash left unfinished
         self.corruptions_from_journals = 0  # the report's first corruptions: re-reported from journals
         self.torn_found: list[TornTail] = []  # torn tails this open found (not re-reported ones)
