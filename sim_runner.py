@@ -1,18 +1,28 @@
-"""`sim_runner`: run the store on the simulated disk under named scenarios and check it.
+"""`sim_runner`: run the store on the simulated disk under named scenarios and check it,
+or crash-test your own code (`--target FILE.py`).
 
 Exit codes:
-  0  every seed passed (--shrink: the seed passes; --replay: the schedule passes)
+  0  every seed passed (--shrink: the seed passes; --replay: the schedule passes;
+     --target: every crash state passes; --crash-state: that state passes)
   1  an invariant was violated (each failing seed printed a `repro:` line; --shrink
-     wrote the shrunk replay file and pytest test; --replay: the schedule fails)
+     wrote the shrunk replay file and pytest test; --replay: the schedule fails);
+     --target: a promise was broken: a crash state fails its check (the minimal one
+     is printed with its `repro:` line), or under --faults acknowledged data was lost
+     with no error raised; --crash-state: that state fails
   2  usage error: unknown scenario, bad seed range, bad shard, bad --ops, --jobs or
      --time-budget, an unusable --report-dir, --shrink without exactly one scenario
-     and seed, an unreadable or invalid --replay file
+     and seed, an unreadable or invalid --replay file; --target: a missing file or
+     one without workload(root, ack) and check(root, acked, pending), a bad --explore,
+     --budget, --faults or --crash-state id, --target with a campaign option
   3  the harness itself failed: an unexpected exception (its traceback and a `repro:`
-     line are printed), or a failing seed that did not replay to the same trace
+     line are printed), or a failing seed that did not replay to the same trace;
+     --target: a call the simulated disk does not model (UnmodelledCall), or the
+     workload raised with no --faults on (its traceback is printed)
   130 interrupted (Ctrl-C): nothing is written
 
 Only argument parsing and the exit code live here; the campaign is `scenarios.campaign`,
-the console and the artifacts (results.json, junit.xml, report.html) `scenarios.reports`.
+the console and the artifacts (results.json, junit.xml, report.html) `scenarios.reports`;
+target runs are `scenarios.target_run` and `scenarios.target_reports`.
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ from scenarios.runner import record_seed, run_schedule
 from scenarios.schedule import Schedule, ScheduleError
 from scenarios.shrink import DEFAULT_BUDGET_SECONDS, write_regression
 from scenarios.shrink import shrink as shrink_schedule
+from scenarios.target_faults import INLINE_FAULTS, UnknownFault, parse_fault_names
+from scenarios.target_reports import make_target_console, write_target_artifacts
+from scenarios.target_run import COMMAND_LINE_BUDGET_STATES, TargetOptions, explore_target, replay_state
+from scenarios.target_run import load as load_target
 
 DEFAULT_REPORT_DIRECTORY = Path("reports")
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2); no artifacts are written
@@ -70,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reduce one failing --scenario/--seed to a minimal schedule; write a replay file and a pytest test",
     )
     parser.add_argument("--replay", type=Path, metavar="FILE", help="replay a schedule written by --shrink")
+    add_target_arguments(parser)
     parser.add_argument(
         "--report-dir",
         type=Path,
@@ -78,6 +93,78 @@ def build_parser() -> argparse.ArgumentParser:
         help="where results.json, junit.xml and report.html go (default reports/)",
     )
     return parser
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("crash-test your own code (--target)")
+    group.add_argument(
+        "--target",
+        type=Path,
+        metavar="FILE.py",
+        help="a Python file defining workload(root, ack) and check(root, acked, pending): record the workload "
+        "once on the simulated disk, check every crash state (--seed N seeds sampling and faults; default 0)",
+    )
+    group.add_argument(
+        "--explore",
+        metavar="MODE",
+        help="prefix | alice | random:N: which crash states (default alice: prefixes, reorderings, torn writes)",
+    )
+    group.add_argument(
+        "--budget",
+        type=int,
+        metavar="N",
+        help=f"check at most N crash states, a seeded sample past it (default {COMMAND_LINE_BUDGET_STATES})",
+    )
+    group.add_argument("--crash-state", metavar="ID", help="rebuild and check one crash state (from a repro: line)")
+    group.add_argument(
+        "--faults",
+        metavar="NAME[,NAME...]",
+        help=f"inline faults for the recorded run: {', '.join(INLINE_FAULTS)}",
+    )
+
+
+# Options of campaigns that mean nothing for a target, by their `dest`.
+CAMPAIGN_ONLY_OPTIONS = {
+    "scenario": "--scenario",
+    "seeds": "--seeds",
+    "ops": "--ops",
+    "shard": "--shard",
+    "time_budget": "--time-budget",
+    "swarm": "--swarm",
+    "list": "--list",
+    "trace": "--trace",
+    "shrink": "--shrink",
+    "replay": "--replay",
+}
+TARGET_ONLY_OPTIONS = {
+    "explore": "--explore",
+    "budget": "--budget",
+    "crash_state": "--crash-state",
+    "faults": "--faults",
+}
+
+
+def target_options_from(arguments: argparse.Namespace) -> TargetOptions:
+    """The target run the arguments ask for; raises `UsageError`."""
+    given = [flag for dest, flag in CAMPAIGN_ONLY_OPTIONS.items() if getattr(arguments, dest) not in (None, False)]
+    if arguments.jobs != 1:
+        given.append("--jobs")
+    if given:
+        raise UsageError(f"--target cannot be combined with {', '.join(given)}")
+    if arguments.crash_state is not None and (arguments.explore is not None or arguments.budget is not None):
+        raise UsageError("--crash-state checks one state: --explore and --budget do not apply")
+    try:
+        faults = parse_fault_names(arguments.faults) if arguments.faults is not None else ()
+    except UnknownFault as error:
+        raise UsageError(f"--faults: {error}") from None
+    return TargetOptions(
+        path=arguments.target,
+        explore=arguments.explore if arguments.explore is not None else "alice",
+        budget=arguments.budget if arguments.budget is not None else COMMAND_LINE_BUDGET_STATES,
+        seed=arguments.seed if arguments.seed is not None else 0,
+        faults=faults,
+        crash_state=arguments.crash_state,
+    )
 
 
 def campaign_from(arguments: argparse.Namespace) -> Campaign:
@@ -119,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in SCENARIOS.values():
             print(f"{scenario.name:<12} {scenario.description}")
         return EXIT_PASSED
+    if arguments.target is not None:
+        return target(arguments)
     try:
+        given = [flag for dest, flag in TARGET_ONLY_OPTIONS.items() if getattr(arguments, dest) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} need --target FILE.py")
         if arguments.replay is not None:
             return replay(arguments.replay, arguments.trace)
         campaign = campaign_from(arguments)
@@ -130,6 +222,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sim_runner: {error}", file=sys.stderr)
         return EXIT_USAGE
     return run(campaign, arguments.report_dir)
+
+
+def target(arguments: argparse.Namespace) -> int:
+    """`--target FILE.py`: explore its crash states, or replay one with `--crash-state`."""
+    try:
+        options = target_options_from(arguments)
+        loaded = load_target(options)
+        if options.crash_state is None:
+            prepare_report_directory(arguments.report_dir)
+    except UsageError as error:
+        print(f"sim_runner: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    console = make_target_console()
+    try:
+        console.begin(options.describe())
+        if options.crash_state is not None:
+            replay = replay_state(loaded, options)
+            console.replayed(replay)
+            return replay.exit_code
+        result = explore_target(loaded, options, console.progress)
+        console.close()
+        artifacts = write_target_artifacts(result, arguments.report_dir)
+        console.finish(result, artifacts)
+    except UsageError as error:
+        console.close()
+        print(f"sim_runner: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.close()
+        print(f"sim_runner: interrupted; repro: {options.repro()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        console.close()
+        traceback.print_exc()
+        print(f"sim_runner: harness failure; repro: {options.repro()}", file=sys.stderr)
+        return EXIT_HARNESS
+    finally:
+        console.close()
+    return result.exit_code
 
 
 def shrink(campaign: Campaign, report_directory: Path) -> int:

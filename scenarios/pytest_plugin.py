@@ -14,6 +14,16 @@ Fixtures:
   simulator does; call it again after `sim_io.crash()` to recover. Stores still open
   at teardown are closed (those a crash killed are left, like a dead process).
 - `sim_store`: `sim_open()`.
+- `crash_check`: crash-tests your own code (`scenarios.crash_check.CrashCheck`):
+  `crash_check(workload, check)` records `workload(root, ack)` once on the simulated
+  disk, checks `check(root, acked, pending)` in every crash state, and raises an
+  `AssertionError` whose message is the minimal failing state's report;
+  `crash_check.explore(...)` returns the exploration without asserting and
+  `crash_check.state(workload, check, ID)` replays one state. Its seed (sampling past
+  the budget, inline faults) is derived from the base seed and the node id of the test
+  calling it, like `sim_seed`. It is session-scoped (it holds nothing per test), so it
+  works under `@given` without the function-scoped-fixture health check; give such tests
+  `@settings(deadline=None)`, as one example explores many states.
 
 Options: `--sim-seed N|last` (the base seed; `last` is the previous run's, kept in the
 pytest cache; by default a fresh one is drawn and printed in the header) and
@@ -43,7 +53,7 @@ import secrets
 import shlex
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -55,6 +65,9 @@ from kv.store import Durability, Store
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.runner import STORE_DIRECTORY
 
+if TYPE_CHECKING:
+    from scenarios.crash_check import CrashCheck
+
 # 32 bits: short enough to copy from a log line, and two runs rarely draw the same one.
 BASE_SEED_BITS = 32
 # Per-test seeds have the 64 bits the simulator's own runs use (`getrandbits(64)`).
@@ -62,7 +75,7 @@ TEST_SEED_BYTES = 8
 DEFAULT_SCENARIO = "perfect"
 CACHE_KEY = "kv_sim/base_seed"
 WORKERINPUT_BASE_SEED = "kv_sim_base_seed"
-SIM_FIXTURES = frozenset(("sim_seed", "sim_scenario", "sim_io", "sim_open", "sim_store"))
+SIM_FIXTURES = frozenset(("sim_seed", "sim_scenario", "sim_io", "sim_open", "sim_store", "crash_check"))
 # Values of the CI variable that mean "not CI" (case-insensitive).
 CI_FALSE_VALUES = frozenset(("", "0", "false"))
 HYPOTHESIS_PROFILE_OPTION = "hypothesis_profile"  # dest of hypothesis' --hypothesis-profile
@@ -362,6 +375,24 @@ def sim_open(sim_io: SimIo, sim_scenario: Scenario) -> Iterator[SimStoreOpener]:
 def sim_store(sim_open: SimStoreOpener) -> Store:
     """A store in `/store` on `sim_io`, closed at teardown if still open."""
     return sim_open()
+
+
+def current_test_seed(base_seed: int) -> int:
+    """The seed `sim_seed` gives the test running now (`PYTEST_CURRENT_TEST` names it);
+    the base seed itself outside a test."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    node_id = current.rpartition(" (")[0] or current
+    return derive_test_seed(base_seed, node_id) if node_id else base_seed
+
+
+@pytest.fixture(scope="session")
+def crash_check(request: pytest.FixtureRequest) -> CrashCheck:
+    """Crash-tests a `workload(root, ack)` and its `check(root, acked, pending)`: see
+    `scenarios.crash_check.CrashCheck`. Session-scoped, its seed follows the running test."""
+    from scenarios.crash_check import CrashCheck  # the POSIX view loads only when used
+
+    base_seed = request.config.stash[SIM_RUN].base_seed
+    return CrashCheck(seed=lambda: current_test_seed(base_seed))
 
 
 # -- hypothesis profiles -------------------------------------------------------------

@@ -249,8 +249,12 @@ def results_document(result: CampaignResult) -> dict[str, Any]:
 
 
 def started_at_text(result: CampaignResult) -> str:
-    started = datetime.datetime.fromtimestamp(result.started_at_unix_seconds, tz=datetime.UTC)
-    return started.isoformat(timespec="seconds")
+    return utc_text(result.started_at_unix_seconds)
+
+
+def utc_text(unix_seconds: float) -> str:
+    """ISO 8601 in UTC, to the second: `2025-01-31T12:00:00+00:00`."""
+    return datetime.datetime.fromtimestamp(unix_seconds, tz=datetime.UTC).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------- junit.xml
@@ -336,9 +340,14 @@ def html_report(result: CampaignResult) -> str:
         html_summary_table(result),
         *html_failures(result),
     ]
+    return html_page(f"sim_runner: {verdict}", body)
+
+
+def html_page(title: str, body: list[str]) -> str:
+    """A self-contained page around `body` (HTML fragments, one per line); `title` is text."""
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>sim_runner: {verdict}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{escape(title)}</title>\n<style>{HTML_STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
@@ -411,9 +420,17 @@ def html_failure(campaign: Campaign, outcome: SeedOutcome) -> str:
 
 def write_artifacts(result: CampaignResult, directory: Path) -> list[Path]:
     """Write the three artifacts into `directory` (created if missing); return their paths."""
+    return write_files(directory, results_document(result), junit_tree(result), html_report(result))
+
+
+def write_files(
+    directory: Path, document: dict[str, Any], junit: ElementTree.ElementTree, page: str
+) -> list[Path]:
+    """Write `results.json`, `junit.xml` and `report.html` into `directory` (created if
+    missing); return their paths. Raises `OSError` when they cannot be written."""
     directory.mkdir(parents=True, exist_ok=True)
     results_path, junit_path, html_path = directory / RESULTS_FILE, directory / JUNIT_FILE, directory / HTML_FILE
-    results_path.write_text(json.dumps(results_document(result), indent=2) + "\n", encoding="utf-8")
-    junit_tree(result).write(junit_path, encoding="utf-8", xml_declaration=True)
-    html_path.write_text(html_report(result), encoding="utf-8")
+    results_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    junit.write(junit_path, encoding="utf-8", xml_declaration=True)
+    html_path.write_text(page, encoding="utf-8")
     return [results_path, junit_path, html_path]
