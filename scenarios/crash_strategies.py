@@ -3,7 +3,7 @@
 Draw the parameters, close the workload over them, and let `crash_check` explore it;
 when a state fails, hypothesis shrinks the parameters to the smallest that still fail:
 
-    @settings(deadline=None, max_examples=20)  # one example explores many crash states
+    @crash_settings(max_examples=20)
     @given(payload=payloads())
     def test_overwrite_in_place(crash_check, payload):
         def workload(root, ack): ...  # uses payload
@@ -15,16 +15,24 @@ when a state fails, hypothesis shrinks the parameters to the smallest that still
 - `balances()`: lists of short distinct texts, the values a workload acknowledges one by
   one, shrinking toward fewer.
 
+`crash_settings(...)` gives the `hypothesis.settings` such tests need: no deadline (one
+example explores many crash states), and no `explain` phase, which traces every line
+while it replays a failing example (the explorer runs tens of thousands of lines per
+example; traced, shrinking a failure took minutes instead of seconds).
+
 Importing this module needs hypothesis (the `test` extra).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
 from scenarios.crash_states import SECTOR_SIZES_BYTES
 
-__all__ = ["balances", "file_names", "payloads"]
+__all__ = ["balances", "crash_settings", "file_names", "payloads"]
 
 # Sizes around each sector boundary: one byte short of a sector, exactly one, one more.
 BOUNDARY_SIZES_BYTES: tuple[int, ...] = tuple(
@@ -61,3 +69,11 @@ def file_names() -> st.SearchStrategy[str]:
 def balances(max_count: int = BALANCES_MAX) -> st.SearchStrategy[list[str]]:
     """1 to `max_count` distinct short decimal texts (`"0"`, `"17"`, ...)."""
     return st.lists(st.integers(0, 10**6).map(str), min_size=1, max_size=max_count, unique=True)
+
+
+def crash_settings(**overrides: Any) -> settings:
+    """`hypothesis.settings` for a test that calls `crash_check` per example: no deadline,
+    every phase but `explain` (see the module docstring); `overrides` are passed on
+    (`max_examples=20`, ...)."""
+    phases = tuple(phase for phase in Phase if phase is not Phase.explain)
+    return settings(deadline=None, phases=phases, **overrides)

@@ -423,9 +423,7 @@ def write_artifacts(result: CampaignResult, directory: Path) -> list[Path]:
     return write_files(directory, results_document(result), junit_tree(result), html_report(result))
 
 
-def write_files(
-    directory: Path, document: dict[str, Any], junit: ElementTree.ElementTree, page: str
-) -> list[Path]:
+def write_files(directory: Path, document: dict[str, Any], junit: ElementTree.ElementTree, page: str) -> list[Path]:
     """Write `results.json`, `junit.xml` and `report.html` into `directory` (created if
     missing); return their paths. Raises `OSError` when they cannot be written."""
     directory.mkdir(parents=True, exist_ok=True)

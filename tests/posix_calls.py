@@ -18,14 +18,16 @@ What is compared:
 - after the last call, the whole tree: every path, its kind, mode and content.
 
 What is deliberately not compared: times, inode numbers, `st_dev`, the size and link
-count of directories (ext4 reports 4096 and counts subdirectories; the model need not),
-descriptor numbers (a descriptor is named by its slot), and the random part of
-temporary names (any name longer than one character reads as "<tmp>": the generated
-names are single letters).
+count of directories (ext4 reports 4096, tmpfs counts entries), descriptor numbers (a
+descriptor is named by its slot; a number CPython puts in an error's filename reads as
+"<fd>"), seeks in a directory other than to its start (ext4 gives hash cookies, tmpfs
+entry counts), and the random part of temporary names (any name longer than one
+character reads as "<tmp>": the generated names are single letters).
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import math
 import os
@@ -44,6 +46,7 @@ DESCRIPTOR_SLOTS = 3  # few slots, so calls keep meeting the same descriptors
 FILE_SLOTS = 2  # file objects open at once; each one is closed at the end of a run
 INVALID_DESCRIPTOR = 999_999  # no process here has it open, below the simulated range (1 << 20)
 TREE_DEPTH_MAX = 6  # the generated paths nest 3 deep; temporary directories add one
+BYTES_PER_CALL = 3  # 16.7 million choices: more than shapes x arguments (os.open: 70 x 52,650)
 SETUP_CALLS_MAX = 4  # files and directories made before the generated calls
 OPENING_CALLS_MAX = 3  # descriptors and file objects opened before the generated calls
 BODY_CALLS_MIN = 3  # hypothesis favours short lists; a sequence needs a few calls to meet itself
@@ -51,7 +54,9 @@ OPEN_WEIGHT = 4  # an open is drawn this many times as often as another call: mo
 LARGE_REPEAT = 700  # a repeated write of ~9 KB crosses io.DEFAULT_BUFFER_SIZE (8 KiB)
 
 NAMES = ("a", "b", "c", "d", "d/e", "d/a", "d/e/b", "a/b")  # "a/b": a path through a file, often
-READ_NAMES = ("", *NAMES)  # "" is the root: listed, opened, stat'ed, never removed
+ODD_NAMES = ("a/", "d/", "d/.", "d/e/..", "a/..", "./a", "d//e", "d/../b")  # the kernel walks them as written
+CALL_NAMES = (*NAMES, *NAMES, *ODD_NAMES)  # what os-level calls get: mostly plain names
+READ_NAMES = ("", *CALL_NAMES)  # "" is the root: listed, opened, stat'ed, never removed
 GLOB_PATTERNS = ("*", "**/*", "d/*", "*/b", "?")
 SHUTIL_COPIES = ("copyfile", "copy", "copy2", "move", "copytree")
 FORMS = ("str", "str", "str", "bytes", "pathlib")
@@ -119,17 +124,19 @@ class Call:
 # -- shapes and strategies ----------------------------------------------------------
 #
 # Drawing each argument separately costs hypothesis ~0.1 ms a draw, more than the calls
-# themselves take. So a call is one drawn integer, decoded in mixed radix into a
-# `CallShape`'s name and one value from each argument's finite set of options. Hypothesis
-# still shrinks: fewer calls, and each integer towards 0 (the first shape, the first
-# options), and a falsifying example prints the decoded calls.
+# themselves take (a list of integers: 4 ms an example; one byte string: 1.5 ms). So a
+# sequence is one drawn byte string, and each `BYTES_PER_CALL` bytes of it one call,
+# decoded in mixed radix into a `CallShape`'s name and one value from each argument's
+# finite set of options. Hypothesis still shrinks: shorter strings (fewer calls) and
+# smaller bytes (the first shapes, the first options); a falsifying example prints the
+# decoded calls.
 
 
-def _paths(names: Sequence[str] = NAMES, forms: Sequence[str] = FORMS) -> tuple[PathArgument, ...]:
+def _paths(names: Sequence[str] = CALL_NAMES, forms: Sequence[str] = FORMS) -> tuple[PathArgument, ...]:
     return tuple(PathArgument(name, form) for name in names for form in forms)
 
 
-def _library_paths(names: Sequence[str] = NAMES) -> tuple[PathArgument, ...]:
+def _library_paths(names: Sequence[str] = CALL_NAMES) -> tuple[PathArgument, ...]:
     return _paths(names, ("str", "pathlib"))
 
 
@@ -178,6 +185,7 @@ ACCESS_MODES = tuple(AccessMode(mode) for mode in (os.F_OK, os.R_OK, os.W_OK, os
 FILE_MODES = tuple(base + plus for base in ("r", "w", "a", "x") for plus in ("", "+"))
 ENCODINGS = (None, "utf-8", "latin-1")
 NEWLINES = (None, "", "\n", "\r", "\r\n")
+FLOCK_OPERATIONS = (fcntl.LOCK_SH | fcntl.LOCK_NB, fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN)  # never blocks
 TEMPORARY_PARENTS = _library_paths(("", "d", "a"))
 
 
@@ -228,6 +236,8 @@ def descriptor_calls() -> list[CallShape]:
         _shape("os.dup", SLOTS, SLOTS),
         _shape("os.fstat", SLOTS),
         _shape("os.listdir(fd)", SLOTS),
+        _shape("os.fdopen", FILE_SLOT_NUMBERS, SLOTS, ("rb", "wb", "r+b", "ab", "r", "w", "a+")),
+        _shape("fcntl.flock", SLOTS, FLOCK_OPERATIONS),
     ]
 
 
@@ -289,6 +299,7 @@ def library_calls() -> list[CallShape]:
         _shape("tempfile.mkstemp", SLOTS, TEMPORARY_PARENTS, _string_paths()),
         _shape("tempfile.NamedTemporaryFile", TEMPORARY_PARENTS, DATA),
         _shape("tempfile.TemporaryDirectory", TEMPORARY_PARENTS),
+        _shape("tempfile.TemporaryFile", TEMPORARY_PARENTS, DATA),
     ]
 
 
@@ -307,13 +318,26 @@ def opening_calls() -> list[CallShape]:
     return [_shape("os.open", SLOTS, _paths(creatable), CREATING_FLAGS, CREATE_MODES), *_open_shapes(creatable)]
 
 
+def _scramble(number: int) -> int:
+    """A bijection of the 24-bit numbers that spreads runs of equal bytes (hypothesis
+    draws many zeros) over all the shapes; a zero still decodes to one fixed call."""
+    mask = (1 << (8 * BYTES_PER_CALL)) - 1
+    number = ((number ^ (number >> 12)) * 0x9E3779 + 0x5BD1E9) & mask  # odd multiplier: invertible
+    return (number ^ (number >> 11)) & mask
+
+
 def _calls(shapes: Sequence[CallShape], size_max: int, size_min: int = 0) -> st.SearchStrategy[list[Call]]:
-    choices = len(shapes) * max(shape.combinations() for shape in shapes)
+    """Lists of `size_min` to `size_max` calls of `shapes`, each decoded from 3 drawn bytes."""
+    assert len(shapes) * max(shape.combinations() for shape in shapes) <= 1 << (8 * BYTES_PER_CALL)
 
-    def decode(numbers: list[int]) -> list[Call]:
-        return [shapes[number % len(shapes)].decode(number // len(shapes)) for number in numbers]
+    def decode(raw: bytes) -> list[Call]:
+        calls = []
+        for start in range(0, len(raw) - BYTES_PER_CALL + 1, BYTES_PER_CALL):
+            number = _scramble(int.from_bytes(raw[start : start + BYTES_PER_CALL], "little"))
+            calls.append(shapes[number % len(shapes)].decode(number // len(shapes)))
+        return calls
 
-    return st.lists(st.integers(0, choices - 1), min_size=size_min, max_size=size_max).map(decode)
+    return st.binary(min_size=size_min * BYTES_PER_CALL, max_size=size_max * BYTES_PER_CALL).map(decode)
 
 
 def sequences(families: Sequence[list[CallShape]], size_max: int) -> st.SearchStrategy[list[Call]]:
@@ -328,6 +352,13 @@ def sequences(families: Sequence[list[CallShape]], size_max: int) -> st.SearchSt
 
 
 # -- running ------------------------------------------------------------------------
+
+
+def _is_directory(fd: int) -> bool:
+    try:
+        return stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError:
+        return False  # the call itself will say why
 
 
 def _relative_name(name: str) -> str:
@@ -399,6 +430,8 @@ class World:
             return self.hide_root(value)
         if isinstance(value, bytes) and value.startswith(os.fsencode(self.root)):
             return ("bytes path", self.hide_root(os.fsdecode(value)))
+        if isinstance(value, bytes) and _TEMPORARY_NAME.fullmatch(os.fsdecode(value)):
+            return b"<tmp>"  # a bytes name from listdir or scandir
         if isinstance(value, pathlib.PurePath):
             return ("Path", self.hide_root(str(value)))
         if isinstance(value, list | tuple):
@@ -490,7 +523,12 @@ class World:
         return self.on_descriptor(slot, lambda fd: os.pwrite(fd, data, offset))
 
     def call_os_lseek(self, slot: int, position: int, how: int) -> object:
-        return self.on_descriptor(slot, lambda fd: os.lseek(fd, position, how))
+        def lseek(fd: int) -> object:
+            if _is_directory(fd) and (position != 0 or how == os.SEEK_END):
+                return "not compared: a directory's offsets are the file system's (ext4: hash cookies)"
+            return os.lseek(fd, position, how)
+
+        return self.on_descriptor(slot, lseek)
 
     def call_os_ftruncate(self, slot: int, size: int) -> object:
         return self.on_descriptor(slot, lambda fd: os.ftruncate(fd, size))
@@ -506,6 +544,23 @@ class World:
 
     def call_os_listdir_fd(self, slot: int) -> object:
         return self.on_descriptor(slot, lambda fd: sorted(os.listdir(fd)))
+
+    def call_fcntl_flock(self, slot: int, operation: int) -> object:
+        return self.on_descriptor(slot, lambda fd: fcntl.flock(fd, operation))
+
+    def call_os_fdopen(self, file_slot: int, slot: int, mode: str) -> object:
+        """A file object over the descriptor of `slot`, which it then owns (closefd)."""
+        number = self.descriptor(slot)
+        if number is None:
+            return "no descriptor"
+        closed = self.close_file(file_slot)
+        try:
+            self.files[file_slot] = os.fdopen(number, mode, encoding=None if "b" in mode else "utf-8")
+        except Exception as error:  # the descriptor stays the slot's: whether it is open is for later calls
+            return (closed, self.describe(error))
+        if self.descriptors[slot] == number:
+            self.descriptors[slot] = None
+        return (closed, "file")
 
     def call_os_dup(self, source: int, target: int) -> object:
         number = self.descriptor(source)
@@ -567,7 +622,10 @@ class World:
         return os.access(self.path(path), mode)
 
     def call_os_path(self, function: str, path: PathArgument) -> object:
-        return getattr(os.path, function)(self.path(path))
+        result = getattr(os.path, function)(self.path(path))
+        if function == "getsize" and os.path.isdir(self.path(path)):
+            return "not compared: the size of a directory"
+        return result
 
     def call_create(self, path: PathArgument, data: bytes) -> object:
         with open(self.text_path(path), "wb") as file:
@@ -633,7 +691,8 @@ class World:
     def call_file_attributes(self, slot: int) -> object:
         def attributes(file: IO[Any]) -> object:
             flags = (file.closed, file.readable(), file.writable(), file.seekable()) if not file.closed else ()
-            return (file.name, file.mode, getattr(file, "encoding", None), flags)
+            name = "<fd>" if isinstance(file.name, int) else file.name  # os.fdopen: the descriptor number
+            return (name, file.mode, getattr(file, "encoding", None), flags)
 
         return self.on_file(slot, attributes)
 
@@ -673,6 +732,10 @@ class World:
         return pathlib.Path(self.text_path(path)).stat()
 
     def call_shutil(self, function: str, source: PathArgument, target: PathArgument) -> object:
+        if function == "copytree" and os.path.normpath(target.relative).startswith(
+            f"{os.path.normpath(source.relative)}/"
+        ):
+            return "not run: copytree into its own subtree copies until the path is too long"
         return getattr(shutil, function)(self.text_path(source), self.path(target))
 
     def call_shutil_rmtree(self, path: PathArgument) -> None:
@@ -698,6 +761,12 @@ class World:
             with open(os.path.join(name, "x"), "wb") as file:
                 file.write(b"x")
             return (_relative_name(os.path.basename(name)), os.listdir(name))
+
+    def call_tempfile_TemporaryFile(self, directory: PathArgument, data: bytes) -> object:
+        with tempfile.TemporaryFile(dir=self.path(directory)) as file:
+            file.write(data)
+            file.seek(0)
+            return (file.read(), sorted(map(_relative_name, os.listdir(self.path(directory)))))
 
     # -- the end of a run --------------------------------------------------------------
 

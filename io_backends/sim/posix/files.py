@@ -62,18 +62,31 @@ def simulated_path(view: PosixView, path: str | bytes) -> str | None:
     """The absolute path to hand `view` for `path` (relative paths are taken from the
     real working directory), or None when it is not the view's root or under it.
 
-    The path goes to the view as written when it already starts with the root and
-    climbs no "..", so the view itself sees a trailing "/" (ENOTDIR for "file/") and
-    "." components; otherwise it is normalized first (a ".." may cross the root), and a
-    trailing "/" is kept."""
+    The path goes to the view as written when it starts with the root and no ".."
+    climbs above the root, so the view walks every component itself as the kernel
+    does ("a/.." is ENOENT when "a" is missing; "file/" is ENOTDIR); otherwise it is
+    normalized first, keeping a trailing "/"."""
     text = os.fsdecode(path) if isinstance(path, bytes) else path
     absolute = text if text.startswith("/") else f"{_real_getcwd()}/{text}"
-    if "/.." not in absolute and view.owns_path(absolute):
+    if view.owns_path(absolute) and ("/.." not in absolute or _stays_below_root(absolute[len(view.root) :])):
         return absolute
     normalized = resolve_path(absolute)
     if not view.owns_path(normalized):
         return None
     return normalized + "/" if absolute.endswith("/") and not normalized.endswith("/") else normalized
+
+
+def _stays_below_root(rest: str) -> bool:
+    """Whether the components after the root ("/a/../b") never climb above it."""
+    depth = 0
+    for component in rest.split("/"):
+        if component == "..":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif component not in ("", "."):
+            depth += 1
+    return True
 
 
 @dataclass(frozen=True)
@@ -512,7 +525,8 @@ def sim_scandir(view: PosixView, target: str | int, shown: str | bytes | None) -
     try:
         listing = view.scandir_entries(target)
     except OSError as error:
-        error.filename = shown
+        if shown is not None:  # a descriptor's errors are the view's (Linux's) own
+            error.filename = shown
         raise
     as_bytes = isinstance(shown, bytes)
     entries = []

@@ -200,8 +200,15 @@ def _seed_tempfile_names() -> None:
 
 def _named(error: OSError, filename: Any, filename2: Any = None) -> OSError:
     """`error` with the filenames a real call would show (what the caller passed)."""
+    if error.filename is filename and error.filename2 is filename2:
+        return error
+    if filename is None or (filename2 is None and error.filename2 is not None):
+        # an attribute set to None would print as ": None"; only the constructor omits it
+        fresh = OSError(error.errno, error.strerror, *(() if filename is None else (filename, None, filename2)))
+        fresh.__traceback__ = error.__traceback__
+        return fresh
     error.filename = filename
-    if filename2 is not None or error.filename2 is not None:
+    if filename2 is not None:
         error.filename2 = filename2
     return error
 
@@ -312,7 +319,7 @@ def _listdir(path: Any = None) -> list[Any]:
             try:
                 names = state._view.listdir(where[0])
             except OSError as error:
-                raise _named(error, None if isinstance(path, int) else _shown(path)) from None
+                raise (error if isinstance(path, int) else _named(error, _shown(path))) from None
             return [os.fsencode(name) for name in names] if isinstance(_shown(path), bytes) else names
     return _REAL["listdir"](path)  # type: ignore[no-any-return]
 
@@ -370,7 +377,7 @@ def _truncate(path: Any, length: int) -> None:
                     return state._view.ftruncate(target, length)
                 return state._view.truncate(target, length)
             except OSError as error:
-                raise _named(error, None if isinstance(path, int) else _shown(path)) from None
+                raise (error if isinstance(path, int) else _named(error, _shown(path))) from None
     return _REAL["truncate"](path, length)  # type: ignore[no-any-return]
 
 
