@@ -725,12 +725,18 @@ def torn_pieces(op: Write, tear: Tear, state_id: str) -> list[Write]:
 
 
 def acknowledged(recording: Recording, state: CrashState) -> tuple[list[object], object | None]:
-    """(the values acknowledged before the crash point, the value of the first Ack at or
-    after it, or None when there is none): what the check is told was promised."""
+    """(the values acknowledged before the crash point, the value in flight): what the
+    check is told was promised. The value in flight is the first Ack's at or after the
+    point; after the last Ack of a run that stopped early under inline faults, the next
+    value a fault-free run acknowledged (`Recording.planned`); otherwise None."""
     analysis = analyze(recording)
     count = analysis.acks_before(state.point)
     acked = [_ack_value(recording.ops[index]) for index in analysis.acks[:count]]
-    pending = _ack_value(recording.ops[analysis.acks[count]]) if count < len(analysis.acks) else None
+    pending: object | None = None
+    if count < len(analysis.acks):
+        pending = _ack_value(recording.ops[analysis.acks[count]])
+    elif recording.planned is not None and count < len(recording.planned):
+        pending = recording.planned[count]
     return acked, pending
 
 

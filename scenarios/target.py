@@ -141,11 +141,14 @@ class RecordResult:
 
 def record(target: Target, faults: FaultPlan | None = None, seed: int = 0, root: str = DEFAULT_ROOT) -> RecordResult:
     """Run `target.workload` once on an empty simulated disk mounted at `root`, every op
-    recorded. With `faults`, inline faults are drawn from `random.Random(seed)`; an
-    exception out of the workload (with faults or without) is recorded, not raised
+    recorded. With `faults`, inline faults are drawn from `random.Random(seed)`, and a
+    first run without them tells what the workload means to acknowledge
+    (`Recording.planned`: the value in flight when a fault stops it early). An exception
+    out of the workload (with faults or without) is recorded, not raised
     (KeyboardInterrupt and SystemExit propagate)."""
     initial = Tree().image()
-    recording = Recording([], [], initial)
+    planned = None if faults is None else record(target, None, seed, root).acked
+    recording = Recording([], [], initial, planned)
     injector = FaultInjector(faults, random.Random(seed)) if faults is not None else None
     view = PosixView(root, Tree.from_image(initial), recording=recording, faults=injector)
     error: BaseException | None = None

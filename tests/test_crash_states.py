@@ -440,6 +440,24 @@ def test_acknowledged_values_are_those_before_the_point_and_the_next_one() -> No
     assert acknowledged(recording, CrashState(13)) == (["one", "two", "three"], None)
 
 
+def test_after_the_last_ack_of_a_run_stopped_by_a_fault_the_next_planned_value_is_in_flight() -> None:
+    recording = _mixed_recording()
+    recording.planned = ["one", "two", "three", "four"]
+    assert acknowledged(recording, CrashState(13)) == (["one", "two", "three"], "four")
+    assert acknowledged(recording, CrashState(5)) == (["one"], "two")  # an Ack still follows: it wins
+
+
+def test_a_value_in_flight_when_a_failed_directory_fsync_stopped_the_workload_is_pending() -> None:
+    """atomic_replace under fsyncgate at seed 3: the rename of '75' is done when the
+    directory's fsync fails, so the crashed disk may hold '75', which no Ack promised; the
+    check is told '75' was in flight and passes."""
+    plan = FaultPlan(fsync_gate=FsyncGate(probability=0.2))
+    exploration = explore(load_target(TARGETS / "atomic_replace.py"), "alice", faults=plan, seed=3)
+    assert exploration.recorded.workload_error is not None
+    assert exploration.recorded.recording.planned is not None
+    assert exploration.passed, [failure.error for failure in exploration.failures]
+
+
 def test_identical_states_are_checked_once_and_counted() -> None:
     recording = recording_of(
         Create(ROOT_INODE, "a", FILE),  # 0

@@ -164,11 +164,17 @@ class CallSite:
 @dataclass
 class Recording:
     """One run of a workload: the micro-operations in order, each with its call site
-    (`sites[i]` belongs to `ops[i]`), and the initial image they start from."""
+    (`sites[i]` belongs to `ops[i]`), and the initial image they start from.
+
+    `planned` is what a run of the same workload without inline faults acknowledged, in
+    order, or None when this run had no faults. A faulty run may stop early (an injected
+    EIO raised out of the workload); the value it was working on when it stopped, the one
+    in flight after its last `Ack`, is then the next planned one."""
 
     ops: list[MicroOp]
     sites: list[CallSite]
     initial: Any  # an `fs.Image`
+    planned: list[Any] | None = None
 
     def append(self, op: MicroOp, site: CallSite) -> None:
         self.ops.append(op)
