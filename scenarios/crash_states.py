@@ -697,9 +697,7 @@ _PREFIX_TREES: dict[int, _PrefixTrees] = {}
 def _rename_fits(tree: Tree, op: MicroOp) -> bool:
     """Whether replaying rename `op` will move something (so the unlink bound to it applies)."""
     assert isinstance(op, Rename), op
-    return tree.lookup(op.source_parent, op.source_name) == op.inode and isinstance(
-        tree.nodes.get(op.target_parent), DirNode
-    )
+    return tree.rename_moves(op)
 
 
 def torn_pieces(op: Write, tear: Tear, state_id: str) -> list[Write]:

@@ -841,13 +841,30 @@ def test_replay_extends_replaces_and_removes() -> None:
             Create(ROOT_INODE, "g", 51),  # over an existing name: replaced
             Rename(ROOT_INODE, "f", ROOT_INODE, "g", 5),  # over g
             Rmdir(ROOT_INODE, "d", 2),  # not empty: its children go too
-            Write(4, 0, b"unreachable"),  # d/sub/x went with d
+            Write(4, 0, b"unreachable"),  # d/sub/x went with d: the write applies to it, unnamed
         ],
         NESTED,
     )
     assert tree.image() == Image(files=(("g", b"abc\0\0!", 0o644),), directories=())
-    assert set(tree.nodes) == {ROOT_INODE, 5}
+    assert set(tree.nodes) == {ROOT_INODE, 4, 5}
     assert tree.new_inode_number() == 52  # above every number the ops used
+
+
+def test_replay_of_a_rename_carries_a_file_whose_create_was_dropped() -> None:
+    """write-temp, fsync, rename with the temporary's Create lost: the rename still names
+    the synced data at the target (one directory change carries the inode, as in disk.py),
+    and the destination's bound Unlink is not needed for it to replace the old file."""
+    tree = _replay(
+        [
+            Truncate(60, 3),  # Create(ROOT_INODE, "f.tmp", 60) was dropped
+            Write(60, 0, b"new"),
+            Rename(ROOT_INODE, "f.tmp", ROOT_INODE, "f", 60),
+        ],
+        NESTED,
+    )
+    assert tree.image().file("f") == b"new"
+    assert tree.lookup(ROOT_INODE, "f.tmp") is None
+    assert not tree.rename_moves(Rename(ROOT_INODE, "f.tmp", ROOT_INODE, "h", 61))  # nothing to carry
 
 
 def test_a_recording_replays_to_the_live_tree_strictly_and_not() -> None:

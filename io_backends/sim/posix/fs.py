@@ -14,7 +14,10 @@ tree in exactly the same way:
   inode is gone, its source entry names another inode) is skipped; `Write` past the end
   extends with zeros; `Create`/`Mkdir`/`Rename` onto an existing name replace the entry;
   `Rmdir` removes the entry even if the directory is not empty (its children become
-  unreachable and are dropped).
+  unreachable and are dropped). Inodes exist apart from their names, as in
+  `io_backends/sim/disk.py`: a data op on a file whose `Create` was dropped applies to
+  that file, unnamed, and a `Rename` carries its inode, so it names such a file at the
+  target (`rename_moves`), as one directory change carries the inode number there.
 
 `Image` is an immutable, canonical snapshot of what is reachable from the root (paths,
 contents, permission bits; no times and no inode numbers), with a digest that is the same
@@ -410,28 +413,44 @@ class Tree:
         parent.mtime_ns = parent.ctime_ns = self.clock_ns
         self._drop(op.inode)
 
+    def rename_moves(self, op: Rename) -> bool:
+        """Whether replaying `op` changes the tree: the target directory exists and the
+        source entry still names `op.inode`, or `op.inode` is a file no entry names (its
+        `Create` was dropped), which the rename carries to the target."""
+        target = self.nodes.get(op.target_parent)
+        moved = self.nodes.get(op.inode)
+        if not isinstance(target, DirNode) or moved is None:
+            return False
+        if isinstance(moved, FileNode) and not moved.linked:
+            return True
+        source = self.nodes.get(op.source_parent)
+        return (
+            isinstance(source, DirNode)
+            and source.entries.get(op.source_name) == op.inode
+            # a directory never moves into its own subtree (replay could otherwise detach it)
+            and not (isinstance(moved, DirNode) and self.is_ancestor(op.inode, op.target_parent))
+        )
+
     def _rename(self, op: Rename, strict: bool) -> None:
         nodes = self.nodes
         source = nodes.get(op.source_parent)
         target = nodes.get(op.target_parent)
         moved = nodes.get(op.inode)
-        fits = (
-            isinstance(source, DirNode)
-            and source.entries.get(op.source_name) == op.inode
-            and isinstance(target, DirNode)
-            and moved is not None
-            # a directory never moves into its own subtree (replay could otherwise detach it)
-            and not (isinstance(moved, DirNode) and self.is_ancestor(op.inode, op.target_parent))
-        )
+        fits = self.rename_moves(op)
         if strict:
-            assert fits and isinstance(target, DirNode) and target.linked, op
+            assert fits and isinstance(source, DirNode) and source.entries.get(op.source_name) == op.inode, op
+            assert isinstance(target, DirNode) and target.linked, op
             assert op.target_name not in target.entries or (source is target and op.source_name == op.target_name), op
         if not fits:
             return
-        assert isinstance(source, DirNode) and isinstance(target, DirNode) and moved is not None
-        if source is target and op.source_name == op.target_name:
+        assert isinstance(target, DirNode) and moved is not None
+        if source is target and op.source_name == op.target_name and moved.linked:
             return
-        del source.entries[op.source_name]
+        if isinstance(source, DirNode) and source.entries.get(op.source_name) == op.inode:
+            del source.entries[op.source_name]
+        else:
+            source = target  # an unnamed file carried by the rename (replay only)
+            moved.linked = True
         old = target.entries.pop(op.target_name, None)
         if old is not None:
             self._drop(old)
@@ -446,7 +465,9 @@ class Tree:
         if strict:
             assert isinstance(node, FileNode) and op.offset + len(op.data) <= len(node.data), op
         elif not isinstance(node, FileNode):
-            return
+            node = self._unnamed_file(op.inode)
+            if node is None:
+                return
         data = node.data
         offset = op.offset
         if offset > len(data):
@@ -459,7 +480,9 @@ class Tree:
         if strict:
             assert isinstance(node, FileNode) and op.size >= 0, op
         elif not isinstance(node, FileNode):
-            return
+            node = self._unnamed_file(op.inode)
+            if node is None:
+                return
         data = node.data
         if op.size <= len(data):
             del data[op.size :]
@@ -475,6 +498,18 @@ class Tree:
             return
         node.mode = op.mode & PERMISSION_BITS
         node.ctime_ns = self.clock_ns
+
+    def _unnamed_file(self, number: int) -> FileNode | None:
+        """Replay of a data op on a file the tree lacks: its `Create` was dropped, so it
+        is an empty file no entry names (a later `Rename` may name it). None when the
+        number belongs to a directory."""
+        if number in self.nodes:
+            return None
+        node = FileNode(0o644, self.clock_ns)
+        node.linked = False
+        self.nodes[number] = node
+        self._reserve(number)
+        return node
 
     def _nothing(self, op: MicroOp, strict: bool) -> None:
         """Sync, DropDirty and Ack change no state (they matter to the explorer)."""
