@@ -31,13 +31,15 @@ target's bug: it is reported apart, as `unmodelled`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import importlib.util
 import random
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -272,6 +274,10 @@ class Exploration:
     enumerated: int = 0
     unique: int = 0
     seconds: float = 0.0
+    # Exceptions raised in `__del__` and other places Python cannot raise from, while the
+    # checks ran: a library whose constructor failed on a damaged file often raises again
+    # in its finalizer. Counted here, not printed once per state.
+    unraisable: int = 0
 
     @property
     def recording(self) -> Recording:
@@ -344,7 +350,7 @@ def explore_with(target: Target, settings: ExploreSettings, on_progress: Progres
     exploration = Exploration(target, settings, recorded, enumerated=len(states))
     deduplicator = Deduplicator(recording)
     firsts: list[StateResult] = []
-    with interpose(PosixView(settings.root, Tree())) as interposition:
+    with interpose(PosixView(settings.root, Tree())) as interposition, _counting_unraisable(exploration):
         for done, state in enumerate(states, start=1):
             image = build_image(recording, state)
             if deduplicator.first(state, image):
@@ -360,6 +366,23 @@ def explore_with(target: Target, settings: ExploreSettings, on_progress: Progres
     exploration.failures = sorted(failures, key=lambda result: result.minimality)  # stable: ties keep order
     exploration.seconds = time.perf_counter() - started
     return exploration
+
+
+@contextlib.contextmanager
+def _counting_unraisable(exploration: Exploration) -> Iterator[None]:
+    """While the checks run, count unraisable exceptions (`Exploration.unraisable`)
+    instead of letting Python print each one."""
+
+    def count(_unraisable: object) -> None:
+        exploration.unraisable += 1
+
+    previous = sys.unraisablehook
+    sys.unraisablehook = count
+    try:
+        yield
+    finally:
+        gc.collect()  # finalizers of the checks' objects run now, counted, not later
+        sys.unraisablehook = previous
 
 
 def _with_count(result: StateResult, represented: int) -> StateResult:
@@ -428,8 +451,9 @@ def failure_report(exploration: Exploration, failure: StateResult) -> str:
 
 def summary_line(exploration: Exploration) -> str:
     """`rewrite_in_place: 3 of 41 unique states failed (120 enumerated) in 0.3s`."""
+    ignored = f"; {exploration.unraisable} exceptions ignored in finalizers" if exploration.unraisable else ""
     return (
         f"{exploration.target.name}: {exploration.failed} of {exploration.unique} unique states failed "
         f"({exploration.enumerated} enumerated from {len(exploration.recording.ops)} operations) "
-        f"in {exploration.seconds:.1f}s"
+        f"in {exploration.seconds:.1f}s{ignored}"
     )

@@ -66,6 +66,7 @@ def counts_line(result: TargetRunResult) -> str:
     return (
         f"states: enumerated {exploration.enumerated}, unique {exploration.unique}, checked {exploration.checked}, "
         f"failed {exploration.failed} in {exploration.seconds:.1f}s ({result.states_per_second:,.0f} states/s)"
+        + (f"; {exploration.unraisable} exceptions ignored in finalizers" if exploration.unraisable else "")
     )
 
 
