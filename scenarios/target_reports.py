@@ -231,6 +231,7 @@ def operation_document(recording: Recording, index: int, names: dict[int, str]) 
         "path": names.get(inode) if isinstance(inode, int) else None,
         "call": site.call,
         "site": site.site,
+        "library": site.library or None,
     }
 
 

@@ -161,9 +161,9 @@ def test_persistqueue_queue_breaks_its_promise() -> None:
 def test_dbm_dumb_loses_every_key_between_rename_and_rewrite_of_its_index(name: str, base_name: str) -> None:
     """dbm.dumb (alone and under shelve) loses acknowledged keys even in a prefix state,
     with no reordering: `_commit` renames the index to .bak and rewrites it, and open()
-    never reads .bak. The engine attributes operations to the innermost frame outside
-    the standard library (the target's `sync()` line), so the library line is found
-    here from the call the state was left in."""
+    never reads .bak. The call site is the target's `sync()` line (the innermost frame
+    outside the standard library) and, since dbm.dumb is a library of the standard
+    library, the line inside it (`CallSite.library`): dumb.py's rename."""
     exploration = explore_target(name)
     losses = acknowledged_losses(exploration)
     assert losses, summary_line(exploration)
@@ -172,16 +172,16 @@ def test_dbm_dumb_loses_every_key_between_rename_and_rewrite_of_its_index(name: 
         result for result in losses if result.state.is_prefix and last_issued_call(exploration, result) == rename_call
     ]
     assert in_rename_window, [result.state.id for result in losses]
-    # The rename is dbm.dumb's own line; the site recorded for it is that line or, as the
-    # engine attributes standard-library calls, the target's line that called sync().
     commit = vars(dbm.dumb._Database)["_commit"]
     commit_rename_line = library_line(commit, "self._os.rename(self._dirfile, self._bakfile)")
     target_sync_line = library_line(import_target(name).workload, ".sync()")
     window = in_rename_window[0]
-    path, _, line = exploration.recording.sites[window.state.point - 1].site.rpartition(":")
-    assert f"{os.path.realpath(path)}:{line}" in {commit_rename_line, target_sync_line}, failure_report(
-        exploration, window
-    )
+    site = exploration.recording.sites[window.state.point - 1]
+    path, _, line = site.site.rpartition(":")
+    assert f"{os.path.realpath(path)}:{line}" == target_sync_line, failure_report(exploration, window)
+    path, _, line = site.library.rpartition(":")
+    assert f"{os.path.realpath(path)}:{line}" == commit_rename_line, failure_report(exploration, window)
+    assert f"(in {site.library})" in failure_report(exploration, window)
     # close() commits once more after the last sync(): a crash there loses every key,
     # all of them acknowledged, with nothing in flight.
     assert any(acknowledged(exploration.recording, result.state)[1] is None for result in in_rename_window)

@@ -155,10 +155,19 @@ def directories_named(op: MicroOp) -> tuple[int, ...]:
 class CallSite:
     """Where one micro-operation came from: the call as the program made it
     (`"os.replace('db.json.tmp', 'db.json')"`) and the `file:line` that issued it, the
-    innermost frame outside the standard library and this package."""
+    innermost frame outside the standard library and this package. When a library of the
+    standard library stands between the two (`dbm.dumb`, `shelve`, `zipfile`; not the
+    plumbing every file write passes through: `io`, `os`, `pathlib`, `shutil`,
+    `tempfile`, `json`, `pickle`, `codecs`), `library` is the `file:line` of its innermost
+    frame: the line inside it that issued the call."""
 
     call: str
     site: str
+    library: str = ""
+
+    def where(self) -> str:
+        """`site`, and the library line when there is one."""
+        return f"{self.site} (in {self.library})" if self.library else self.site
 
 
 @dataclass

@@ -155,8 +155,15 @@ _STDLIB_PREFIXES = tuple(
 _THIRD_PARTY_PREFIXES = tuple(
     {os.path.join(p, "") for name in ("purelib", "platlib") for p in (_paths[name], os.path.realpath(_paths[name]))}
 )
-_frame_kinds: dict[str, int] = {}  # co_filename -> one of the three kinds below
-_OUTSIDE, _STDLIB, _PACKAGE = 0, 1, 2
+_frame_kinds: dict[str, int] = {}  # co_filename -> one of the four kinds below
+_OUTSIDE, _STDLIB, _PACKAGE, _PLUMBING = 0, 1, 2, 3
+# Standard-library modules that only carry a program's file I/O through to the calls
+# this package sees: a frame in them is never "the line that issued the call" (see
+# `CallSite.library`). Top-level names; a package (`json`, `encodings`) counts whole.
+_PLUMBING_MODULES = frozenset(
+    {"os", "io", "_pyio", "pathlib", "shutil", "tempfile", "genericpath", "posixpath", "codecs", "encodings"}
+    | {"json", "pickle", "contextlib", "functools", "abc", "_collections_abc", "fnmatch", "glob"}
+)
 
 
 def _frame_kind(filename: str) -> int:
@@ -164,30 +171,36 @@ def _frame_kind(filename: str) -> int:
     if kind is None:
         if filename.startswith(_PACKAGE_DIRECTORY):
             kind = _PACKAGE
-        elif filename.startswith("<frozen ") or (
-            filename.startswith(_STDLIB_PREFIXES) and not filename.startswith(_THIRD_PARTY_PREFIXES)
-        ):
-            kind = _STDLIB
+        elif filename.startswith("<frozen "):
+            kind = _PLUMBING
+        elif filename.startswith(_STDLIB_PREFIXES) and not filename.startswith(_THIRD_PARTY_PREFIXES):
+            relative = filename[len(next(p for p in _STDLIB_PREFIXES if filename.startswith(p))) :]
+            top = relative.split(os.sep, 1)[0].removesuffix(".py")
+            kind = _PLUMBING if top in _PLUMBING_MODULES else _STDLIB
         else:
             kind = _OUTSIDE
         _frame_kinds[filename] = kind
     return kind
 
 
-def call_site() -> str:
-    """`file:line` of the innermost frame outside the standard library and the
-    io_backends/sim/posix package (the outermost standard library frame if none is)."""
+def call_site() -> tuple[str, str]:
+    """(`file:line` of the innermost frame outside the standard library and the
+    io_backends/sim/posix package, or the outermost standard-library frame if none is;
+    `file:line` of the innermost frame in a standard-library module that is not
+    plumbing, inner to the first, or "")."""
     frame: FrameType | None = sys._getframe(1)
-    fallback = "<unknown>:0"
+    fallback, library = "<unknown>:0", ""
     while frame is not None:
         code = frame.f_code
         kind = _frame_kind(code.co_filename)
         if kind == _OUTSIDE:
-            return f"{code.co_filename}:{frame.f_lineno}"
-        if kind == _STDLIB:
+            return f"{code.co_filename}:{frame.f_lineno}", library
+        if kind != _PACKAGE:
             fallback = f"{code.co_filename}:{frame.f_lineno}"
+            if kind == _STDLIB and not library:
+                library = fallback
         frame = frame.f_back
-    return fallback
+    return fallback, "" if library == fallback else library
 
 
 class PosixView:
@@ -241,7 +254,7 @@ class PosixView:
             apply(op)
         recording = self.recording
         if recording is not None:
-            site = CallSite(describe(), call_site())
+            site = CallSite(describe(), *call_site())
             for op in ops:
                 recording.append(op, site)
 
