@@ -852,22 +852,22 @@ def responsible_sites(recording: Recording, state: CrashState) -> list[Responsib
     names = inode_names(recording)
     found: list[Responsibility] = []
     for index in state.dropped:
-        found.append(Responsibility(sites[index].library or sites[index].site, index, f"{_op_text(ops[index], names)} was lost: not durable"))
+        found.append(Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} was lost: not durable"))
         found += _premature_ack(recording, index, state.point)
     if state.tear is not None:
         index = state.tear.op_index
-        found.append(Responsibility(sites[index].library or sites[index].site, index, f"{_op_text(ops[index], names)} tore: not durable"))
+        found.append(Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} tore: not durable"))
         found += _premature_ack(recording, index, state.point)
     for index, drop_index in sorted(analysis.lost_by.items()):
         if index < state.point:
             reason = f"{_op_text(ops[index], names)} was lost when the fsync at {sites[drop_index].site} failed"
-            found.append(Responsibility(sites[index].library or sites[index].site, index, reason))
+            found.append(Responsibility(sites[index].responsible, index, reason))
     if not found:
         issued = analysis.changes[: analysis.changes_issued(state.point)]
         if issued:
             last = issued[-1]
             reason = f"{_op_text(ops[last], names)}, the last change before the crash, left this state on disk"
-            found.append(Responsibility(sites[last].library or sites[last].site, last, reason))
+            found.append(Responsibility(sites[last].responsible, last, reason))
     return list(dict.fromkeys(found))
 
 

@@ -165,6 +165,11 @@ class CallSite:
     site: str
     library: str = ""
 
+    @property
+    def responsible(self) -> str:
+        """The one `file:line` to blame: the library line when there is one."""
+        return self.library or self.site
+
     def where(self) -> str:
         """`site`, and the library line when there is one."""
         return f"{self.site} (in {self.library})" if self.library else self.site
