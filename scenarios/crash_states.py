@@ -852,11 +852,15 @@ def responsible_sites(recording: Recording, state: CrashState) -> list[Responsib
     names = inode_names(recording)
     found: list[Responsibility] = []
     for index in state.dropped:
-        found.append(Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} was lost: not durable"))
+        found.append(
+            Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} was lost: not durable")
+        )
         found += _premature_ack(recording, index, state.point)
     if state.tear is not None:
         index = state.tear.op_index
-        found.append(Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} tore: not durable"))
+        found.append(
+            Responsibility(sites[index].responsible, index, f"{_op_text(ops[index], names)} tore: not durable")
+        )
         found += _premature_ack(recording, index, state.point)
     for index, drop_index in sorted(analysis.lost_by.items()):
         if index < state.point:
