@@ -913,13 +913,20 @@ def _path_of(inode: int, parents: dict[int, tuple[int, str]]) -> str:
 
 
 def _op_text(op: MicroOp, names: dict[int, str] | None = None) -> str:
-    """A micro-operation in words, its inodes named when `names` knows them."""
+    """A micro-operation in words, its inodes named by their paths (relative to the
+    simulated root) when `names` knows them."""
 
     def name(inode: int) -> str:
         if inode == ROOT_INODE:
-            return "'/'"
+            return "the root directory"
         known = (names or {}).get(inode)
         return repr(known) if known is not None else f"inode {inode}"
+
+    def entry(parent: int, entry_name: str) -> str:
+        directory = "" if parent == ROOT_INODE else (names or {}).get(parent)
+        if directory is None:
+            return f"{entry_name!r} in inode {parent}"
+        return repr(f"{directory}/{entry_name}" if directory else entry_name)
 
     if isinstance(op, Write):
         return f"write {len(op.data)} B at {op.offset} of {name(op.inode)}"
@@ -928,12 +935,12 @@ def _op_text(op: MicroOp, names: dict[int, str] | None = None) -> str:
     if isinstance(op, Chmod):
         return f"chmod {name(op.inode)} {op.mode:o}"
     if isinstance(op, Create | Mkdir):
-        return f"{'create' if isinstance(op, Create) else 'mkdir'} {name(op.inode)}"
+        return f"{'create' if isinstance(op, Create) else 'mkdir'} {entry(op.parent, op.name)}"
     if isinstance(op, Unlink | Rmdir):
-        return f"{'unlink' if isinstance(op, Unlink) else 'rmdir'} {op.name!r} in {name(op.parent)}"
+        return f"{'unlink' if isinstance(op, Unlink) else 'rmdir'} {entry(op.parent, op.name)}"
     if isinstance(op, Rename):
-        target = "" if op.target_parent == op.source_parent else f" in {name(op.target_parent)}"
-        return f"rename {op.source_name!r} to {op.target_name!r}{target} in {name(op.source_parent)}"
+        source, target = entry(op.source_parent, op.source_name), entry(op.target_parent, op.target_name)
+        return f"rename {source} to {target}"
     if isinstance(op, Sync):
         return f"{'fdatasync' if op.data_only else 'fsync'} {name(op.inode)}"
     if isinstance(op, DropDirty):

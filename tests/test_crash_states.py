@@ -485,7 +485,7 @@ def test_describe_names_each_operation_with_its_site_and_fate() -> None:
     lines = describe(recording, CrashState(6, (), Tear(5, 512, (True, False, True))))
     assert len(lines) == 6  # the Ack is left out
     assert lines[0].startswith("#0") and "kept" in lines[0] and "app.py:100" in lines[0]
-    assert "issued" in lines[1] and "fsync '/'" in lines[1]
+    assert "issued" in lines[1] and "fsync the root directory" in lines[1]
     assert "TORN (sectors 0,2 of 3 x 512 B persisted, the rest old bytes)" in lines[5]
     assert "app.py:105" in lines[5] and "write 1536 B at 0 of 'f'" in lines[5]
     dropped = describe(recording, CrashState(3, (0,)))
