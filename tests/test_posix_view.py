@@ -310,6 +310,11 @@ DATA_CASES: dict[str, Action] = {
     "read negative": _on_fd("/f", RDONLY, lambda api, fd: api.read(fd, -1)),
     "pread negative offset": _on_fd("/f", RDONLY, lambda api, fd: api.pread(fd, 1, -1)),
     "pwrite negative offset": _on_fd("/f", WRONLY, lambda api, fd: api.pwrite(fd, b"x", -1)),
+    # Linux checks a negative offset or size before the descriptor (differential finding F2)
+    "pread negative offset of a directory": _on_fd("/d", RDONLY, lambda api, fd: api.pread(fd, 1, -1)),
+    "pwrite negative offset read-only": _on_fd("/f", RDONLY, lambda api, fd: api.pwrite(fd, b"x", -1)),
+    "pread negative offset closed": lambda api, r: api.pread(closed_fd(api, r), 1, -1),
+    "ftruncate negative closed": lambda api, r: api.ftruncate(closed_fd(api, r), -2),
     "lseek negative": _on_fd("/f", RDONLY, lambda api, fd: api.lseek(fd, -1, os.SEEK_SET)),
     "lseek bad whence": _on_fd("/f", RDONLY, lambda api, fd: api.lseek(fd, 0, 7)),
     "SEEK_DATA past the end": _on_fd("/f", RDONLY, lambda api, fd: api.lseek(fd, 10, os.SEEK_DATA)),

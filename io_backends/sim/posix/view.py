@@ -520,11 +520,9 @@ class PosixView:
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         """os.pread: like read at `offset`, leaving the position alone (EINVAL for a
         negative offset)."""
-        if size < 0:
+        if size < 0 or offset < 0:  # Linux checks both before the descriptor
             raise _error(errno.EINVAL)
         description = self._readable(fd)
-        if offset < 0:
-            raise _error(errno.EINVAL)
         node = description.node
         assert isinstance(node, FileNode)
         return bytes(node.data[offset : offset + size])
@@ -557,9 +555,9 @@ class PosixView:
         """os.pwrite at `offset`, leaving the position alone; with O_APPEND Linux writes
         at the end whatever `offset` says. EINVAL for a negative offset."""
         payload = _as_bytes(data)
-        description = self._writable(fd)
-        if offset < 0:
+        if offset < 0:  # Linux checks it before the descriptor
             raise _error(errno.EINVAL)
+        description = self._writable(fd)
         node = description.node
         assert isinstance(node, FileNode)
         if description.flags & os.O_APPEND:
@@ -606,7 +604,9 @@ class PosixView:
         elif how == os.SEEK_CUR:
             new = description.position + position
         elif how == os.SEEK_END:
-            new = size if description.is_directory else size + position
+            new = size + position
+            if description.is_directory and new > EXT4_DIRECTORY_END:
+                raise _error(errno.EINVAL)  # past ext4's end of a directory: the sum overflows
         elif how in (os.SEEK_DATA, os.SEEK_HOLE) and not description.is_directory:
             if position < 0 or position >= size:
                 raise _error(errno.ENXIO)
@@ -620,10 +620,13 @@ class PosixView:
 
     def ftruncate(self, fd: int, size: int) -> None:
         """os.ftruncate: cut or extend (zeros). EINVAL for a negative size or a
-        descriptor not open for writing (Linux), EBADF when not open."""
+        descriptor not open for writing (Linux), EBADF when not open (a negative size is
+        EINVAL first, as Linux checks it before the descriptor)."""
+        if size < 0:
+            raise _error(errno.EINVAL)
         description = self._description(fd)
         self.tree.tick()
-        if size < 0 or not description.writable:
+        if not description.writable:
             raise _error(errno.EINVAL)
         self._truncate(description.inode, description.path, size)
 
