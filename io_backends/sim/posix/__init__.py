@@ -8,3 +8,11 @@
 - `interpose`: routes `os`, `io`, `builtins.open`, `fcntl`, `mmap` calls on simulated
   paths and descriptors to a `PosixView`; everything else reaches the real OS.
 """
+
+from io_backends.sim.posix.errors import UnmodelledCall
+from io_backends.sim.posix.fs import Image, Tree
+from io_backends.sim.posix.ops import CallSite, MicroOp, Recording
+from io_backends.sim.posix.view import PosixView
+
+# `interpose` (the function) is not re-exported: it would shadow the submodule of its name.
+__all__ = ["CallSite", "Image", "MicroOp", "PosixView", "Recording", "Tree", "UnmodelledCall"]
