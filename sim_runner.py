@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from scenarios.campaign import (
@@ -235,7 +236,8 @@ def target(arguments: argparse.Namespace) -> int:
         print(f"sim_runner: {error}", file=sys.stderr)
         return EXIT_USAGE
     console = make_target_console()
-    try:
+
+    def body() -> int:
         console.begin(options.describe())
         if options.crash_state is not None:
             replay = replay_state(loaded, options)
@@ -245,22 +247,9 @@ def target(arguments: argparse.Namespace) -> int:
         console.close()
         artifacts = write_target_artifacts(result, arguments.report_dir)
         console.finish(result, artifacts)
-    except UsageError as error:
-        console.close()
-        print(f"sim_runner: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.close()
-        print(f"sim_runner: interrupted; repro: {options.repro()}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception:
-        console.close()
-        traceback.print_exc()
-        print(f"sim_runner: harness failure; repro: {options.repro()}", file=sys.stderr)
-        return EXIT_HARNESS
-    finally:
-        console.close()
-    return result.exit_code
+        return result.exit_code
+
+    return guarded(body, console.close, options.repro())
 
 
 def shrink(campaign: Campaign, report_directory: Path) -> int:
@@ -311,23 +300,38 @@ def replay(path: Path, trace: bool) -> int:
 
 def run(campaign: Campaign, report_directory: Path) -> int:
     console = make_console(campaign)
-    try:
+
+    def body() -> int:
         console.begin()
         result = run_campaign(campaign, console.seed_finished)
         artifacts = write_artifacts(result, report_directory)
         console.finish(result, artifacts)
+        return result.exit_code
+
+    return guarded(body, console.close, campaign.repro())
+
+
+def guarded(body: Callable[[], int], close_console: Callable[[], None], repro: str) -> int:
+    """Run `body` for its exit code; a usage error found late, an interruption or a
+    failure of the harness itself becomes its exit code, with the `repro:` line, after
+    the console is closed (so the message is not drawn over)."""
+    try:
+        return body()
+    except UsageError as error:
+        close_console()
+        print(f"sim_runner: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        console.close()
-        print(f"sim_runner: interrupted; repro: {campaign.repro()}", file=sys.stderr)
+        close_console()
+        print(f"sim_runner: interrupted; repro: {repro}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:
-        console.close()
+        close_console()
         traceback.print_exc()
-        print(f"sim_runner: harness failure; repro: {campaign.repro()}", file=sys.stderr)
+        print(f"sim_runner: harness failure; repro: {repro}", file=sys.stderr)
         return EXIT_HARNESS
     finally:
-        console.close()
-    return result.exit_code
+        close_console()
 
 
 if __name__ == "__main__":
