@@ -370,19 +370,13 @@ class Tree:
         return node
 
     def _create(self, op: Create, strict: bool) -> None:
-        if not strict and op.inode in self.nodes:
-            return
-        assert op.inode not in self.nodes, op
-        parent = self._parent_for_entry(op.parent, op.name, strict)
-        if parent is None:
-            return
-        time_ns = self.clock_ns
-        self.nodes[op.inode] = FileNode(op.mode, time_ns)
-        parent.entries[op.name] = op.inode
-        parent.mtime_ns = parent.ctime_ns = time_ns
-        self._reserve(op.inode)
+        self._link_new(op, lambda time_ns: FileNode(op.mode, time_ns), strict)
 
     def _mkdir(self, op: Mkdir, strict: bool) -> None:
+        self._link_new(op, lambda time_ns: DirNode(op.mode, op.parent, time_ns), strict)
+
+    def _link_new(self, op: Create | Mkdir, make: Callable[[int], Node], strict: bool) -> None:
+        """A new node (`make(now)`) linked as `op.name` in `op.parent`."""
         if not strict and op.inode in self.nodes:
             return
         assert op.inode not in self.nodes, op
@@ -390,7 +384,7 @@ class Tree:
         if parent is None:
             return
         time_ns = self.clock_ns
-        self.nodes[op.inode] = DirNode(op.mode, op.parent, time_ns)
+        self.nodes[op.inode] = make(time_ns)
         parent.entries[op.name] = op.inode
         parent.mtime_ns = parent.ctime_ns = time_ns
         self._reserve(op.inode)
