@@ -4,6 +4,7 @@ processes with different PYTHONHASHSEED."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import subprocess
@@ -57,3 +58,34 @@ def test_same_seed_same_hash_across_processes_and_hash_seeds() -> None:
         hashes.append(result.stdout.strip())
     assert hashes[0] == hashes[1] == trace_hash(42)
     assert trace_hash(43) != hashes[0]
+
+
+# Fields of a target run's results.json that measure the run rather than describe it.
+TIMING_FIELDS = {"started_at", "elapsed_seconds"}
+TIMING_COUNTS = {"seconds", "states_per_second"}
+
+
+def _target_results(hash_seed: str, report_directory: Path) -> dict[str, object]:
+    """`sim_runner --target` on persist-queue (temporary file names, dicts, sets of
+    inodes inside) under `hash_seed`; its results.json without the timings."""
+    target = ROOT / "tests" / "targets" / "persistqueue_queue.py"
+    command = [
+        sys.executable,
+        str(ROOT / "sim_runner.py"),
+        "--target",
+        str(target),
+        "--report-dir",
+        str(report_directory),
+    ]
+    environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, check=False, timeout=120)
+    document = json.loads((report_directory / "results.json").read_text())
+    counts = {key: value for key, value in document.pop("counts").items() if key not in TIMING_COUNTS}
+    return {**{key: value for key, value in document.items() if key not in TIMING_FIELDS}, "counts": counts}
+
+
+def test_a_target_run_gives_the_same_states_and_failures_under_any_hash_seed(tmp_path: Path) -> None:
+    first = _target_results("1", tmp_path / "first")
+    second = _target_results("987654", tmp_path / "second")
+    assert first["failures"], "persist-queue is expected to fail some crash states"
+    assert first == second
