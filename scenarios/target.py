@@ -32,6 +32,7 @@ target's bug: it is reported apart, as `unmodelled`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import importlib.util
@@ -224,13 +225,20 @@ def _traceback_text(error: BaseException) -> str:
     """The traceback without the harness's frames (this module, the POSIX view): what is
     left is the check's code and the libraries it called."""
     summary = traceback.TracebackException.from_exception(error)
-    frames = [frame for frame in summary.stack if not str(Path(frame.filename).resolve()).startswith(_HARNESS_FILES)]
+    frames = [frame for frame in summary.stack if not _is_harness_file(frame.filename)]
     summary.stack = traceback.StackSummary.from_list(frames)
     return "".join(summary.format())
 
 
 # Source files whose frames a check's traceback leaves out.
 _HARNESS_FILES = (str(Path(__file__).resolve()), str(Path(posix_errors.__file__).resolve().parent) + "/")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_harness_file(filename: str) -> bool:
+    """Cached: a failing check's traceback has a dozen frames, and thousands of states
+    fail; resolving each path anew (real `lstat`s) was half an exploration's time."""
+    return str(Path(filename).resolve()).startswith(_HARNESS_FILES)
 
 
 # ---------------------------------------------------------------- exploring
