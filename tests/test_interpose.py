@@ -191,6 +191,26 @@ def test_bytes_paths(active: tuple[Interposition, Path]) -> None:
     assert os.path.exists(broot + b"/x")
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda root: open(root / "a\0b", "x+"),
+        lambda root: os.rmdir(f"{root}/a\0b"),
+        lambda root: os.replace(f"{root}/a\0b", root / "c"),
+        lambda root: os.stat(os.fsencode(root) + b"/a\0b"),
+    ],
+)
+def test_an_embedded_null_byte_is_refused_as_cpython_does(
+    call: Callable[[Path], object], active: tuple[Interposition, Path]
+) -> None:
+    """CPython's path converter raises ValueError before any system call (finding F8)."""
+    _interposition, root = active
+    with pytest.raises(ValueError, match="embedded null byte"):
+        call(root)
+    assert not (root / "a\0b").exists()  # pathlib's exists() swallows that ValueError, as on a real disk
+    assert os.listdir(root) == []
+
+
 def test_unknown_and_cross_device(active: tuple[Interposition, Path], tmp_path: Path) -> None:
     _interposition, root = active
     (tmp_path / "real").write_text("real")

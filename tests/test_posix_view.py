@@ -332,6 +332,12 @@ DATA_CASES: dict[str, Action] = {
     "truncate missing": lambda api, r: api.truncate(r + "/zz", 0),
     "truncate negative": lambda api, r: api.truncate(r + "/zz", -1),
     "truncate with slash": lambda api, r: api.truncate(r + "/f/", 0),
+    # NAME_MAX is 255 bytes of UTF-8 per component, checked as the walk reaches it (F7)
+    "mkdir a 255-byte name": lambda api, r: (api.mkdir(r + "/" + "n" * 255), api.listdir(r)),
+    "mkdir a 256-byte name": lambda api, r: api.mkdir(r + "/" + "n" * 256),
+    "stat a name of 128 two-byte letters": lambda api, r: api.stat(r + "/" + "\u00e9" * 128),
+    "a long name below a missing directory": lambda api, r: api.stat(r + "/zz/" + "n" * 256),
+    "a long directory name on the way": lambda api, r: api.stat(r + "/" + "n" * 256 + "/f"),
     "close twice": lambda api, r: api.close(closed_fd(api, r)),
     "fsync closed": lambda api, r: api.fsync(closed_fd(api, r)),
     "read closed": lambda api, r: api.read(closed_fd(api, r), 1),

@@ -69,11 +69,19 @@ def simulated_path(view: PosixView, path: str | bytes) -> str | None:
     text = os.fsdecode(path) if isinstance(path, bytes) else path
     absolute = text if text.startswith("/") else f"{_real_getcwd()}/{text}"
     if view.owns_path(absolute) and ("/.." not in absolute or _stays_below_root(absolute[len(view.root) :])):
-        return absolute
+        return _without_null(absolute)
     normalized = resolve_path(absolute)
     if not view.owns_path(normalized):
         return None
-    return normalized + "/" if absolute.endswith("/") and not normalized.endswith("/") else normalized
+    return _without_null(normalized + "/" if absolute.endswith("/") and not normalized.endswith("/") else normalized)
+
+
+def _without_null(path: str) -> str:
+    """CPython's path converter refuses a NUL before any system call: so does the view.
+    Raises ValueError."""
+    if "\0" in path:
+        raise ValueError("embedded null byte")
+    return path
 
 
 def _stays_below_root(rest: str) -> bool:

@@ -183,6 +183,19 @@ def _frame_kind(filename: str) -> int:
     return kind
 
 
+# Linux's limits on names, in bytes of the file-system encoding: a whole path (with its
+# terminating NUL, so 4,095 bytes at most) and one component (ext4's EXT4_NAME_LEN).
+PATH_MAX_BYTES = 4096
+NAME_MAX_BYTES = 255
+
+
+def _check_name_length(name: str, path: str) -> None:
+    """ENAMETOOLONG for a component longer than NAME_MAX, checked as the walk reaches
+    it (as ext4's lookup does). A str of 63 characters or fewer is at most 252 bytes."""
+    if len(name) > NAME_MAX_BYTES // 4 and len(os.fsencode(name)) > NAME_MAX_BYTES:
+        raise _error(errno.ENAMETOOLONG, path)
+
+
 def call_site() -> tuple[str, str]:
     """(`file:line` of the innermost frame outside the standard library and the
     io_backends/sim/posix package, or the outermost standard-library frame if none is;
@@ -363,6 +376,8 @@ class PosixView:
     def _resolve(self, path: str, dir_fd: int | None, call: str) -> _Resolved:
         """Walk every directory of `path` (ENOENT for a missing one, ENOTDIR for a file)
         and look up its final component."""
+        if len(path) >= PATH_MAX_BYTES // 4 and len(os.fsencode(path)) >= PATH_MAX_BYTES:
+            raise _error(errno.ENAMETOOLONG, path)
         current, rest = self._start(path, dir_fd, call)
         nodes = self.tree.nodes
         components = [name for name in rest.split("/") if name]
@@ -371,6 +386,7 @@ class PosixView:
         for name in components:
             if name == ".":
                 continue
+            _check_name_length(name, path)
             directory = nodes[current]
             assert isinstance(directory, DirNode)
             if name == "..":
@@ -386,6 +402,7 @@ class PosixView:
             current = number
         if last == "" or last == ".":
             return _Resolved(current, last, current, trailing_slash)
+        _check_name_length(last, path)
         directory = nodes[current]
         assert isinstance(directory, DirNode)
         if last == "..":
