@@ -222,6 +222,10 @@ class Analysis:
     acks: tuple[int, ...]  # indexes of the Ack ops
     points: tuple[int, ...]  # crash points that change something: 0 and after each change or Ack
     rename_unlinks: dict[int, int]  # rename index -> the destination Unlink bound to it (rename is atomic)
+    # Write index -> the file offset from which it lands in space its call allocated (past
+    # the file's size before the call); a torn write holds garbage only there: a sector it
+    # overwrites keeps its old bytes or gets the new ones, never random ones.
+    fresh_from: dict[int, int] = field(default_factory=dict)
 
     def forced(self, point: int) -> set[int]:
         """The operations issued before `point` that are durable there (rules 1-2)."""
@@ -327,11 +331,42 @@ def analyze(recording: Recording) -> Analysis:
     inside_a_call = {unlink_index + 1 for unlink_index in rename_unlinks.values()}
     points = {0} | {i + 1 for i, op in enumerate(ops) if isinstance(op, DATA_OPS + ENTRY_OPS + (Ack,))}
     analysis = Analysis(
-        tuple(durable_at), lost_by, changes, acks, tuple(sorted(points - inside_a_call)), rename_unlinks
+        tuple(durable_at),
+        lost_by,
+        changes,
+        acks,
+        tuple(sorted(points - inside_a_call)),
+        rename_unlinks,
+        _fresh_offsets(recording),
     )
     _ANALYSES.insert(0, (recording, len(ops), analysis))
     del _ANALYSES[_ANALYSES_KEPT:]
     return analysis
+
+
+def _fresh_offsets(recording: Recording) -> dict[int, int]:
+    """`Analysis.fresh_from`: per Write, where newly allocated space starts. The size
+    before a write's call is the size before the Truncate that extended the file for it
+    (the same call site, just before), else the size before the write."""
+    initial = Tree.from_image(recording.initial)
+    sizes = {number: len(node.data) for number, node in initial.nodes.items() if isinstance(node, FileNode)}
+    ops, sites = recording.ops, recording.sites
+    fresh: dict[int, int] = {}
+    before_call = 0
+    for index, op in enumerate(ops):
+        if isinstance(op, Truncate):
+            before_call = sizes.get(op.inode, 0)
+            sizes[op.inode] = op.size
+        elif isinstance(op, Write):
+            previous = ops[index - 1] if index else None
+            same_call = (
+                isinstance(previous, Truncate) and previous.inode == op.inode and sites[index - 1] == sites[index]
+            )
+            allocated = before_call if same_call else sizes.get(op.inode, 0)
+            end = op.offset + len(op.data)
+            fresh[index] = min(max(op.offset, allocated), end)
+            sizes[op.inode] = max(sizes.get(op.inode, 0), end)
+    return fresh
 
 
 # A few recordings' analyses, most recent first (an exploration asks thousands of times).
@@ -471,7 +506,7 @@ def _tears(recording: Recording) -> Iterator[CrashState]:
     """For each multi-sector `Write` not yet durable, at the crash point right after it
     (in flight) and at the last point where it is still not durable (the most promises
     made): sector prefixes and single missing sectors, at 512 B and 4 KiB, each with the
-    missing sectors stale and as garbage."""
+    missing sectors stale and, where the write allocated space, as garbage."""
     analysis, ops = analyze(recording), recording.ops
     for index in analysis.changes:
         op = ops[index]
@@ -480,10 +515,12 @@ def _tears(recording: Recording) -> Iterator[CrashState]:
         durable = analysis.durable_at[index]
         last = len(ops) if durable is None else durable
         candidates = [point for point in analysis.points if index < point <= last]
+        # garbage only where the write allocated space (an overwrite keeps old or new bytes)
+        garbages = (False, True) if analysis.fresh_from[index] < op.offset + len(op.data) else (False,)
         for point in sorted({candidates[0], candidates[-1]}):
             for sector_bytes in SECTOR_SIZES_BYTES:
                 for persisted in tear_masks(sector_count(op, sector_bytes)):
-                    for garbage in (False, True):
+                    for garbage in garbages:
                         yield CrashState(point, (), Tear(index, sector_bytes, persisted, garbage))
 
 
@@ -611,7 +648,7 @@ def build_image(recording: Recording, state: CrashState) -> Image:
         op = ops[index]
         if tear is not None and index == tear.op_index:
             assert isinstance(op, Write), (state.id, op)
-            for piece in torn_pieces(op, tear, state.id):
+            for piece in torn_pieces(op, tear, state.id, analysis.fresh_from.get(index)):
                 tree.apply(piece, strict=False)
         else:
             _apply(tree, ops, index, analysis)
@@ -700,11 +737,13 @@ def _rename_fits(tree: Tree, op: MicroOp) -> bool:
     return tree.rename_moves(op)
 
 
-def torn_pieces(op: Write, tear: Tear, state_id: str) -> list[Write]:
+def torn_pieces(op: Write, tear: Tear, state_id: str, fresh_from: int | None = None) -> list[Write]:
     """The writes a torn `op` amounts to: its persisted sectors' bytes, and for the
-    missing ones garbage when `tear.garbage` (deterministic: from `state_id`), else
+    missing ones garbage when `tear.garbage` (deterministic: from `state_id`) in the
+    space the write allocated (from `fresh_from`, default its offset: all of it), else
     nothing (they keep their old bytes). Raises `CrashStateError` when the sector map
     does not match the write."""
+    fresh = op.offset if fresh_from is None else fresh_from
     sector_bytes = tear.sector_bytes
     if len(tear.persisted) != sector_count(op, sector_bytes):
         raise CrashStateError(f"{state_id}: the sector map has {len(tear.persisted)} bits for {op}")
@@ -717,7 +756,8 @@ def torn_pieces(op: Write, tear: Tear, state_id: str) -> list[Write]:
         stop = min(end, (first_sector + position + 1) * sector_bytes)
         if persisted:
             pieces.append(Write(op.inode, start, op.data[start - op.offset : stop - op.offset]))
-        elif tear.garbage:
+        elif tear.garbage and max(start, fresh) < stop:
+            start = max(start, fresh)
             pieces.append(Write(op.inode, start, garbage_stream[start - op.offset : stop - op.offset]))
     return pieces
 

@@ -386,13 +386,40 @@ def test_torn_images_hold_the_persisted_sectors_and_old_bytes_elsewhere() -> Non
 
 
 def test_garbage_sectors_are_deterministic_bytes_derived_from_the_state_id() -> None:
-    recording, new = _torn_recording()
-    state = CrashState(7, (), Tear(5, 512, (False, True, False), garbage=True))
+    """An append (one call: extend, then write) tears with garbage in the sectors it
+    allocated that never reached the disk."""
+    new = b"".join(bytes([65 + k]) * 512 for k in range(3))
+    append = CallSite("write(fd -> 'f', 1536 bytes at 0)", "app.py:7")
+    recording = recording_of(
+        Create(ROOT_INODE, "f", FILE),
+        Sync(ROOT_INODE),
+        Truncate(FILE, 1536),
+        Write(FILE, 0, new),
+        Ack("new"),
+        sites=[
+            CallSite("open", "app.py:5"),
+            CallSite("fsync", "app.py:6"),
+            append,
+            append,
+            CallSite("ack", "app.py:8"),
+        ],
+    )
+    state = CrashState(4, (), Tear(3, 512, (False, True, False), garbage=True))
     content = build_image(recording, state).file("f")
     assert content is not None and len(content) == 1536
     garbage = hashlib.shake_256(state.id.encode()).digest(1536)
     assert content == garbage[:512] + new[512:1024] + garbage[1024:]
     assert build_image(recording, parse_state_id(state.id)).file("f") == content
+    assert any(state.tear is not None and state.tear.garbage for state in torn_states(recording))
+
+
+def test_an_overwrite_never_tears_into_garbage() -> None:
+    """Sectors a write overwrites keep their old bytes or get the new ones: garbage is for
+    space the write allocated (helper H's false positive: random bytes in a rewritten file)."""
+    recording, new = _torn_recording()
+    state = CrashState(7, (), Tear(5, 512, (False, True, False), garbage=True))
+    assert build_image(recording, state).file("f") == b"o" * 512 + new[512:1024] + b"o" * 512
+    assert not any(state.tear.garbage for state in torn_states(recording) if state.tear and state.tear.op_index == 5)
 
 
 def test_images_built_from_cached_prefixes_equal_a_replay_from_scratch() -> None:
@@ -405,7 +432,7 @@ def test_images_built_from_cached_prefixes_equal_a_replay_from_scratch() -> None
                 pieces: list[MicroOp] = [op]
                 if tear is not None and tear.op_index == index:
                     assert isinstance(op, Write)
-                    pieces = [*torn_pieces(op, tear, state.id)]
+                    pieces = [*torn_pieces(op, tear, state.id, analyze(recording).fresh_from[index])]
                 for piece in pieces:
                     tree.apply(piece, strict=False)
             assert build_image(recording, state) == tree.image(), state.id

@@ -253,9 +253,9 @@ def check_old_or_new(payload: bytes) -> Callable[[Path, list[object], object], N
 
 def test_a_write_tears_only_past_one_sector(crash_check: CrashCheck) -> None:
     """A write within one 512 B sector is atomic here; one byte more and it may tear (the
-    sector it did not reach holds garbage)."""
+    sector it did not reach keeps its old bytes: an overwrite never leaves garbage)."""
     for size_bytes, passes in ((512, True), (513, False)):
-        payload = bytes(size_bytes)
+        payload = b"\xff" * size_bytes
         exploration = crash_check.explore(workload_overwriting(payload), check_old_or_new(payload))
         assert exploration.passed is passes, size_bytes
     [torn, *_others] = exploration.failures
@@ -339,7 +339,7 @@ def test_the_fixture_passes_atomic_code_and_reports_a_broken_promise(pytester: p
 
 
 def test_a_failing_state_replays_from_a_test(crash_check: CrashCheck) -> None:
-    payload = bytes(600)
+    payload = b"\xff" * 600
     exploration = crash_check.explore(workload_overwriting(payload), check_old_or_new(payload))
     [first, *_others] = exploration.failures
     with pytest.raises(AssertionError, match=first.state.id):
