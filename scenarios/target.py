@@ -36,6 +36,7 @@ import functools
 import gc
 import hashlib
 import importlib.util
+import inspect
 import random
 import sys
 import time
@@ -110,7 +111,7 @@ def load_target(path: str | Path) -> Target:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a target that exits at import is no target
         del sys.modules[module_name]
         raise TargetError(f"{path} failed to import: {type(error).__name__}: {error}") from error
     functions = {name: getattr(module, name, None) for name in ("workload", "check")}
@@ -120,7 +121,25 @@ def load_target(path: str | Path) -> Target:
             f"{path} must define {' and '.join(f'{name}(...)' for name in missing)}: "
             "workload(root, ack) and check(root, acked, pending)"
         )
+    for name, parameters in _PARAMETERS.items():
+        if not _accepts(functions[name], len(parameters)):
+            raise TargetError(f"{path}: {name} must take {len(parameters)} arguments: {name}({', '.join(parameters)})")
     return Target(path, path.stem, cast(Workload, functions["workload"]), cast(Check, functions["check"]), module)
+
+
+_PARAMETERS = {"workload": ("root", "ack"), "check": ("root", "acked", "pending")}
+
+
+def _accepts(function: object, count: int) -> bool:
+    """Whether `function` can be called with `count` positional arguments (True when its
+    signature cannot be read, as for some builtins: the call will tell)."""
+    try:
+        inspect.signature(cast(Callable[..., object], function)).bind(*([None] * count))
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 # ---------------------------------------------------------------- recording
@@ -148,7 +167,7 @@ def record(target: Target, faults: FaultPlan | None = None, seed: int = 0, root:
     first run without them tells what the workload means to acknowledge
     (`Recording.planned`: the value in flight when a fault stops it early). An exception
     out of the workload (with faults or without) is recorded, not raised
-    (KeyboardInterrupt and SystemExit propagate)."""
+    (KeyboardInterrupt propagates; a `SystemExit` is the workload's error like any other)."""
     initial = Tree().image()
     planned = None if faults is None else record(target, None, seed, root).acked
     recording = Recording([], [], initial, planned)
@@ -158,7 +177,7 @@ def record(target: Target, faults: FaultPlan | None = None, seed: int = 0, root:
     with interpose(view):
         try:
             target.workload(Path(view.root), view.ack)
-        except Exception as raised:
+        except (Exception, SystemExit) as raised:  # sys.exit() in a workload ends it, not the run
             error = raised
     acked = [op.value for op in recording.ops if isinstance(op, Ack)]
     return RecordResult(recording, error, view.tree.image(), acked)
@@ -198,14 +217,15 @@ def check_image(
 ) -> StateResult:
     """Mount `image` as a fresh simulated disk (swapped into `interposition`) and run
     `target.check` on it. An `UnmodelledCall` is verdict `unmodelled`; any other
-    exception (an `AssertionError` first of all) is `failed`."""
+    exception (an `AssertionError` first of all, and a `SystemExit`: a check that exits
+    has not said the state is sound) is `failed`."""
     root = interposition.view.root
     interposition.view = PosixView(root, Tree.from_image(image))
     try:
         target.check(Path(root), acked, pending)
     except UnmodelledCall as error:
         return StateResult(state, "unmodelled", _error_text(error), _traceback_text(error))
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         return StateResult(state, "failed", _error_text(error), _traceback_text(error))
     return StateResult(state, "passed")
 

@@ -168,6 +168,38 @@ def test_a_target_without_check_is_a_usage_error(tmp_path: Path) -> None:
     assert code == 2 and "check(...)" in err and not lines
 
 
+WRITES_AND_ACKS = "def workload(root, ack):\n    (root / 'f').write_text('x')\n    ack('x')\n"
+CHECKS_NOTHING = "def check(root, acked, pending):\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "message"),
+    [
+        # a check that exits has not said a state is sound: that state fails
+        (
+            "import sys\n" + WRITES_AND_ACKS + "def check(root, acked, pending):\n"
+            "    if not (root / 'f').exists():\n        sys.exit(0)\n",
+            1,
+            "SystemExit: 0",
+        ),
+        # sys.exit() in the workload ends the workload, not sim_runner
+        ("import sys\n" + WRITES_AND_ACKS + "    sys.exit(0)\n" + CHECKS_NOTHING, 3, "SystemExit: 0"),
+        ("raise SystemExit(0)\n", 2, "failed to import: SystemExit: 0"),
+        ("def workload(root):\n    pass\n" + CHECKS_NOTHING, 2, "workload must take 2 arguments: workload(root, ack)"),
+        (WRITES_AND_ACKS + "def check(root):\n    pass\n", 2, "check must take 3 arguments"),
+    ],
+    ids=["exit-in-check", "exit-in-workload", "exit-at-import", "workload-signature", "check-signature"],
+)
+def test_a_target_that_exits_or_takes_the_wrong_arguments_never_passes(
+    source: str, code: int, message: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "target.py"
+    target.write_text(source)
+    returned, lines, err = run_main("--target", str(target), "--report-dir", str(tmp_path / "reports"))
+    assert returned == code, (lines, err)
+    assert message in "\n".join(lines) + err
+
+
 def test_the_command_line_as_a_user_runs_it(tmp_path: Path) -> None:
     """In a subprocess, from the repository: exit code 1, the repro line first."""
     command = [sys.executable, str(ROOT / "sim_runner.py"), "--target", "tests/targets/rewrite_in_place.py"]
