@@ -211,6 +211,25 @@ def test_an_embedded_null_byte_is_refused_as_cpython_does(
     assert os.listdir(root) == []
 
 
+def test_the_roots_top_directory_never_reaches_the_real_disk(active: tuple[Interposition, Path]) -> None:
+    """A path beside the root (a lock file next to the data, `root.parent / "x"`) is the
+    view's too: its ancestors are directories, nothing else is there, and creating
+    anything there is refused (helper review: such a file was written to the real disk)."""
+    _interposition, root = active
+    top = Path("/" + root.parts[1])
+    assert root.parent.is_dir() and top.is_dir() and not (root.parent / "lock").exists()
+    for call in (
+        lambda: (root.parent / "lock").write_text("x"),
+        lambda: os.mkdir(top / "sibling"),
+        lambda: os.listdir(root.parent),
+        lambda: os.replace(root / "missing", root.parent / "moved"),
+    ):
+        with pytest.raises(UnmodelledCall, match="outside the simulated root"):
+            call()
+    with pytest.raises(FileNotFoundError):  # the real disk, asked directly
+        interpose_module._REAL["lstat"](str(top))
+
+
 def test_unknown_and_cross_device(active: tuple[Interposition, Path], tmp_path: Path) -> None:
     _interposition, root = active
     (tmp_path / "real").write_text("real")

@@ -72,7 +72,7 @@ def simulated_path(view: PosixView, path: str | bytes) -> str | None:
         return _without_null(absolute)
     normalized = resolve_path(absolute)
     if not view.owns_path(normalized):
-        return None
+        return normalized if view.reserves_path(normalized) else None  # the view refuses it
     return _without_null(normalized + "/" if absolute.endswith("/") and not normalized.endswith("/") else normalized)
 
 

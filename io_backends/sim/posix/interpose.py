@@ -174,10 +174,11 @@ class Interposition:
 
 
 def _probe(view: PosixView) -> str:
-    """A substring every path under `view.root` contains, however it is spelled: the
-    root's last component (a relative path can only reach the root by naming it, since
-    the real working directory is never inside the root)."""
-    return view.root.rstrip("/").rpartition("/")[2]
+    """A substring every path in the root's top directory contains, however it is
+    spelled: that directory's name (`kvsim` for `/kvsim/root`; the view answers for the
+    whole directory, `PosixView.reserves_path`). A relative path can only reach it by
+    naming it, since the real working directory is never inside it."""
+    return view.root.split("/")[1]
 
 
 def _check_root(view: PosixView) -> None:

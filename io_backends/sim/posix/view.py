@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 from io_backends.sim.faults import FaultInjector
 from io_backends.sim.posix.errors import UnmodelledCall
-from io_backends.sim.posix.fs import DirNode, FileNode, Node, Tree
+from io_backends.sim.posix.fs import CLOCK_EPOCH_NS, DirNode, FileNode, Node, Tree
 from io_backends.sim.posix.ops import (
     ROOT_INODE,
     Ack,
@@ -230,6 +230,7 @@ class PosixView:
         assert root.startswith("/"), root
         self.root = posixpath.normpath(root)
         self._root_slash = self.root.rstrip("/") + "/"
+        self._reserved_top = "/" + self.root.split("/")[1]
         self.tree = Tree() if tree is None else tree
         self.recording = recording
         self.faults = faults
@@ -244,6 +245,14 @@ class PosixView:
     def owns_path(self, path: str) -> bool:
         """`path` (absolute, normalized) is the root or under it."""
         return path == self.root or path.startswith(self._root_slash)
+
+    def reserves_path(self, path: str) -> bool:
+        """`path` (absolute, normalized) is in the root's top directory (`/kvsim` for
+        `/kvsim/root`): the interposer hands such paths to the view, which answers for
+        the root and its ancestors and refuses the rest, so that a path next to the root
+        (`root.parent / "x"`) never reaches the real disk."""
+        top = self._reserved_top
+        return path == top or path.startswith(top + "/")
 
     def owns_fd(self, fd: int) -> bool:
         """Every number >= SIM_FD_BASE is the view's, open or not (a closed one gives
@@ -723,6 +732,10 @@ class PosixView:
         """os.stat (no symlinks are modelled, so `follow_symlinks` changes nothing).
         ENOENT, ENOTDIR."""
         self.tree.tick()
+        if path.startswith("/") and not self.owns_path(path) and self.reserves_path(normal := posixpath.normpath(path)):
+            if self._root_slash.startswith(normal.rstrip("/") + "/"):
+                return self._stat_of(0, DirNode(0o755, 0, CLOCK_EPOCH_NS))  # an ancestor of the root
+            raise _error(errno.ENOENT, path)  # beside the root: nothing is there (creating it is refused)
         number = self._existing(path, dir_fd, "os.stat")
         return self._stat_of(number, self.tree.nodes[number])
 
@@ -846,7 +859,9 @@ class PosixView:
         outside the simulated root), EIO from faults."""
         self.tree.tick()
         for path in (source, target):
-            if path.startswith("/") and not self.owns_path(posixpath.normpath(path)):
+            if path.startswith("/") and not self.owns_path(normal := posixpath.normpath(path)):
+                if self.reserves_path(normal):
+                    raise UnmodelledCall("os.rename", f"{path!r} is outside the simulated root {self.root!r}")
                 raise _error(errno.EXDEV, source, target)  # one side is on the real disk
         try:
             old = self._resolve(source, src_dir_fd, "os.rename")
