@@ -432,25 +432,38 @@ def enumerate_states(
     seed: int = 0,
     random_count: int | None = None,
 ) -> list[CrashState]:
-    """The crash states to check, deterministic for a given recording and seed.
+    """The crash states to check, deterministic for a given recording and seed (see
+    `plan_states`, which also counts the states the budget left out)."""
+    return plan_states(recording, explore, budget, seed, random_count)[0]
+
+
+def plan_states(
+    recording: Recording,
+    explore: Explore = "alice",
+    budget: int = DEFAULT_BUDGET_STATES,
+    seed: int = 0,
+    random_count: int | None = None,
+) -> tuple[list[CrashState], int]:
+    """(the crash states to check, how many the exploration mode allows in all).
 
     `prefix`: every crash point that changes something (`Analysis.points`), everything
     issued kept. `alice`: those, then for each point every single omission of an
     operation not yet durable there (later ones kept), then torn versions of each
     multi-sector write not yet durable (`torn_states`). `random`: `random_count` (default
     `DEFAULT_RANDOM_STATES`) seeded random states (`random_states`). Above `budget`
-    states, a seeded sample (`sample_states`). Raises `ValueError` on an unknown mode or
-    a budget < 1."""
+    states, a seeded sample (`sample_states`), so the count can exceed the list. Raises
+    `ValueError` on an unknown mode or a budget < 1."""
     if explore not in EXPLORE_MODES:
         raise ValueError(f"unknown exploration {explore!r}: choose from {', '.join(EXPLORE_MODES)}")
     if budget < 1:
         raise ValueError(f"the budget must be at least 1 state, not {budget}")
     if explore == "random":
         count = DEFAULT_RANDOM_STATES if random_count is None else random_count
-        return sample_states(random_states(recording, count, seed), budget, seed)
+        drawn = random_states(recording, count, seed)
+        return sample_states(drawn, budget, seed), len(drawn)
     prefixes = prefix_states(recording)
     if explore == "prefix":
-        return sample_states(prefixes, budget, seed)
+        return sample_states(prefixes, budget, seed), len(prefixes)
 
     def others() -> Iterator[CrashState]:
         yield from _omissions(recording)
@@ -606,22 +619,24 @@ def sample_states(states: list[CrashState], budget: int, seed: int) -> list[Cras
     others = [state for state in states if not state.is_prefix]
     if len(states) <= budget:
         return list(states)  # the order given, prefix states or not
-    return _sample_parts(prefixes, lambda: iter(others), budget, seed)
+    return _sample_parts(prefixes, lambda: iter(others), budget, seed)[0]
 
 
 def _sample_parts(
     prefixes: list[CrashState], others: Callable[[], Iterator[CrashState]], budget: int, seed: int
-) -> list[CrashState]:
+) -> tuple[list[CrashState], int]:
     """`sample_states` over prefix states and a stream of the others that can be walked
-    twice (once to count, once to pick), so only the chosen states are ever held."""
+    twice (once to count, once to pick), so only the chosen states are ever held; and
+    how many there are in all."""
     others_count = sum(1 for _ in others())
-    if len(prefixes) + others_count <= budget:
-        return prefixes + list(others())
+    total = len(prefixes) + others_count
+    if total <= budget:
+        return prefixes + list(others()), total
     rng = random.Random(seed)
     if len(prefixes) >= budget:
-        return [prefixes[i] for i in sorted(rng.sample(range(len(prefixes)), budget))]
+        return [prefixes[i] for i in sorted(rng.sample(range(len(prefixes)), budget))], total
     chosen = set(rng.sample(range(others_count), budget - len(prefixes)))
-    return prefixes + [state for position, state in enumerate(others()) if position in chosen]
+    return prefixes + [state for position, state in enumerate(others()) if position in chosen], total
 
 
 # ---------------------------------------------------------------- images

@@ -62,8 +62,8 @@ from scenarios.crash_states import (
     acknowledged,
     build_image,
     describe,
-    enumerate_states,
     parse_state_id,
+    plan_states,
     responsible_sites,
     validate,
 )
@@ -299,7 +299,8 @@ class Exploration:
     results: list[StateResult] = field(default_factory=list)
     failures: list[StateResult] = field(default_factory=list)
     final: StateResult | None = None
-    enumerated: int = 0
+    enumerated: int = 0  # states built (a seeded sample of `possible` past the budget)
+    possible: int = 0  # states the exploration mode allows in all
     unique: int = 0
     seconds: float = 0.0
     # Exceptions raised in `__del__` and other places Python cannot raise from, while the
@@ -310,6 +311,11 @@ class Exploration:
     @property
     def recording(self) -> Recording:
         return self.recorded.recording
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the budget left states out (the rest were a seeded sample)."""
+        return self.possible > self.enumerated
 
     @property
     def checked(self) -> int:
@@ -374,8 +380,8 @@ def explore_with(target: Target, settings: ExploreSettings, on_progress: Progres
     started = time.perf_counter()
     recorded = record(target, settings.faults, settings.seed, settings.root)
     recording = recorded.recording
-    states = enumerate_states(recording, settings.explore, settings.budget, settings.seed, settings.random_count)
-    exploration = Exploration(target, settings, recorded, enumerated=len(states))
+    states, possible = plan_states(recording, settings.explore, settings.budget, settings.seed, settings.random_count)
+    exploration = Exploration(target, settings, recorded, enumerated=len(states), possible=possible)
     deduplicator = Deduplicator(recording)
     firsts: list[StateResult] = []
     with interpose(PosixView(settings.root, Tree())) as interposition, _counting_unraisable(exploration):
@@ -480,6 +486,8 @@ def failure_report(exploration: Exploration, failure: StateResult) -> str:
 def summary_line(exploration: Exploration) -> str:
     """`rewrite_in_place: 3 of 41 unique states failed (120 enumerated) in 0.3s`."""
     ignored = f"; {exploration.unraisable} exceptions ignored in finalizers" if exploration.unraisable else ""
+    if exploration.sampled:
+        ignored += f"; a sample: {exploration.possible - exploration.enumerated} states left out by the budget"
     return (
         f"{exploration.target.name}: {exploration.failed} of {exploration.unique} unique states failed "
         f"({exploration.enumerated} enumerated from {len(exploration.recording.ops)} operations) "

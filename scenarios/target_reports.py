@@ -63,9 +63,16 @@ def recording_line(result: TargetRunResult) -> str:
 
 def counts_line(result: TargetRunResult) -> str:
     exploration = result.exploration
+    sample = (
+        f" (a seeded sample of {exploration.possible:,} possible: --budget {exploration.settings.budget} "
+        f"left {exploration.possible - exploration.enumerated:,} unchecked)"
+        if exploration.sampled
+        else ""
+    )
     return (
-        f"states: enumerated {exploration.enumerated}, unique {exploration.unique}, checked {exploration.checked}, "
-        f"failed {exploration.failed} in {exploration.seconds:.1f}s ({result.states_per_second:,.0f} states/s)"
+        f"states: enumerated {exploration.enumerated}{sample}, unique {exploration.unique}, "
+        f"checked {exploration.checked}, failed {exploration.failed} in {exploration.seconds:.1f}s "
+        f"({result.states_per_second:,.0f} states/s)"
         + (f"; {exploration.unraisable} exceptions ignored in finalizers" if exploration.unraisable else "")
     )
 
@@ -294,6 +301,7 @@ def results_document(result: TargetRunResult) -> dict[str, Any]:
         },
         "counts": {
             "operations": len(exploration.recording.ops),
+            "possible": exploration.possible,
             "enumerated": exploration.enumerated,
             "unique": exploration.unique,
             "checked": exploration.checked,
@@ -390,6 +398,7 @@ def html_counts_table(result: TargetRunResult) -> str:
     exploration = result.exploration
     cells = {
         "operations": len(exploration.recording.ops),
+        "possible": exploration.possible,
         "enumerated": exploration.enumerated,
         "unique": exploration.unique,
         "checked": exploration.checked,

@@ -200,6 +200,19 @@ def test_a_target_that_exits_or_takes_the_wrong_arguments_never_passes(
     assert message in "\n".join(lines) + err
 
 
+def test_a_budget_that_leaves_states_out_says_so(tmp_path: Path) -> None:
+    """helper review: `--budget 10` checked 10 of 34 states and said only "passed"."""
+    code, lines, _err = run_main("--target", str(ATOMIC), "--budget", "5", "--report-dir", str(tmp_path))
+    assert code == 0
+    [counts] = [line for line in lines if line.startswith("states: ")]
+    possible = int(counts.split("a seeded sample of ")[1].split(" possible")[0].replace(",", ""))
+    assert possible > 5 and f"--budget 5 left {possible - 5:,} unchecked" in counts
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert (document["counts"]["possible"], document["counts"]["enumerated"]) == (possible, 5)
+    code, lines, _err = run_main("--target", str(ATOMIC), "--report-dir", str(tmp_path))
+    assert code == 0 and not any("seeded sample" in line for line in lines)
+
+
 def test_the_command_line_as_a_user_runs_it(tmp_path: Path) -> None:
     """In a subprocess, from the repository: exit code 1, the repro line first."""
     command = [sys.executable, str(ROOT / "sim_runner.py"), "--target", "tests/targets/rewrite_in_place.py"]
