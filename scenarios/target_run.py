@@ -154,8 +154,16 @@ class TargetRunResult:
         if self.exploration.unmodelled:
             return f"{len(self.exploration.unmodelled)} checks made a call the simulated disk does not model"
         if self.recorded.workload_error is not None and not self.options.faults:
-            return "the workload raised an exception with no fault switched on"
+            return (
+                "the workload raised an exception with no fault switched on (C code that opens "
+                f"files itself, such as sqlite3 or dbm.gnu, is not interposed: under {self.root} it "
+                "finds nothing, and it never reaches the real disk there)"
+            )
         return ""
+
+    @property
+    def root(self) -> str:
+        return self.exploration.settings.root
 
     @property
     def broken_promises(self) -> list[StateResult]:
