@@ -76,12 +76,12 @@ def simulated_path(view: PosixView, path: str | bytes) -> str | None:
     return _without_null(normalized + "/" if absolute.endswith("/") and not normalized.endswith("/") else normalized)
 
 
-def _without_null(path: str) -> str:
-    """CPython's path converter refuses a NUL before any system call: so does the view.
-    Raises ValueError."""
-    if "\0" in path:
-        raise ValueError("embedded null byte")
-    return path
+def _without_null(path: str) -> str | None:
+    """None for a path with a NUL in it: the real function gets it and refuses it in its
+    argument conversion, before any system call, with CPython's own message (which
+    depends on the argument's type and name: "embedded null byte", "rename: embedded
+    null character in dst", ...)."""
+    return None if "\0" in path else path
 
 
 def _stays_below_root(rest: str) -> bool:

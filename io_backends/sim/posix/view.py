@@ -189,10 +189,16 @@ PATH_MAX_BYTES = 4096
 NAME_MAX_BYTES = 255
 
 
+def _name_too_long(name: str) -> bool:
+    """A component longer than NAME_MAX (a str of 63 characters or fewer is at most 252
+    bytes, so most names cost no encoding)."""
+    return len(name) > NAME_MAX_BYTES // 4 and len(os.fsencode(name)) > NAME_MAX_BYTES
+
+
 def _check_name_length(name: str, path: str) -> None:
     """ENAMETOOLONG for a component longer than NAME_MAX, checked as the walk reaches
-    it (as ext4's lookup does). A str of 63 characters or fewer is at most 252 bytes."""
-    if len(name) > NAME_MAX_BYTES // 4 and len(os.fsencode(name)) > NAME_MAX_BYTES:
+    it (as ext4's lookup does)."""
+    if _name_too_long(name):
         raise _error(errno.ENAMETOOLONG, path)
 
 
@@ -382,7 +388,7 @@ class PosixView:
             raise _error(errno.ENOTDIR, path)
         return description.inode, path
 
-    def _resolve(self, path: str, dir_fd: int | None, call: str) -> _Resolved:
+    def _resolve(self, path: str, dir_fd: int | None, call: str, check_last: bool = True) -> _Resolved:
         """Walk every directory of `path` (ENOENT for a missing one, ENOTDIR for a file)
         and look up its final component."""
         if len(path) >= PATH_MAX_BYTES // 4 and len(os.fsencode(path)) >= PATH_MAX_BYTES:
@@ -411,7 +417,8 @@ class PosixView:
             current = number
         if last == "" or last == ".":
             return _Resolved(current, last, current, trailing_slash)
-        _check_name_length(last, path)
+        if check_last:  # rename looks its target up only after its source (`_check_rename`)
+            _check_name_length(last, path)
         directory = nodes[current]
         assert isinstance(directory, DirNode)
         if last == "..":
@@ -865,7 +872,7 @@ class PosixView:
                 raise _error(errno.EXDEV, source, target)  # one side is on the real disk
         try:
             old = self._resolve(source, src_dir_fd, "os.rename")
-            new = self._resolve(target, dst_dir_fd, "os.rename")
+            new = self._resolve(target, dst_dir_fd, "os.rename", check_last=False)
         except OSError as error:
             raise _error(error.errno or errno.EIO, source, target) from None
         self._check_rename(old, new, source, target)
@@ -887,6 +894,8 @@ class PosixView:
             raise _error(errno.EBUSY, source, target)
         if old.inode is None:
             raise _error(errno.ENOENT, source, target)
+        if _name_too_long(new.name):
+            raise _error(errno.ENAMETOOLONG, source, target)  # the target's lookup comes second
         nodes = self.tree.nodes
         moved = nodes[old.inode]
         if isinstance(moved, FileNode) and (old.trailing_slash or new.trailing_slash):
