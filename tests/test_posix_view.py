@@ -338,6 +338,11 @@ DATA_CASES: dict[str, Action] = {
     "stat a name of 128 two-byte letters": lambda api, r: api.stat(r + "/" + "\u00e9" * 128),
     "a long name below a missing directory": lambda api, r: api.stat(r + "/zz/" + "n" * 256),
     "a long directory name on the way": lambda api, r: api.stat(r + "/" + "n" * 256 + "/f"),
+    # rename walks both parents, then looks up the source's name, then the target's (F9, F11)
+    "rename a long name into a file": lambda api, r: api.rename(r + "/" + "n" * 256, r + "/f/e"),
+    "rename a long name below a missing directory": lambda api, r: api.rename(r + "/" + "n" * 256, r + "/zz/../b"),
+    "rename a missing file onto a long name": lambda api, r: api.rename(r + "/zz", r + "/" + "n" * 256),
+    "rename a file onto a long name": lambda api, r: api.rename(r + "/f", r + "/" + "n" * 256),
     "close twice": lambda api, r: api.close(closed_fd(api, r)),
     "fsync closed": lambda api, r: api.fsync(closed_fd(api, r)),
     "read closed": lambda api, r: api.read(closed_fd(api, r), 1),

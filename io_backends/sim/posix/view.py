@@ -417,7 +417,7 @@ class PosixView:
             current = number
         if last == "" or last == ".":
             return _Resolved(current, last, current, trailing_slash)
-        if check_last:  # rename looks its target up only after its source (`_check_rename`)
+        if check_last:  # rename walks both parents before it looks up either name (`_check_rename`)
             _check_name_length(last, path)
         directory = nodes[current]
         assert isinstance(directory, DirNode)
@@ -871,7 +871,7 @@ class PosixView:
                     raise UnmodelledCall("os.rename", f"{path!r} is outside the simulated root {self.root!r}")
                 raise _error(errno.EXDEV, source, target)  # one side is on the real disk
         try:
-            old = self._resolve(source, src_dir_fd, "os.rename")
+            old = self._resolve(source, src_dir_fd, "os.rename", check_last=False)
             new = self._resolve(target, dst_dir_fd, "os.rename", check_last=False)
         except OSError as error:
             raise _error(error.errno or errno.EIO, source, target) from None
@@ -892,10 +892,13 @@ class PosixView:
         """Linux's checks of renameat2, in its order."""
         if old.name in _SPECIAL_NAMES or new.name in _SPECIAL_NAMES:
             raise _error(errno.EBUSY, source, target)
+        # both parents were walked; now the source's final name is looked up, then the target's
+        if _name_too_long(old.name):
+            raise _error(errno.ENAMETOOLONG, source, target)
         if old.inode is None:
             raise _error(errno.ENOENT, source, target)
         if _name_too_long(new.name):
-            raise _error(errno.ENAMETOOLONG, source, target)  # the target's lookup comes second
+            raise _error(errno.ENAMETOOLONG, source, target)
         nodes = self.tree.nodes
         moved = nodes[old.inode]
         if isinstance(moved, FileNode) and (old.trailing_slash or new.trailing_slash):
