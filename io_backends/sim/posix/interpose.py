@@ -3,11 +3,14 @@
 `interpose(view)` replaces, for the duration of a `with` block, the functions of `os`
 (and `posix`, the same objects), `io.open`/`_io.open`/`builtins.open`, `fcntl.flock`,
 `lockf`, `fcntl` and `ioctl`, and `mmap.mmap` by routers. A router sends a call to the
-view when it names a simulated path (the view's root or under it, after making relative
-paths absolute against the real working directory) or a simulated descriptor (a number
->= `SIM_FD_BASE`), or a path relative to a simulated `dir_fd`; anything else goes to the
-saved real function with the same arguments, so pytest, hypothesis, imports and real
-temporary files are unaffected. The pass-through costs one substring test on the path.
+view when it names a simulated path (in the root's top directory, `/kvsim` for
+`/kvsim/root`, after making relative paths absolute against the real working directory:
+the view answers for the root and its ancestors and refuses the rest, see
+`PosixView.reserves_path`) or a simulated descriptor (a number >= `SIM_FD_BASE`), or a
+path relative to a simulated `dir_fd`; anything else goes to the saved real function
+with the same arguments, so pytest, hypothesis, imports and real temporary files are
+unaffected. The pass-through costs one substring test on the path. A path holding a NUL
+goes to the real function too, which refuses it before any system call.
 
 Reaching code that captured references early (as pyfakefs does, the only idea taken
 from it): after patching the modules, every loaded module's globals, the class
