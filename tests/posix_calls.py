@@ -21,8 +21,9 @@ What is deliberately not compared: times, inode numbers, `st_dev`, the size and 
 count of directories (ext4 reports 4096, tmpfs counts entries), descriptor numbers (a
 descriptor is named by its slot; a number CPython puts in an error's filename reads as
 "<fd>"), seeks in a directory other than to its start (ext4 gives hash cookies, tmpfs
-entry counts), and the random part of temporary names (any name longer than one
-character reads as "<tmp>": the generated names are single letters).
+entry counts), and the random part of temporary names (tempfile's "tmp" and 8 random
+characters read as "<tmp>"). A few sequences are not run to the end of a call that
+cannot end (`copytree` into its own subtree), and say so in the observation.
 """
 
 from __future__ import annotations
@@ -47,15 +48,18 @@ FILE_SLOTS = 2  # file objects open at once; each one is closed at the end of a 
 INVALID_DESCRIPTOR = 999_999  # no process here has it open, below the simulated range (1 << 20)
 TREE_DEPTH_MAX = 6  # the generated paths nest 3 deep; temporary directories add one
 BYTES_PER_CALL = 3  # 16.7 million choices: more than shapes x arguments (os.open: 70 x 52,650)
-SETUP_CALLS_MAX = 4  # files and directories made before the generated calls
+SETUP_CALLS_MIN = 2  # files and directories made before the generated calls, so fewer calls meet an empty root
+SETUP_CALLS_MAX = 6  # enough for a file in each top name and the nested directories
 OPENING_CALLS_MAX = 3  # descriptors and file objects opened before the generated calls
 BODY_CALLS_MIN = 3  # hypothesis favours short lists; a sequence needs a few calls to meet itself
 OPEN_WEIGHT = 4  # an open is drawn this many times as often as another call: most calls need a descriptor
+LONG_NAME_SHOWN_MAX = 40  # a longer name of one repeated letter is shown as 'n' * 256
 LARGE_REPEAT = 700  # a repeated write of ~9 KB crosses io.DEFAULT_BUFFER_SIZE (8 KiB)
 
 NAMES = ("a", "b", "c", "d", "d/e", "d/a", "d/e/b", "a/b")  # "a/b": a path through a file, often
 ODD_NAMES = ("a/", "d/", "d/.", "d/e/..", "a/..", "./a", "d//e", "d/../b")  # the kernel walks them as written
-CALL_NAMES = (*NAMES, *NAMES, *ODD_NAMES)  # what os-level calls get: mostly plain names
+STRANGE_NAMES = ("\u00e9", "n" * 255, "n" * 256, "a\0b")  # non-ASCII, longest, too long (ENAMETOOLONG), NUL
+CALL_NAMES = (*NAMES, *NAMES, *ODD_NAMES, *STRANGE_NAMES)  # what os-level calls get: mostly plain names
 READ_NAMES = ("", *CALL_NAMES)  # "" is the root: listed, opened, stat'ed, never removed
 GLOB_PATTERNS = ("*", "**/*", "d/*", "*/b", "?")
 SHUTIL_COPIES = ("copyfile", "copy", "copy2", "move", "copytree")
@@ -76,11 +80,12 @@ class PathArgument:
     form: str = "str"
 
     def __repr__(self) -> str:
-        if self.form == "bytes":
-            return repr(self.relative.encode())
-        if self.form == "pathlib":
-            return f"Path({self.relative!r})"
-        return repr(self.relative)
+        repeated = len(self.relative) > LONG_NAME_SHOWN_MAX and len(set(self.relative)) == 1
+        text = self.relative[:1] if repeated else self.relative
+        shown = repr(text.encode()) if self.form == "bytes" else repr(text)
+        if repeated:
+            shown = f"{shown} * {len(self.relative)}"
+        return f"Path({shown})" if self.form == "pathlib" else shown
 
 
 class OpenFlags(int):
@@ -186,6 +191,8 @@ FILE_MODES = tuple(base + plus for base in ("r", "w", "a", "x") for plus in ("",
 ENCODINGS = (None, "utf-8", "latin-1")
 NEWLINES = (None, "", "\n", "\r", "\r\n")
 FLOCK_OPERATIONS = (fcntl.LOCK_SH | fcntl.LOCK_NB, fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_UN)  # never blocks
+RELATIVE_NAMES = ("a", "b", "e", "e/b", "a/", ".", "..", "e/..", "x")  # relative to a dir_fd (or to nothing)
+AT_CALLS = ("stat", "lstat", "unlink", "rmdir", "mkdir", "access")  # the calls taking dir_fd, as `at` runs them
 TEMPORARY_PARENTS = _library_paths(("", "d", "a"))
 
 
@@ -238,6 +245,12 @@ def descriptor_calls() -> list[CallShape]:
         _shape("os.listdir(fd)", SLOTS),
         _shape("os.fdopen", FILE_SLOT_NUMBERS, SLOTS, ("rb", "wb", "r+b", "ab", "r", "w", "a+")),
         _shape("fcntl.flock", SLOTS, FLOCK_OPERATIONS),
+        _shape("os.stat(fd)", SLOTS),
+        _shape("os.fchmod", SLOTS, CHMOD_MODES),
+        _shape("os.truncate(fd)", SLOTS, OFFSETS),
+        _shape("os.scandir(fd)", SLOTS),
+        _shape("at", AT_CALLS, SLOTS, RELATIVE_NAMES),
+        _shape("os.open(dir_fd)", SLOTS, SLOTS, RELATIVE_NAMES, FLAGS),
     ]
 
 
@@ -277,6 +290,10 @@ def file_object_calls() -> list[CallShape]:
         _shape("file.flush", FILE_SLOT_NUMBERS),
         _shape("file.close", FILE_SLOT_NUMBERS),
         _shape("file.attributes", FILE_SLOT_NUMBERS),
+        _shape("file.readinto", FILE_SLOT_NUMBERS, SIZES[1:]),
+        _shape("file.readlines", FILE_SLOT_NUMBERS),
+        _shape("file.writelines", FILE_SLOT_NUMBERS, DATA),
+        _shape("file.fileno", FILE_SLOT_NUMBERS, ("os.read", "os.fsync", "os.fstat", "os.lseek")),
     ]
 
 
@@ -345,7 +362,7 @@ def sequences(families: Sequence[list[CallShape]], size_max: int) -> st.SearchSt
     body = _calls([shape for family in families for shape in family], size_max, size_min=BODY_CALLS_MIN)
     return st.builds(
         lambda setup, opens, calls: setup + opens + calls,
-        _calls(setup_calls(), SETUP_CALLS_MAX),
+        _calls(setup_calls(), SETUP_CALLS_MAX, size_min=SETUP_CALLS_MIN),
         _calls(opening_calls(), OPENING_CALLS_MAX),
         body,
     )
@@ -362,7 +379,8 @@ def _is_directory(fd: int) -> bool:
 
 
 def _relative_name(name: str) -> str:
-    return name if len(name) <= 1 else "<tmp>"
+    """`name`, or "<tmp>" for one of tempfile's random names."""
+    return "<tmp>" if _TEMPORARY_NAME.fullmatch(name) else name
 
 
 class World:
@@ -391,7 +409,7 @@ class World:
 
     def perform(self, call: Call) -> Observation:
         """One call's observation: its normalized return value or exception."""
-        method: Callable[..., object] = getattr(self, "call_" + call.name.replace(".", "_").replace("(fd)", "_fd"))
+        method: Callable[..., object] = getattr(self, "call_" + re.sub(r"\W+", "_", call.name).strip("_"))
         try:
             return self.normalize(method(*call.arguments))
         except Exception as error:  # any exception is an observation to compare, not a failure here
@@ -562,6 +580,39 @@ class World:
             self.descriptors[slot] = None
         return (closed, "file")
 
+    def call_os_stat_fd(self, slot: int) -> object:
+        return self.on_descriptor(slot, os.stat)
+
+    def call_os_fchmod(self, slot: int, mode: int) -> object:
+        return self.on_descriptor(slot, lambda fd: os.fchmod(fd, mode))
+
+    def call_os_truncate_fd(self, slot: int, size: int) -> object:
+        return self.on_descriptor(slot, lambda fd: os.truncate(fd, size))
+
+    def call_os_scandir_fd(self, slot: int) -> object:
+        def scandir(fd: int) -> object:
+            with os.scandir(fd) as iterator:
+                return sorted((entry.name, entry.path, entry.is_dir(), entry.is_file()) for entry in iterator)
+
+        return self.on_descriptor(slot, scandir)
+
+    def call_at(self, function: str, slot: int, name: str) -> object:
+        """`function(name, dir_fd=...)`: a path relative to the directory descriptor of `slot`."""
+
+        def at(fd: int) -> object:
+            if function == "access":
+                return os.access(name, os.F_OK, dir_fd=fd)
+            return getattr(os, function)(name, dir_fd=fd)
+
+        return self.on_descriptor(slot, at)
+
+    def call_os_open_dir_fd(self, slot: int, directory_slot: int, name: str, flags: int) -> object:
+        directory = self.descriptor(directory_slot)
+        if directory is None:
+            return "no descriptor"
+        self.release(slot)
+        return self.store(slot, os.open(name, flags, 0o644, dir_fd=directory))
+
     def call_os_dup(self, source: int, target: int) -> object:
         number = self.descriptor(source)
         if number is None:
@@ -687,6 +738,41 @@ class World:
 
     def call_file_close(self, slot: int) -> object:
         return self.on_file(slot, lambda file: file.close())
+
+    def call_file_readinto(self, slot: int, size: int) -> object:
+        def readinto(file: IO[Any]) -> object:
+            buffer = bytearray(size)
+            count = file.readinto(buffer)  # type: ignore[attr-defined]  # binary files only; text raises
+            return (count, bytes(buffer))
+
+        return self.on_file(slot, readinto)
+
+    def call_file_readlines(self, slot: int) -> object:
+        return self.on_file(slot, lambda file: file.readlines())
+
+    def call_file_writelines(self, slot: int, data: bytes) -> object:
+        def writelines(file: IO[Any]) -> object:
+            lines = data.splitlines(keepends=True)
+            file.writelines([line.decode("latin-1") for line in lines] if isinstance(file, io.TextIOBase) else lines)
+            return None
+
+        return self.on_file(slot, writelines)
+
+    def call_file_fileno(self, slot: int, function: str) -> object:
+        """An os-level call on a file object's descriptor, under its buffer."""
+
+        def on_descriptor(file: IO[Any]) -> object:
+            fd = file.fileno()
+            if function == "os.read":
+                return os.read(fd, 5)
+            if function == "os.lseek":
+                return os.lseek(fd, 0, os.SEEK_CUR)
+            if function == "os.fsync":
+                os.fsync(fd)
+                return None
+            return os.fstat(fd)
+
+        return self.on_file(slot, on_descriptor)
 
     def call_file_attributes(self, slot: int) -> object:
         def attributes(file: IO[Any]) -> object:

@@ -3,14 +3,18 @@
 Hypothesis generates sequences of file-system calls (`tests.posix_calls` says which, and
 what is compared). Each sequence runs twice with the same code and the same relative
 paths: once with the plain standard library against a fresh real temporary directory,
-with no interposition, and once inside `interpose(PosixView(root))` against a fresh
-simulated root. The two observations must be equal: return values, stat fields,
+and once against a fresh simulated root, a new `PosixView` swapped into the active
+`interpose` block. The two observations must be equal: return values, stat fields,
 exception types, errnos and messages, and the final tree.
 
 Five tests draw from different families of calls; together they run
 `EXAMPLES_PER_TEST * 5` >= 5,000 sequences (the issue's done-when line), and each test
 asserts it ran its share. A mismatch prints the sequence and both observations side by
 side; hypothesis shrinks it to a minimal reproduction first.
+
+Two more tests keep the differential honest: the real side observes the same with and
+without interposition (so real runs inside the block are plain standard-library runs,
+and nothing in the observations is random), and views with a deliberate bug are caught.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from io_backends.sim.posix.interpose import Interposition, interpose
 from io_backends.sim.posix.view import PosixView
@@ -41,9 +45,12 @@ from tests.posix_calls import (
 
 EXAMPLES_PER_TEST = 1_000  # 5 tests: the issue asks for at least 5,000 generated sequences
 CALLS_PER_SEQUENCE_MAX = 20  # long enough to build a tree and break it, short enough to shrink
-SELF_CHECK_EXAMPLES = 100  # each enters interposition (~0.1 s); it guards the normalization and the pass-through
+SELF_CHECK_EXAMPLES = 300  # it guards the normalization and the pass-through, not the view
+MUTANT_EXAMPLES_MAX = 1_000  # a deliberately broken view must be caught well within this
 FAST_REAL_BASE = "/dev/shm"  # a tmpfs on Linux; see `real_base`
 SIMULATED_ROOT = "/kvsim-differential-root"  # not on the real disk: a leak reads as ENOENT
+
+ViewFactory = Callable[[str], PosixView]  # a root -> a fresh view (PosixView, or a broken one)
 
 FAMILIES: dict[str, list[list[CallShape]]] = {
     "descriptors": [descriptor_calls(), namespace_calls()],
@@ -54,12 +61,14 @@ FAMILIES: dict[str, list[list[CallShape]]] = {
 }
 
 
-def _settings(examples: int) -> settings:
+def _settings(examples: int, shrink: bool = True) -> settings:
+    """Deterministic runs (the same sequences every time), no example database."""
     return settings(
         max_examples=examples,
         deadline=None,
         derandomize=True,
         database=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink] if shrink else [Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
 
@@ -110,15 +119,18 @@ def _run_real(root: str, calls: Sequence[Call]) -> list[Observation]:
         shutil.rmtree(root)
 
 
-def _run_simulated(interposition: Interposition, calls: Sequence[Call]) -> list[Observation]:
+def _run_simulated(interposition: Interposition, calls: Sequence[Call], make_view: ViewFactory) -> list[Observation]:
     """`calls` on a fresh simulated root: the interposition's view is swapped, not re-made."""
-    view = PosixView(SIMULATED_ROOT)
+    view = make_view(SIMULATED_ROOT)
     interposition.view = view
     return World(view.root).run(calls)
 
 
-def _differential(family: str, base: Path) -> int:
-    """Run `EXAMPLES_PER_TEST` sequences of `family` in both worlds; the number run.
+def _differential(
+    family: str, base: Path, make_view: ViewFactory = PosixView, examples: int = EXAMPLES_PER_TEST
+) -> int:
+    """Run `examples` sequences of `family` in both worlds; the number run. Raises
+    AssertionError (after shrinking) at the first sequence the worlds disagree on.
 
     Interposition is entered once for the whole test (entering scans every loaded module,
     ~0.1 s). The real run happens inside it too, on a real path the routers pass through
@@ -126,12 +138,12 @@ def _differential(family: str, base: Path) -> int:
     roots = _real_runs(base)
     count = 0
 
-    @_settings(EXAMPLES_PER_TEST)
+    @_settings(examples, shrink=make_view is PosixView)
     @given(sequences(FAMILIES[family], CALLS_PER_SEQUENCE_MAX))
     def check(calls: list[Call]) -> None:
         nonlocal count
         real = _run_real(next(roots), calls)
-        simulated = _run_simulated(interposition, calls)
+        simulated = _run_simulated(interposition, calls, make_view)
         assert real == simulated, "the simulated root differs from the real disk:\n" + _render(calls, real, simulated)
         count += 1
 
@@ -146,24 +158,57 @@ def test_simulated_root_matches_the_real_disk(family: str, real_base: Path) -> N
 
 
 def test_passing_through_changes_nothing(real_base: Path) -> None:
-    """A real run observes the same without interposition, inside it, and again without:
-    so the normalization hides every difference that is not the file system's (roots,
+    """A real run observes the same twice without interposition and once inside it: so
+    the normalization hides every difference that is not the file system's (roots,
     descriptor numbers, random names), and the routers pass real calls through unchanged
-    (the differential test runs its real side inside interposition)."""
+    (the differential test runs its real side inside interposition). Hypothesis draws
+    the sequences outside; they are replayed inside one block."""
     roots = _real_runs(real_base)
-    count = 0
+    runs: list[tuple[list[Call], list[Observation]]] = []
 
     @_settings(SELF_CHECK_EXAMPLES)
     @given(sequences(FAMILIES["everything"], CALLS_PER_SEQUENCE_MAX))
     def check(calls: list[Call]) -> None:
-        nonlocal count
-        plain = _run_real(next(roots), calls)
-        with interpose(PosixView(SIMULATED_ROOT)):
-            passed_through = _run_real(next(roots), calls)
-        again = _run_real(next(roots), calls)
+        plain, again = _run_real(next(roots), calls), _run_real(next(roots), calls)
         assert plain == again, "the real disk is not deterministic here:\n" + _render(calls, plain, again)
-        assert plain == passed_through, "interposition changed a real call:\n" + _render(calls, plain, passed_through)
-        count += 1
+        runs.append((calls, plain))
 
     check()
-    assert count >= SELF_CHECK_EXAMPLES
+    assert len(runs) >= SELF_CHECK_EXAMPLES
+    with interpose(PosixView(SIMULATED_ROOT)):
+        for calls, plain in runs:
+            passed_through = _run_real(next(roots), calls)
+            message = "interposition changed a real call:\n" + _render(calls, plain, passed_through)
+            assert plain == passed_through, message
+
+
+class _AppendIgnored(PosixView):
+    """A view that forgets O_APPEND: writes land at the position, not at the end."""
+
+    def open(self, path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        return super().open(path, flags & ~os.O_APPEND, mode, dir_fd=dir_fd)
+
+
+class _TruncateIgnored(PosixView):
+    """A view that forgets O_TRUNC: `open(path, "w")` keeps the old bytes."""
+
+    def open(self, path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        return super().open(path, flags & ~os.O_TRUNC, mode, dir_fd=dir_fd)
+
+
+class _ExclusiveIgnored(PosixView):
+    """A view that forgets O_EXCL: creating an existing file succeeds."""
+
+    def open(self, path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        return super().open(path, flags & ~os.O_EXCL, mode, dir_fd=dir_fd)
+
+
+MUTANTS = [(_AppendIgnored, "descriptors"), (_TruncateIgnored, "file_objects"), (_ExclusiveIgnored, "namespace")]
+
+
+@pytest.mark.parametrize(("make_view", "family"), MUTANTS)
+def test_a_broken_view_is_caught(make_view: ViewFactory, family: str, real_base: Path) -> None:
+    """The differential can fail: a view with one forgotten flag disagrees with the real
+    disk within `MUTANT_EXAMPLES_MAX` sequences."""
+    with pytest.raises(AssertionError, match="the simulated root differs from the real disk"):
+        _differential(family, real_base, make_view, MUTANT_EXAMPLES_MAX)
