@@ -226,6 +226,8 @@ class Analysis:
     # the file's size before the call); a torn write holds garbage only there: a sector it
     # overwrites keeps its old bytes or gets the new ones, never random ones.
     fresh_from: dict[int, int] = field(default_factory=dict)
+    # inode -> the mode its `Create` gave it (a file replayed without its Create keeps it)
+    create_modes: dict[int, int] = field(default_factory=dict)
 
     def forced(self, point: int) -> set[int]:
         """The operations issued before `point` that are durable there (rules 1-2)."""
@@ -263,10 +265,15 @@ def _durable_indexes(ops: Sequence[MicroOp]) -> list[int | None]:
     (rule 1), of a directory it names for an entry op (rule 2)."""
     durable_at: list[int | None] = [None] * len(ops)
     next_sync: dict[int, int] = {}
+    next_full_sync: dict[int, int] = {}
     for index in range(len(ops) - 1, -1, -1):
         op = ops[index]
         if isinstance(op, Sync):
             next_sync[op.inode] = index
+            if not op.data_only:
+                next_full_sync[op.inode] = index
+        elif isinstance(op, Chmod):  # metadata: fsync makes it durable, fdatasync does not
+            durable_at[index] = next_full_sync.get(op.inode)
         elif isinstance(op, DATA_OPS):
             durable_at[index] = next_sync.get(op.inode)
         elif isinstance(op, ENTRY_OPS):
@@ -292,7 +299,7 @@ def _lost_indexes(ops: Sequence[MicroOp], durable_at: list[int | None]) -> dict[
 
 
 def _rename_unlinks(recording: Recording) -> dict[int, int]:
-    """rename index -> index of the `Unlink` of its destination recorded just before it by
+    """rename index -> index of the `Unlink` (or `Rmdir`) of its destination recorded just before it by
     the same call (same `CallSite`). A rename is atomic (the destination names the old
     file or the new one, never nothing), so the two are one unit: no crash point between
     them, dropped together, and the unlink applied only when the rename applies. An
@@ -303,7 +310,7 @@ def _rename_unlinks(recording: Recording) -> dict[int, int]:
         op, before = ops[index], ops[index - 1]
         if (
             isinstance(op, Rename)
-            and isinstance(before, Unlink)
+            and isinstance(before, Unlink | Rmdir)  # over a file, or over an empty directory
             and (before.parent, before.name) == (op.target_parent, op.target_name)
             and sites[index - 1] == sites[index]
         ):
@@ -338,6 +345,7 @@ def analyze(recording: Recording) -> Analysis:
         tuple(sorted(points - inside_a_call)),
         rename_unlinks,
         _fresh_offsets(recording),
+        {op.inode: op.mode for op in ops if isinstance(op, Create)},
     )
     _ANALYSES.insert(0, (recording, len(ops), analysis))
     del _ANALYSES[_ANALYSES_KEPT:]
@@ -697,6 +705,7 @@ class _PrefixTrees:
             return _copy_tree(self.trees[count])
         start = max((cached for cached in self.trees if cached <= count), default=None)
         tree = Tree.from_image(self.recording.initial) if start is None else _copy_tree(self.trees[start])
+        tree.unnamed_modes = self.analysis.create_modes
         ops, analysis = self.recording.ops, self.analysis
         for index in analysis.changes[(start or 0) : count]:
             if index not in analysis.lost_by:
@@ -721,6 +730,7 @@ def _copy_tree(tree: Tree) -> Tree:
     copy = Tree()
     copy.next_inode = tree.next_inode
     copy.clock_ns = tree.clock_ns
+    copy.unnamed_modes = tree.unnamed_modes
     nodes: dict[int, FileNode | DirNode] = {}
     for number, node in tree.nodes.items():
         if isinstance(node, FileNode):

@@ -33,6 +33,7 @@ from io_backends.sim.posix import interpose as interpose_module
 from io_backends.sim.posix.errors import UnmodelledCall
 from io_backends.sim.posix.files import SimRawIO, sim_open
 from io_backends.sim.posix.interpose import Interposition, interpose
+from io_backends.sim.posix.ops import Create, Recording, Sync
 from io_backends.sim.posix.view import SIM_FD_BASE, PosixView
 
 _roots = itertools.count()
@@ -229,6 +230,17 @@ def test_the_roots_top_directory_never_reaches_the_real_disk(active: tuple[Inter
             call()
     with pytest.raises(FileNotFoundError):  # the real disk, asked directly
         interpose_module._REAL["lstat"](str(top))
+
+
+def test_os_sync_makes_the_simulated_disk_durable(active: tuple[Interposition, Path]) -> None:
+    """os.sync takes no path, so no router saw it (review: it made nothing durable)."""
+    interposition, root = active
+    interposition.view.recording = recording = Recording([], [], interposition.view.tree.image())
+    (root / "f").write_text("x")
+    os.sync()
+    synced = {op.inode for op in recording.ops if isinstance(op, Sync)}
+    created = [op for op in recording.ops if isinstance(op, Create)]
+    assert created and {created[0].inode, created[0].parent} <= synced
 
 
 def test_unknown_and_cross_device(active: tuple[Interposition, Path], tmp_path: Path) -> None:

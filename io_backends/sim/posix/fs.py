@@ -171,6 +171,9 @@ class Tree:
         self.nodes: dict[int, Node] = {ROOT_INODE: DirNode(ROOT_MODE, ROOT_INODE, CLOCK_EPOCH_NS)}
         self.next_inode = ROOT_INODE + 1
         self.pinned: dict[int, int] = {}  # inode -> open descriptions referring to it
+        # Replay: the mode each file was created with, for a file whose `Create` was
+        # dropped but whose data was kept (`_unnamed_file`); set by the explorer.
+        self.unnamed_modes: dict[int, int] = {}
 
     # -- snapshots -------------------------------------------------------------------
 
@@ -499,7 +502,7 @@ class Tree:
         number belongs to a directory."""
         if number in self.nodes:
             return None
-        node = FileNode(0o644, self.clock_ns)
+        node = FileNode(self.unnamed_modes.get(number, 0o644), self.clock_ns)
         node.linked = False
         self.nodes[number] = node
         self._reserve(number)

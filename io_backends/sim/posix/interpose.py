@@ -76,6 +76,7 @@ _ROUTED_OS_NAMES = (
     *("fdatasync", "dup", "fstat", "stat", "lstat", "rename", "replace", "unlink", "remove", "mkdir"),
     *("rmdir", "listdir", "scandir", "chmod", "fchmod", "access", "utime", "sendfile", "listxattr"),
     *("isatty", "get_inheritable", "set_inheritable", "get_blocking", "set_blocking", "device_encoding"),
+    "sync",
 )
 # The real functions, saved when this module is imported ("fcntl.flock", "io.open", "mmap.mmap").
 _REAL: dict[str, Any] = {name: getattr(os, name) for name in _ROUTED_OS_NAMES if hasattr(os, name)}
@@ -675,7 +676,18 @@ def _make_guard(
 _read = _make_fd_call("read")
 _pread = _make_fd_call("pread")
 _write = _make_fd_call("write")
+def _sync() -> None:
+    """os.sync: while active, writes back the simulated disk (the real one is left to
+    the kernel: what a test observes of it does not depend on a sync)."""
+    state = _ACTIVE
+    if state is not None:
+        state._view.sync()
+        return
+    _REAL["sync"]()
+
+
 _OS_ROUTERS: dict[str, Callable[..., Any]] = {
+    "sync": _sync,
     "open": _open,
     "close": _make_fd_call("close"),
     "read": _read,

@@ -10,8 +10,9 @@ ALICE's split of system calls into micro-operations:
 
 - an append (or any write past the end) is `Truncate` to the new size (the size
   persists first, the data reads as zeros) and then `Write` of the bytes;
-- a rename over an existing name is `Unlink` of the destination, then `Rename`
-  (an atomic move of the source entry);
+- a rename over an existing name is `Unlink` (or `Rmdir`, over an empty directory) of
+  the destination, then `Rename` (an atomic move of the source entry); the explorer keeps
+  the two of one call together, so a rename stays atomic;
 - `O_TRUNC` and `ftruncate` are `Truncate`; `O_SYNC`/`O_DSYNC` writes are `Write`
   followed by `Sync` of the same inode.
 
@@ -20,8 +21,9 @@ start. Names are single path components (no "/").
 
 The persistence model (what may survive a crash), stated once for the explorer:
 
-1. A data operation (`Write`, `Truncate`, `Chmod`) on inode X is durable once a later
-   `Sync(X)` (fsync or fdatasync of X) completed.
+1. A data operation (`Write`, `Truncate`) on inode X is durable once a later `Sync(X)`
+   (fsync or fdatasync of X) completed; a `Chmod` of X once a later fsync of X did
+   (fdatasync leaves metadata that reading the data does not need).
 2. An entry operation (`Create`, `Mkdir`, `Unlink`, `Rmdir`, `Rename`) is durable once a
    later `Sync(D)` completed for a directory D it names (for a rename across
    directories, either one).

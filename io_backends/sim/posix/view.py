@@ -689,6 +689,14 @@ class PosixView:
         `fsync_gate`, after recording DropDirty: the dirty data is gone for good)."""
         self._sync(fd, data_only=False)
 
+    def sync(self) -> None:
+        """os.sync: every file and directory of the tree is written back; records a Sync
+        of each inode reachable or open, in number order (the simulated disk has no
+        failed writeback to report: os.sync returns nothing)."""
+        self.tree.tick()
+        inodes = sorted(self.tree.nodes)
+        self._commit([Sync(inode) for inode in inodes], lambda: "sync()")
+
     def fdatasync(self, fd: int) -> None:
         """os.fdatasync: records Sync(data_only=True); errors as fsync."""
         self._sync(fd, data_only=True)
