@@ -676,6 +676,8 @@ def _make_guard(
 _read = _make_fd_call("read")
 _pread = _make_fd_call("pread")
 _write = _make_fd_call("write")
+
+
 def _sync() -> None:
     """os.sync: while active, writes back the simulated disk (the real one is left to
     the kernel: what a test observes of it does not depend on a sync)."""
