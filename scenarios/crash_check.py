@@ -112,12 +112,11 @@ class CrashCheck:
         failing state's report), `CrashCheckError`, or the workload's own exception."""
         exploration = self.explore(workload, check, explore=explore, budget=budget, faults=faults)
         _raise_for_harness(exploration)
-        failing = list(exploration.failures)
-        final = exploration.final
-        failing += [final] if final is not None and not final.passed else []
+        failing = exploration.broken_promises
         if failing:
             others = f"\nand {len(failing) - 1} other failing states" if len(failing) > 1 else ""
-            counts = f"\n{exploration.unique} unique states of {exploration.enumerated} enumerated checked"
+            sample = f" (a seeded sample of {exploration.possible} possible)" if exploration.sampled else ""
+            counts = f"\n{exploration.unique} unique states of {exploration.enumerated} enumerated{sample} checked"
             raise AssertionError(self.report(exploration, failing[0]) + others + counts)
         return exploration
 

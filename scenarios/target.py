@@ -313,6 +313,15 @@ class Exploration:
         return self.recorded.recording
 
     @property
+    def broken_promises(self) -> list[StateResult]:
+        """The final state's check when it failed (first: acknowledged data lost with no
+        error raised is the plainest statement of the bug), then the failed crash states
+        (unmodelled ones left out), most minimal first."""
+        failed = [result for result in self.failures if result.verdict == "failed"]
+        final = self.final
+        return ([final] if final is not None and not final.passed else []) + failed
+
+    @property
     def sampled(self) -> bool:
         """Whether the budget left states out (the rest were a seeded sample)."""
         return self.possible > self.enumerated

@@ -167,12 +167,8 @@ class TargetRunResult:
 
     @property
     def broken_promises(self) -> list[StateResult]:
-        """The final state's check when it failed (first: acknowledged data lost with no
-        error raised is the plainest statement of the bug), then the failed crash states
-        (unmodelled ones left out), most minimal first."""
-        failed = [result for result in self.exploration.failures if result.verdict == "failed"]
-        final = self.exploration.final
-        return ([final] if final is not None and not final.passed else []) + failed
+        """`Exploration.broken_promises`."""
+        return self.exploration.broken_promises
 
     @property
     def exit_code(self) -> int:

@@ -30,7 +30,9 @@ The persistence model (what may survive a crash), stated once for the explorer:
 3. Nothing else orders operations: `close` makes nothing durable, and any operation not
    made durable by 1 or 2 may be lost while later ones survive.
 4. `DropDirty(X)` (fsyncgate: a failed fsync) means every earlier data operation on X
-   not already durable is lost for good: no crash state keeps it.
+   not already durable is lost for good: no crash state keeps it, not even one at a point
+   before the failed fsync (its writeback was doomed), so there a state can differ from
+   what the live run showed.
 5. `Ack` is not a disk operation: it marks a promise the workload made (ALICE's stdout).
 """
 
