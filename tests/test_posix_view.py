@@ -1128,6 +1128,21 @@ def test_fsync_gate_records_drop_dirty() -> None:
     assert view.recording.ops[-2:] == [DropDirty(inode), Sync(inode)]
 
 
+def test_fsync_gate_fails_the_sync_of_an_o_dsync_write() -> None:
+    """A write through O_DSYNC is a write and its fdatasync: fsyncgate can fail that sync
+    too (review: it never drew the fault). The data reached the page cache, then was
+    dropped: the recording says so, and the write raises EIO."""
+    view, faults = _faulty_view()
+    fd = view.open(ROOT + "/f", WRONLY | os.O_DSYNC)
+    faults.force("fsync_gate")
+    with pytest.raises(OSError) as raised:
+        view.write(fd, b"new")
+    assert raised.value.errno == errno.EIO
+    assert view.recording is not None
+    inode = view.tree.find("f") or 0
+    assert view.recording.ops[-2:] == [Write(inode, 0, b"new"), DropDirty(inode)]
+
+
 def test_a_permission_fault_on_open_waits_for_an_open_for_writing() -> None:
     view, faults = _faulty_view()
     faults.force("permission_errors.open")

@@ -620,9 +620,23 @@ class PosixView:
         inode = description.inode
         write = Write(inode, offset, payload)
         ops: tuple[MicroOp, ...] = (Truncate(inode, end), write) if growth > 0 else (write,)
+
+        def describe() -> str:
+            return f"{call}(fd -> {self._show(description.path)!r}, {size} bytes at {offset})"
+
         if description.sync_data_only is not None:
+            if self._sync_gate_fires():  # the write's own sync failed: EIO, the data dropped
+                self._commit((*ops, DropDirty(inode)), describe)
+                raise _error(errno.EIO)
             ops = (*ops, Sync(inode, description.sync_data_only))
-        self._commit(ops, lambda: f"{call}(fd -> {self._show(description.path)!r}, {size} bytes at {offset})")
+        self._commit(ops, describe)
+
+    def _sync_gate_fires(self) -> bool:
+        """fsyncgate for one sync (explicit, or a write's through O_SYNC/O_DSYNC)."""
+        faults = self.faults
+        if faults is None or (faults.quiet and not faults.persistent_errors):
+            return False
+        return faults.draw("fsync_gate", faults.plan.fsync_gate.probability)
 
     def lseek(self, fd: int, position: int, how: int) -> int:
         """os.lseek: SEEK_SET/CUR/END, and SEEK_DATA/SEEK_HOLE (no holes are modelled:
@@ -710,7 +724,7 @@ class PosixView:
         if faults is not None and not (faults.quiet and not faults.persistent_errors):
             plan = faults.plan
             self._operation_fault(faults, "sync", description.path, plan.operation_errors.sync_probability)
-            if faults.draw("fsync_gate", plan.fsync_gate.probability):
+            if self._sync_gate_fires():
                 self._commit((DropDirty(inode),), lambda: f"{call}(fd -> {self._show(description.path)!r}) failed")
                 raise _error(errno.EIO)
         self._commit((Sync(inode, data_only),), lambda: f"{call}(fd -> {self._show(description.path)!r})")
