@@ -220,94 +220,129 @@ class Recovery:
         """
         kept: dict[int, tuple[File, int]] = {}
         for index, segment_id in enumerate(segment_ids):
-            newest = index == len(segment_ids) - 1
-            unreadable_before = self.report.unreadable_bytes
-            file, data = self._read_segment(segment_id, "w" if newest else "r")
-            data, scan = self._scan(segment_id, file, data, compacted=False)
-            if newest:
-                self.newest_data = (segment_id, data)
-            self.report.segments_scanned += 1
-            if self.damage is None and index > 0 and segment_id != segment_ids[index - 1] + 1:
-                self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
-            expected = self.expected_lsn
-            if self.damage is None and expected is not None and scan.first_lsn not in (None, expected):
-                self._damaged(
-                    segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
-                )
-            if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
-                tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
-                if expected is None:  # nothing valid before it: no way to show the tail held no records
-                    self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
-                    self.lost_last = scan.first_lsn - 1
-                else:  # the lsns continue: the damaged tail held no records
-                    self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
-                    self.damaged_tail = None
-            if self.damage is not None:
-                self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
-                self.quarantine.append((segment_id, 0))
-                close_quietly(self.io, file)
-                continue
-            records, lsn_max = apply_frames(data, scan.frames, self.keydir, segment_id)
-            self._count(len(scan.frames), records, lsn_max)
-            kept[segment_id] = (file, scan.valid_length)
-            if scan.last_lsn is not None:
-                self.expected_lsn = scan.last_lsn + 1
-            if scan.bad_offset is None:
-                continue
-            zero_tail = scan.resume_offset is None and data.count(0, scan.bad_offset) == len(data) - scan.bad_offset
-            if newest and zero_tail and not self._recorded_durable(segment_id, data, scan.bad_offset):
-                # Preallocated free space, not damage: the writer fills it. Only the newest
-                # segment has any: sealing cuts it off (and syncs) before the next segment
-                # exists, so zeros at the end of a sealed segment are damage (a lost or
-                # misdirected write), judged below like any damaged tail; so are zeros
-                # where the newest segment was recorded durable.
-                self.allocated[segment_id] = len(data)
-                continue
-            header_records = scan.bad_header.count if scan.bad_header is not None else 0
-            if scan.resume_offset is not None:
-                detail = f"damaged frame followed by valid frames at offset {scan.resume_offset}"
-                self._damaged_here(segment_id, scan, detail)
-                self.lost_last = scan.last_lsn_seen or 0
-            elif self.report.unreadable_bytes > unreadable_before:  # never a torn tail: the disk refused
-                self._damaged_here(segment_id, scan, "unreadable sectors (EIO)")
-            elif newest and self._misplaced(segment_id, data, scan):
-                first = self._damaged_here(
-                    segment_id, scan, "a whole frame in the wrong place (a misdirected or stale write), not a torn one"
-                )
-                assert scan.bad_header is not None
-                self.lost_last = max(scan.bad_header.first_lsn + scan.bad_header.count - 1, first)
-            elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
-                first = self._damaged_here(
-                    segment_id, scan, "damaged frames at the end of the log (more than one: not a torn write)"
-                )
-                self.lost_last = max(spanned[1], first + 1)  # two frames at least
-            elif newest and self._recorded_durable(segment_id, data, scan.bad_offset):
-                first = self._damaged_here(
-                    segment_id, scan, "damaged frame where the segment was recorded durable (not a torn write)"
-                )
-                self.lost_last = first - 1 + max(header_records, 1)
-            elif newest:
-                self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
-            else:
-                self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
+            previous = segment_ids[index - 1] if index > 0 else None
+            self._replay_segment(segment_id, previous, index == len(segment_ids) - 1, kept)
         if self.damaged_tail is not None and self.damage is None:
-            tail_id, tail_offset, header_records, _bytes = self.damaged_tail
-            self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
-            # The segments after it hold no records (or their lsns would have shown the
-            # tail held none); they go to quarantine with it, or a damaged segment moved
-            # whole would leave a gap in the ids that the next open reads as damage.
-            for later in sorted(i for i in kept if i > tail_id):
-                file, _length = kept.pop(later)
-                self.truncations = [(cut, offset) for cut, offset in self.truncations if cut is not file]
-                close_quietly(self.io, file)
-                self.quarantine.append((later, 0))
-            assert self.damage is not None and self.damage.lsn_first_lost is not None
-            self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+            self._quarantine_damaged_tail(kept)
         if self.damage is not None:
             first = self.damage.lsn_first_lost or 1
             last = max(self.lost_last, first - 1)
             self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
         return kept
+
+    def _replay_segment(
+        self, segment_id: int, previous: int | None, newest: bool, kept: dict[int, tuple[File, int]]
+    ) -> None:
+        """Scan one segment, check it continues the log, apply its frames (into `kept`
+        when it is kept) and judge a bad tail (`_judge_bad_tail`)."""
+        unreadable_before = self.report.unreadable_bytes
+        file, data = self._read_segment(segment_id, "w" if newest else "r")
+        data, scan = self._scan(segment_id, file, data, compacted=False)
+        if newest:
+            self.newest_data = (segment_id, data)
+        self.report.segments_scanned += 1
+        self._check_continuity(segment_id, previous, scan, kept)
+        if self.damage is not None:
+            self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
+            self.quarantine.append((segment_id, 0))
+            close_quietly(self.io, file)
+            return
+        records, lsn_max = apply_frames(data, scan.frames, self.keydir, segment_id)
+        self._count(len(scan.frames), records, lsn_max)
+        kept[segment_id] = (file, scan.valid_length)
+        if scan.last_lsn is not None:
+            self.expected_lsn = scan.last_lsn + 1
+        if scan.bad_offset is None:
+            return
+        zero_tail = scan.resume_offset is None and data.count(0, scan.bad_offset) == len(data) - scan.bad_offset
+        if newest and zero_tail and not self._recorded_durable(segment_id, data, scan.bad_offset):
+            # Preallocated free space, not damage: the writer fills it. Only the newest
+            # segment has any: sealing cuts it off (and syncs) before the next segment
+            # exists, so zeros at the end of a sealed segment are damage (a lost or
+            # misdirected write), judged below like any damaged tail; so are zeros
+            # where the newest segment was recorded durable.
+            self.allocated[segment_id] = len(data)
+            return
+        unreadable = self.report.unreadable_bytes > unreadable_before
+        self._judge_bad_tail(segment_id, data, scan, newest, unreadable, kept)
+
+    def _check_continuity(
+        self, segment_id: int, previous: int | None, scan: SegmentScan, kept: dict[int, tuple[File, int]]
+    ) -> None:
+        """Damage when ids or lsns skip; a damaged tail of the segment before is resolved
+        here: harmless (torn, held no records) when this segment continues the lsns."""
+        expected = self.expected_lsn
+        if self.damage is None and previous is not None and segment_id != previous + 1:
+            self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
+        if self.damage is None and expected is not None and scan.first_lsn not in (None, expected):
+            self._damaged(
+                segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
+            )
+        if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
+            tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
+            if expected is None:  # nothing valid before it: no way to show the tail held no records
+                self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+                self.lost_last = scan.first_lsn - 1
+            else:  # the lsns continue: the damaged tail held no records
+                self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
+                self.damaged_tail = None
+
+    def _judge_bad_tail(
+        self,
+        segment_id: int,
+        data: bytes,
+        scan: SegmentScan,
+        newest: bool,
+        unreadable: bool,
+        kept: dict[int, tuple[File, int]],
+    ) -> None:
+        """A segment whose frames stop before its end: mid-log corruption, unreadable
+        sectors, misplaced or several damaged frames, damage where it was recorded durable,
+        or a torn tail (the newest segment's, cut now; a sealed one's, judged by the next)."""
+        assert scan.bad_offset is not None
+        header_records = scan.bad_header.count if scan.bad_header is not None else 0
+        if scan.resume_offset is not None:
+            detail = f"damaged frame followed by valid frames at offset {scan.resume_offset}"
+            self._damaged_here(segment_id, scan, detail)
+            self.lost_last = scan.last_lsn_seen or 0
+        elif unreadable:  # never a torn tail: the disk refused
+            self._damaged_here(segment_id, scan, "unreadable sectors (EIO)")
+        elif newest and self._misplaced(segment_id, data, scan):
+            first = self._damaged_here(
+                segment_id, scan, "a whole frame in the wrong place (a misdirected or stale write), not a torn one"
+            )
+            assert scan.bad_header is not None
+            self.lost_last = max(scan.bad_header.first_lsn + scan.bad_header.count - 1, first)
+        elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
+            first = self._damaged_here(
+                segment_id, scan, "damaged frames at the end of the log (more than one: not a torn write)"
+            )
+            self.lost_last = max(spanned[1], first + 1)  # two frames at least
+        elif newest and self._recorded_durable(segment_id, data, scan.bad_offset):
+            first = self._damaged_here(
+                segment_id, scan, "damaged frame where the segment was recorded durable (not a torn write)"
+            )
+            self.lost_last = first - 1 + max(header_records, 1)
+        elif newest:
+            self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
+        else:
+            self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
+
+    def _quarantine_damaged_tail(self, kept: dict[int, tuple[File, int]]) -> None:
+        """A sealed segment's damaged tail that no later segment showed harmless."""
+        assert self.damaged_tail is not None
+        tail_id, tail_offset, header_records, _bytes = self.damaged_tail
+        self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+        # The segments after it hold no records (or their lsns would have shown the
+        # tail held none); they go to quarantine with it, or a damaged segment moved
+        # whole would leave a gap in the ids that the next open reads as damage.
+        for later in sorted(i for i in kept if i > tail_id):
+            file, _length = kept.pop(later)
+            self.truncations = [(cut, offset) for cut, offset in self.truncations if cut is not file]
+            close_quietly(self.io, file)
+            self.quarantine.append((later, 0))
+        assert self.damage is not None and self.damage.lsn_first_lost is not None
+        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
 
     def _recorded_durable(self, segment_id: int, data: bytes, offset: int) -> bool:
         """True when the bytes at `offset` of the newest segment were recorded durable (by
