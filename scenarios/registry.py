@@ -40,6 +40,10 @@ class Scenario:
     crash_during_recovery_probability: float = 0.0
     segment_size_target_bytes: int = 16 * 1024
     swarm: bool = False  # per seed, switch a random subset of the faults off
+    # The faults the scenario is named for, as `FaultInjector.draw` names ("bit_flip.on_write",
+    # "torn_write", ...; a name ending in "." covers every draw it prefixes): every seed
+    # fires each of them at least once, and a seed that fired none exercised nothing.
+    defining_faults: tuple[str, ...] = ()
 
     def fault_plan(self, rng: random.Random) -> FaultPlan:
         """The plan for one seed: swarm testing keeps each fault with probability 1/2."""

@@ -71,6 +71,12 @@ class SeedResult:
     trace_hash: str = ""
     faults: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # fired, opportunities, configured
     timeline: list[str] = field(default_factory=list)
+    # where planned crashes landed: store method ("open", "set", "close", "compact", ...,
+    # "recovery", "repair") -> how many crashes landed inside it this seed
+    crashes_by_method: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)  # coverage marks reached (`kv.marks`): name -> hits
+    # the scenario's defining faults (`Scenario.defining_faults`, draw names) -> times fired this seed
+    defining_faults: dict[str, int] = field(default_factory=dict)
 
 
 RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
