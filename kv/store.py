@@ -119,6 +119,8 @@ class VerifyReport:
     frames_checked: int = 0
     records_checked: int = 0
     problems: list[str] = field(default_factory=list)
+    checked_bytes: dict[str, int] = field(default_factory=dict)  # path -> bytes checked from offset 0
+    damaged_files: list[str] = field(default_factory=list)  # paths with any problem, in order found
 
     @property
     def ok(self) -> bool:
@@ -625,15 +627,20 @@ class Store:
                 size = min(size, self._log.write_offset)
             scan = scan_segment(segment_id, read_exact(self.io, file, 0, size), compacted=compacted)
             report.files_checked += 1
+            report.checked_bytes[file.path] = size
             report.frames_checked += len(scan.frames)
             if scan.bad_offset is not None:
                 report.problems.append(f"{file.path}: damaged frame at offset {scan.bad_offset}")
+                report.damaged_files.append(file.path)
         for key, location in self._keydir.items():
             report.records_checked += 1
             try:
                 self._read_record(key, location)
             except CorruptionDetected as error:
                 report.problems.append(str(error))
+                path = self._file(location[0]).path
+                if path not in report.damaged_files:
+                    report.damaged_files.append(path)
         return report
 
     def stats(self) -> Stats:

@@ -1,30 +1,12 @@
-"""Run one scenario for one seed on the simulated disk and check it against the model.
+"""Run one scenario for one seed on the simulated disk, checked by the oracle.
 
-The oracle (what every seed checks):
-
-- every `get` returns exactly what the model holds, or raises a typed error when a
-  media fault is on (no silent corruption, no stale read);
-- after a crash, a failed write or a failed open, the recovered state is the
-  acknowledged state, or that state plus the one operation in flight, whole
-  (durability; atomicity of `set_many`). In `batch` and `none` modes it may also be
-  the state before any of the acknowledged writes not yet known durable (prefix
-  consistency), no shorter than the mode's promise: everything before a successful
-  `flush`, `compact` or close, and in `batch` mode every write that started more than
-  `BATCH_INTERVAL_MS_MAX` of virtual time before, or more than `BATCH_OPERATIONS_MAX`
-  writes before, the newest acknowledged one (with media faults on, a reported torn
-  tail may take any suffix of the acknowledged writes in these modes: a frame holds a
-  group commit, and how much that was is not checked);
-- where a media fault destroyed acknowledged data, the store reported it (a corruption
-  or torn tail in its recovery report, or a typed error reading the key), and every
-  value it still returns was once written for that key: silent loss and invented
-  values are violations;
-- recovery finds no corruption where no media fault was injected;
-- recovery that crashes itself, then runs again, gives the same state (idempotence);
-- a store error is a typed `KvError`; anything else from the store is a violation;
-- at the end, with faults off, a clean close and reopen give the model (liveness).
-
-Deliberately not checked: how much a media fault destroyed (only that the loss was
-reported and nothing was invented), and performance.
+The `Harness` drives one store on one `SimIo`: it runs each operation with the planned
+crash armed (crashes land inside store methods and inside recovery, never in the
+harness), decides how to reopen after a crash or a failure, keeps the trace, and hands
+every answer and every recovery to the `scenarios.oracle.Oracle`, which says what is
+legal (see its docstring for what is and is not checked). Three drivers feed the
+harness decisions: `run_seed` (drawn from a seed), `run_schedule` (from a `Schedule`)
+and the hypothesis state machine (from hypothesis data).
 """
 
 from __future__ import annotations
@@ -37,11 +19,14 @@ from dataclasses import dataclass, field
 import kv
 from io_backends.sim import SimIo, SimulatedCrash
 from kv.errors import CorruptionDetected, IoError, KvError
-from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
+from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store
+from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import Scenario
 from scenarios.schedule import Schedule, Step
-from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, apply, run_operation
+from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, run_operation
+
+__all__ = ["STORE_DIRECTORY", "Harness", "SeedResult", "Violation", "record_seed", "run_schedule", "run_seed"]
 
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
@@ -49,10 +34,11 @@ CRASH_DELAY_OPERATIONS_MAX = 60
 # Reopening may crash or fail this many times before the faults are switched off (the
 # fault "clears") so the run can go on.
 REOPEN_ATTEMPTS_MAX = 4
-
-
-class Violation(Exception):
-    """An invariant the store promised did not hold."""
+# A crash planned inside recovery lands within this many I/Os of the open's start; opens
+# of the stores the scenarios build take 11-133 I/Os, so every point of one is reachable.
+RECOVERY_CRASH_OPERATIONS_MAX = 160
+# Values shown in a timeline are cut to this many characters.
+VALUE_SHOWN_CHARS_MAX = 24
 
 
 @dataclass
@@ -72,7 +58,7 @@ class SeedResult:
     faults: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # fired, opportunities, configured
     timeline: list[str] = field(default_factory=list)
     # where planned crashes landed: store method ("open", "set", "close", "compact", ...,
-    # "recovery", "repair") -> how many crashes landed inside it this seed
+    # "repair") -> how many crashes landed inside it this seed
     crashes_by_method: dict[str, int] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)  # coverage marks reached (`kv.marks`): name -> hits
     # the scenario's defining faults (`Scenario.defining_faults`, draw names) -> times fired this seed
@@ -82,14 +68,27 @@ class SeedResult:
 RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
 
 
-class Harness:
-    """The oracle around one store on one `SimIo`: drivers feed it operations and crash
-    decisions (`start`, `plan_crash`, `do`, `crash_now`, `finish`), it checks every
-    answer and every recovery against the model and raises `Violation`.
+def _shown(value: bytes | None) -> str:
+    if value is None:
+        return "None"
+    text = repr(value)
+    return text if len(text) <= VALUE_SHOWN_CHARS_MAX else f"{text[: VALUE_SHOWN_CHARS_MAX - 1]}…({len(value)}B)"
 
-    Three drivers: `run_seed` (decisions drawn from a seed), `run_schedule` (decisions
-    from a `Schedule`) and the hypothesis state machine (decisions from hypothesis data).
-    """
+
+def describe(operation: Operation) -> str:
+    """One operation for a timeline: its kind, and up to three keys with their values."""
+    kind, changes = operation
+    if kind not in WRITE_KINDS:
+        return f"{kind} {b' '.join(sorted(changes)[:3]).decode(errors='replace')}".rstrip()
+    shown = [f"{key.decode(errors='replace')}={_shown(value)}" for key, value in sorted(changes.items())[:3]]
+    more = f" (+{len(changes) - 3} keys)" if len(changes) > 3 else ""
+    return f"{kind} {' '.join(shown)}{more}"
+
+
+class Harness:
+    """One store on one `SimIo`, driven by `start`, `plan_crash`, `do`, `crash_now`,
+    `reopen_clean` and `finish`; every answer and recovery goes to `self.oracle`, which
+    raises `Violation`."""
 
     def __init__(
         self,
@@ -104,35 +103,53 @@ class Harness:
         self.durability: Durability = durability
         self.segment_size_target_bytes = segment_size_target_bytes
         self.io = io
-        self.media = False  # a fault that damages data was ever on
-        self.faulty = False  # any fault was ever on (damage may outlive the faults)
+        self.oracle = Oracle(durability)
         self.note_faults()
         self.result = SeedResult(scenario, 0, 0, durability)
         self.digest = hashlib.sha256()
         self.keep_timeline = keep_timeline
-        self.model: Model = {}
-        self.written: dict[bytes, set[bytes]] = {}  # every value ever written for each key
-        self.unknown: set[bytes] = set()  # keys whose read failed: value unknown until rewritten
-        self.accepted_loss = False  # the last recovery lost data and reported it
-        self.before_last: Model = {}  # the model before the last acknowledged write
-        # batch and none modes: (the model before it, the virtual clock when it started)
-        # for each acknowledged write not yet known durable, oldest first
-        self.unsynced: list[tuple[Model, int]] = []
-        # batch and none modes: the model before each acknowledged write, the whole run
-        # (a damaged last frame may hold any number of them: see `check_recovered`)
-        self.history: list[Model] = []
-        self.lost_writes_checked = 0  # lost writes already accounted for
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
         self.crash_landed_after_ios: int | None = None  # set when a planned crash fires
         self.recovery_crashes: RecoveryCrashes = lambda: None
         self.store: Store | None = None
         self.header = header
+        self.steps = 0
+        self._fault_counts_seen: dict[str, int] = {}
+        self._names_before_open: frozenset[str] = frozenset()
+        self._crash_site = "open"  # where the last crash inside an open landed: "open" or "repair"
+        self.last_outcome = Outcome("acknowledged")  # how the last recovery was judged
+
+    # -- the oracle's view of the faults and the model ---------------------------------
+
+    @property
+    def media(self) -> bool:
+        return self.oracle.media
+
+    @media.setter
+    def media(self, value: bool) -> None:
+        self.oracle.media = value
+
+    @property
+    def faulty(self) -> bool:
+        return self.oracle.faulty
+
+    @faulty.setter
+    def faulty(self, value: bool) -> None:
+        self.oracle.faulty = value
+
+    @property
+    def model(self) -> Model:
+        return self.oracle.model
 
     def note_faults(self) -> None:
         """Call after changing `io.faults.plan`: which kinds of faults the run has seen."""
         plan = self.io.faults.plan
-        self.media = self.media or plan.damages_data()
-        self.faulty = self.faulty or bool(plan.enabled())
+        self.oracle.media = self.oracle.media or plan.damages_data()
+        self.oracle.faulty = self.oracle.faulty or bool(plan.enabled())
+
+    def ledger(self) -> DamageLedger | None:
+        """What the simulated disk knows it damaged (None for a disk that keeps no ledger)."""
+        return self.io if hasattr(self.io, "damaged") else None
 
     # -- what drivers call ---------------------------------------------------------------
 
@@ -149,8 +166,10 @@ class Harness:
     def do(self, operation: Operation) -> None:
         assert self.store is not None, "start() first"
         self.result.operations += 1
-        self.event(f"{operation[0]} {sorted(operation[1])[:3]}")
+        self.steps += 1
+        self.event(f"#{self.steps} {describe(operation)}")
         self.store = self.step(self.store, operation)
+        self.note_fired_faults()
 
     def crash_now(self) -> None:
         """A power loss between operations, then recovery (twice, for idempotence)."""
@@ -172,40 +191,105 @@ class Harness:
         self.liveness(self.store)
         self.store = None
 
+    # -- the trace -----------------------------------------------------------------------
+
     def event(self, text: str) -> None:
+        """Part of the trace: hashed, and kept in the timeline when asked."""
         self.digest.update(text.encode() + b"\n")
         if self.keep_timeline:
             self.result.timeline.append(f"t={self.io.clock_us}us {text}")
+
+    def note(self, text: str) -> None:
+        """Timeline only (not hashed): what the trace hash need not pay for."""
+        if self.keep_timeline:
+            self.result.timeline.append(f"t={self.io.clock_us}us   {text}")
+
+    def note_fired_faults(self) -> None:
+        """Timeline only: the faults that fired since the last call, by name."""
+        if not self.keep_timeline:
+            return
+        fired = []
+        for name, count in self.io.faults.counts.items():
+            before = self._fault_counts_seen.get(name, 0)
+            if count.fired > before:
+                fired.append(f"{name} x{count.fired - before}")
+                self._fault_counts_seen[name] = count.fired
+        if fired:
+            self.note("faults fired: " + ", ".join(fired))
+
+    def crash_landed(self, method: str) -> None:
+        self.result.crashes += 1
+        counts = self.result.crashes_by_method
+        counts[method] = counts.get(method, 0) + 1
+
+    # -- opening and recovery --------------------------------------------------------------
 
     def open(self) -> Store:
         return kv.open(
             STORE_DIRECTORY,
             io=self.io,
             durability=self.durability,
-            on_corruption="repair" if self.media else "raise",
+            on_corruption="repair" if self.oracle.media else "raise",
             segment_size_target_bytes=self.segment_size_target_bytes,
         )
+
+    def _store_names(self) -> frozenset[str]:
+        """The names in the store's directory and its quarantine, as the page cache has them."""
+        directories = self.io.disk.directories
+        names = set(directories[STORE_DIRECTORY].entries) if STORE_DIRECTORY in directories else set()
+        quarantine = directories.get(f"{STORE_DIRECTORY}/{QUARANTINE_DIRECTORY}")
+        names.update(f"{QUARANTINE_DIRECTORY}/{name}" for name in (quarantine.entries if quarantine else ()))
+        return frozenset(names)
+
+    def _arm_open_crash(self) -> None:
+        """Arm the recovery's planned crash, and note at the moment it lands whether the
+        open was repairing (a repair journal or a new quarantined file exists)."""
+        crash_after = self.recovery_crashes()
+        if crash_after is None:
+            return
+        self.io.crash_at_operation = self.io.operations_completed + crash_after
+        self._names_before_open = self._store_names()
+        crash = self.io.crash
+
+        def crash_and_note() -> None:
+            new = self._store_names() - self._names_before_open
+            repairing = any(name.startswith((JOURNAL_PREFIX, QUARANTINE_DIRECTORY)) for name in new)
+            self._crash_site = "repair" if repairing else "open"
+            del self.io.crash
+            crash()
+
+        self.io.crash = crash_and_note  # type: ignore[method-assign]
+
+    def _disarm_open_crash(self) -> None:
+        self.io.crash_at_operation = None
+        if "crash" in vars(self.io):
+            del self.io.crash
+
+    def _open_attempt(self, attempt: int) -> Store | None:
+        self._crash_site = "open"
+        self._arm_open_crash()
+        try:
+            return self.open()
+        except SimulatedCrash:
+            self.crash_landed(self._crash_site)
+            self.event(f"crash during recovery (attempt {attempt + 1}, in {self._crash_site})")
+        except KvError as error:
+            self.result.errors_typed += 1
+            self.event(f"open failed: {type(error).__name__}: {error}")
+        except Exception as error:  # not a crash, not typed: a store bug in recovery
+            raise Violation(f"opening raised an untyped {type(error).__name__}: {error}") from error
+        finally:
+            self._disarm_open_crash()
+        return None
 
     def reopen(self, in_flight: Operation | None) -> Store:
         """Open again after a crash or a failure, letting recovery crash or fail a few
         times; then check what it recovered."""
         store = None
         for attempt in range(REOPEN_ATTEMPTS_MAX):
-            crash_after = self.recovery_crashes()
-            if crash_after is not None:
-                self.io.crash_at_operation = self.io.operations_completed + crash_after
-            try:
-                store = self.open()
+            store = self._open_attempt(attempt)
+            if store is not None:
                 break
-            except SimulatedCrash:
-                self.result.crashes += 1
-                self.event(f"crash during recovery (attempt {attempt + 1})")
-            except KvError as error:
-                self.result.errors_typed += 1
-                self.event(f"open failed: {type(error).__name__}: {error}")
-            except Exception as error:  # not a crash, not typed: a store bug in recovery
-                raise Violation(f"opening raised an untyped {type(error).__name__}: {error}") from error
-        self.io.crash_at_operation = None
         if store is None:
             self.io.faults_off()
             self.event("faults off: the fault clears")
@@ -215,12 +299,11 @@ class Harness:
                 raise Violation(f"the store cannot be opened once the faults cleared: {error}") from error
         self.result.recoveries += 1
         self.check_recovered(store, in_flight)
-        self.unsynced.clear()  # what recovery found is on the disk
         return store
 
     def read_state(self, store: Store) -> tuple[Model, list[bytes]]:
-        """The store's state as the oracle sees it (reads faults paused); keys whose
-        read raised a typed error are returned apart."""
+        """The store's state as the oracle sees it (faults paused while reading); keys
+        whose read raised a typed error are returned apart."""
         plan = self.io.faults.plan
         self.io.faults.plan = type(plan)()
         state: Model = {}
@@ -238,161 +321,72 @@ class Harness:
             self.io.faults.plan = plan
         return state, unreadable
 
-    def check_recovered(self, store: Store, in_flight: Operation | None) -> None:
+    def recovered(self, store: Store, in_flight: Operation | None) -> Recovered:
+        """What this recovery gave, as data for the oracle."""
+        state, unreadable = self.read_state(store)
+        counts = self.io.faults.counts
+        silent = sum(counts[name].fired for name in ("lost_write", "misdirected_write") if name in counts)
+        names = self._store_names()
+        quarantined = frozenset(name for name in names if name.startswith(QUARANTINE_DIRECTORY + "/"))
+        return Recovered(store.recovery, state, unreadable, in_flight, STORE_DIRECTORY, silent, quarantined)
+
+    def check_recovered(self, store: Store, in_flight: Operation | None) -> Outcome:
         report = store.recovery
         if not report.clean:
             self.event(f"recovery: {report.summary()}")
             self.result.losses_reported += report.records_lost + len(report.torn_tails)
-        if report.corruptions and not self.media:
-            raise Violation(f"corruption reported where no media fault was injected: {report.summary()}")
-        state, unreadable = self.read_state(store)
-        if unreadable and not self.faulty:
-            raise Violation(f"keys {unreadable[:5]} cannot be read with every fault off")
-        self.check_not_invented(state)
-        self.unknown.update(unreadable)
-        # (a legal state, how it comes about, how many acknowledged writes it lacks)
-        legal: list[tuple[Model, str, int]] = [(self.model, "acknowledged", 0)]
-        if in_flight is not None:
-            legal.append((apply(self.model, in_flight), "in flight", 0))
-        # batch and none modes: acknowledged writes not yet synced may be lost, newest first
-        unsynced = self.unsynced
-        legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
-        if report.torn_tails and self.media:  # a damaged last frame is reported as torn
-            if self.durability == "always":  # it holds one operation: it may take the last, no more
-                legal.append((self.before_last, "torn", 1))
-            else:  # it holds the writes of one group commit, which the oracle cannot see:
-                history = self.history  # any prefix (weaker: how much was lost is not checked)
-                legal += [(history[-count], "torn", count) for count in range(1, len(history) + 1)]
-        found = self.known(state)
-        for candidate, outcome, writes_lost in legal:
-            if found == self.known(candidate):
-                if outcome == "torn" and candidate is not self.model:
-                    self.accepted_loss = True  # the torn last frame took an acknowledged operation
-                if outcome == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
-                    self.before_last = self.model  # the in-flight write made it: its frame is the last
-                    if self.durability != "always":
-                        self.history.append(self.model)
-                if outcome == "unsynced":
-                    self.event(f"recovered without the last {writes_lost} unsynced writes ({self.durability})")
-                    self.before_last = candidate
-                self.model = candidate
-                return
-        reported = bool(report.corruptions)
-        counts = self.io.faults.counts
-        # A misdirected write takes the frame away from where it belongs: at the tail of
-        # the log that is a lost write too.
-        lost_writes = sum(counts[name].fired for name in ("lost_write", "misdirected_write") if name in counts)
-        if lost_writes > self.lost_writes_checked and not reported:
-            # A lost write of the last frames leaves zeros that read as free space: no
-            # single-disk store can see it (documented gap). Counted, not hidden.
-            self.lost_writes_checked = lost_writes
+        outcome = self.oracle.check_recovered(self.recovered(store, in_flight), self.ledger())
+        self.last_outcome = outcome
+        if outcome.kind == "unsynced":
+            self.event(f"recovered without the last {outcome.writes_lost} unsynced writes ({self.durability})")
+        elif outcome.kind == "silent tail loss":
             self.result.silent_tail_losses += 1
-            reported = True
             self.event("accepted: a lost or misdirected write at the tail of the log (undetectable, counted)")
-        if not (self.media and reported):
-            model, found = self.known(self.model), self.known(state)
-            missing = sorted(set(model) - set(found))[:5]
-            changed = sorted(key for key in found if key in model and found[key] != model[key])[:5]
-            extra = sorted(set(found) - set(model))[:5]
-            raise Violation(
-                "the recovered state is not a legal outcome and no loss was reported "
-                f"(missing {missing}, changed {changed}, unexpected {extra})"
-            )
-        self.accepted_loss = True
-        lost = set(self.known(self.model)) - set(state)
-        self.event(f"accepted a reported loss: {len(lost)} keys lost, {len(unreadable)} unreadable")
-        self.unknown.update(lost)  # reported lost: they may come back if the damage was transient
-        self.model = state  # the store's word is the model now
+        elif outcome.kind == "reported loss":
+            self.event(f"accepted a reported loss: {outcome.keys_lost} keys lost")
+        else:
+            self.note(f"recovered: {outcome.kind}, {len(self.oracle.model)} keys")
+        return outcome
 
-    def known(self, model: Model) -> Model:
-        """The part of a state the oracle can vouch for: keys whose value it knows."""
-        return {key: value for key, value in model.items() if key not in self.unknown}
-
-    def check_not_invented(self, state: Model) -> None:
-        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
-        if invented:
-            raise Violation(f"the store returned values never written for keys {invented[:5]}")
+    # -- one operation -------------------------------------------------------------------
 
     def step(self, store: Store, operation: Operation) -> Store:
         kind, changes = operation
-        if kind in WRITE_KINDS:
-            for key, value in changes.items():
-                if value is not None:
-                    self.written.setdefault(key, set()).add(value)
+        self.oracle.starting(operation)
         if kind == "pause":
             self.io.pause(PAUSE_US)
         started_us = self.io.clock_us
         try:
             value = self.run_armed(store, operation)
         except SimulatedCrash:
-            self.result.crashes += 1
+            self.crash_landed(kind)
             self.event(f"crash during {kind}")
             return self.reopen_twice(operation)
+        except Violation:
+            raise
         except (IoError, CorruptionDetected) as error:
             return self.after_error(store, operation, error)
         except KvError as error:
-            self.result.errors_typed += 1
             self.event(f"{kind} refused: {type(error).__name__}")
             return self.after_error(store, operation, error)
         except Exception as error:  # SimulatedCrash is handled above: this came from the store
             raise Violation(f"{kind} raised an untyped {type(error).__name__}: {error}") from error
-        if kind in WRITE_KINDS:
-            self.unknown.difference_update(changes)
-        if kind == "verify" and value != b"ok" and not self.media:
-            raise Violation("verify() found damage where no media fault was injected")
         if kind == "get":
             [key] = changes
-            if key in self.unknown:  # a key whose read failed earlier: any value once written, or none
-                if value is not None:
-                    self.check_not_invented({key: value})
-            elif value != self.model.get(key):
-                raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
-        if kind in WRITE_KINDS and self.writes_a_frame(operation):
-            self.before_last = self.model
-            if self.durability != "always":
-                self.history.append(self.model)
-                self.acknowledged_unsynced(operation, started_us)
-        elif kind in ("flush", "compact"):  # both sync every earlier write before returning
-            self.unsynced.clear()
-        self.model = apply(self.model, operation)
+            self.note(f"  -> {_shown(value)}")
+            self.oracle.check_read(key, value)
+        self.oracle.acknowledged(operation, started_us)
         return store
-
-    def acknowledged_unsynced(self, operation: Operation, started_us: int) -> None:
-        """A write acknowledged in batch or none mode: it may be lost in a crash, with
-        every later one, until the mode's promise makes it durable."""
-        unsynced = self.unsynced
-        unsynced.append((self.model, started_us))
-        kind, changes = operation
-        counted = kind != "delete" or any(key in self.model and key not in self.unknown for key in changes)
-        if self.durability != "batch" or not counted:
-            return
-        # The store checks its batch bounds on every write it counts (a delete of an
-        # absent key is not one). It syncs once BATCH_INTERVAL_MS_MAX passed since its
-        # last sync, and every unsynced write started after that sync: so writes that
-        # started that long before this one are durable (1 us spare for float rounding).
-        horizon_us = started_us - BATCH_INTERVAL_MS_MAX * 1000 - 1
-        durable = 0
-        while durable < len(unsynced) and unsynced[durable][1] <= horizon_us:
-            durable += 1
-        # At most BATCH_OPERATIONS_MAX - 1 counted writes stay unsynced.
-        durable = max(durable, len(unsynced) - (BATCH_OPERATIONS_MAX - 1))
-        del unsynced[:durable]
-
-    def writes_a_frame(self, operation: Operation) -> bool:
-        """False for a delete the store acknowledges without writing: its key is absent
-        (then the last frame in the log is still the previous write's)."""
-        kind, changes = operation
-        return kind != "delete" or any(key in self.model or key in self.unknown for key in changes)
 
     def run_armed(self, store: Store, operation: Operation) -> bytes | None:
         """Run one operation with the planned crash armed: crashes land inside store
         operations (and inside recovery, armed by `reopen`), never in the harness."""
         if self.crash_countdown is None:
-            return run_operation(store, operation)
+            return self.run_operation(store, operation)
         started = self.io.operations_completed
         self.io.crash_at_operation = started + self.crash_countdown
         try:
-            return run_operation(store, operation)
+            return self.run_operation(store, operation)
         finally:
             if self.io.crash_at_operation is None:  # it fired, this many I/Os into the operation
                 self.crash_landed_after_ios = self.crash_countdown
@@ -404,17 +398,52 @@ class Harness:
                 self.crash_countdown = max(self.crash_countdown - (self.io.operations_completed - started), 0)
                 self.io.crash_at_operation = None
 
+    def run_operation(self, store: Store, operation: Operation) -> bytes | None:
+        """`workload.run_operation`, except `verify` and `reopen`, which the oracle checks
+        more closely."""
+        kind = operation[0]
+        if kind == "verify":
+            store.stats()
+            report = store.verify()
+            self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
+            self.oracle.check_verify(report.ok, report.damaged_files, report.checked_bytes, self.ledger())
+            return None
+        return run_operation(store, operation)
+
     def after_error(self, store: Store, operation: Operation, error: KvError) -> Store:
         """A typed error: allowed only where a fault is on; a failed write leaves the
-        store read-only, so reopen it (the operation is in flight: whole or absent)."""
+        store read-only, so read its keys back, then reopen it (the operation is in
+        flight: whole or absent)."""
+        kind = operation[0]
         self.result.errors_typed += 1
-        self.event(f"{operation[0]} failed: {type(error).__name__}: {error}")
-        if not self.faulty and not isinstance(error, kv.StoreReadOnly):
-            raise Violation(f"{operation[0]} raised {type(error).__name__} with every fault off: {error}")
-        if operation[0] == "get" and store.state.value == "open":
+        self.event(f"{kind} failed: {type(error).__name__}: {error}")
+        self.oracle.check_error(kind, error)
+        if kind == "get" and store.state is State.OPEN:
             return store
+        in_flight = operation if kind in WRITE_KINDS else None
+        if in_flight is not None and store.state is State.READ_ONLY and self.read_back(store, in_flight):
+            self.close(store)
+            self.io.crash()  # a read returned the failed write's value: a crash must not take it
+            self.event("crash after reading back a failed write")
+            return self.reopen_twice(in_flight)
         self.close(store)
-        return self.reopen(operation if operation[0] in WRITE_KINDS else None)
+        return self.reopen(in_flight)
+
+    def read_back(self, store: Store, in_flight: Operation) -> bool:
+        """Read the failed write's keys from the read-only store (faults paused); True
+        when one returned the failed write's own value (the oracle then holds it to it)."""
+        plan = self.io.faults.plan
+        self.io.faults.plan = type(plan)()
+        try:
+            for key in sorted(in_flight[1]):
+                try:
+                    value = store.get(key)
+                except (CorruptionDetected, IoError):
+                    continue
+                self.oracle.observe_read_only(key, value, in_flight)
+        finally:
+            self.io.faults.plan = plan
+        return bool(self.oracle.observed)
 
     def close(self, store: Store) -> None:
         """Close a store whose final flush may fail under faults (typed errors only)."""
@@ -426,17 +455,15 @@ class Harness:
             self.event(f"close failed: {type(error).__name__}: {error}")
         else:
             if flushes:
-                self.unsynced.clear()  # the final flush synced every acknowledged write
+                self.oracle.synced()  # the final flush synced every acknowledged write
 
     def reopen_twice(self, in_flight: Operation | None) -> Store:
         """Recover after a crash, then check that recovering again changes nothing."""
         store = self.reopen(in_flight)
-        before = self.model
+        before = self.oracle.model
         self.close(store)
-        self.accepted_loss = False
         again = self.reopen(None)
-        if self.model != before and not self.accepted_loss:  # new media damage may show up
-            raise Violation("recovery is not idempotent")
+        self.oracle.check_idempotent(before, self.last_outcome)
         return again
 
     def liveness(self, store: Store) -> None:
@@ -446,16 +473,14 @@ class Harness:
         self.event("liveness phase: faults off")
         self.close(store)
         store = self.reopen(None)
+        self.oracle.starting(("set", {b"liveness": b"ok"}))
         store.set(b"liveness", b"ok")
         store.close()
         with self.open() as reopened:
             state, unreadable = self.read_state(reopened)
-            self.model = {**self.model, b"liveness": b"ok"}
-            self.written.setdefault(b"liveness", set()).add(b"ok")
-            self.check_not_invented(state)
-            if self.known(state) != self.known(self.model) or set(unreadable) - self.unknown:
-                raise Violation("with faults off, a clean close and reopen did not give the model")
-        self.event(f"end keys={len(self.model)} clock_us={self.io.clock_us}")
+            self.oracle.acknowledged(("set", {b"liveness": b"ok"}), self.io.clock_us)
+            self.oracle.check_liveness(state, unreadable)
+        self.event(f"end keys={len(self.oracle.model)} clock_us={self.io.clock_us}")
 
 
 def _finished(harness: Harness, drive: Callable[[], None]) -> SeedResult:

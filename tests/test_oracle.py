@@ -72,7 +72,7 @@ def test_an_in_flight_write_that_made_it_is_the_last_frame() -> None:
     store = harness.store
     assert store is not None
     store.set(b"b", b"2")  # the harness does not know: as if a crash hit right after it
-    harness.written[b"b"] = {b"2"}
+    harness.oracle.written[b"b"] = {b"2"}
     harness.check_recovered(store, ("set", {b"b": b"2"}))
     assert harness.model == {b"a": b"1", b"b": b"2"}
     damage_last_frame(harness.io)

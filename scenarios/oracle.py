@@ -1,0 +1,360 @@
+"""The oracle: what the simulator checks, as pure functions of what happened.
+
+It holds the history of one run (every acknowledged operation, every value ever
+written, what each read returned) and is handed, as data, each answer of the store,
+each recovery (its report and the state it recovered) and what the simulated disk knows
+it damaged. It never touches a store, a disk or a clock: the harness
+(`scenarios.runner.Harness`) drives the store and feeds it. Each check raises
+`Violation`; `scenarios.promises` maps every promise the store documents to one of them.
+
+Verified (the check's name, then what it demands):
+
+- `check_read`: every `get` returns what the model holds; for a key whose value is
+  unknown (an earlier read failed, or a reported loss), a value once written for it or
+  nothing.
+- `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
+  is the `StoreReadOnly` that follows a failed write).
+- `check_recovered`: after a crash, a failed write or a failed open, the recovered state
+  is the acknowledged state, or that plus the one operation in flight, whole (durability;
+  atomicity of `set_many`). In `batch` and `none` modes it may also be the state before
+  the acknowledged writes not yet known durable, no shorter than the mode's promise:
+  everything before a successful `flush`, `compact` or close, and in `batch` mode every
+  write that started more than `BATCH_INTERVAL_MS_MAX` of virtual time before, or more
+  than `BATCH_OPERATIONS_MAX` counted writes before, the newest acknowledged one.
+- `check_explained`: a loss beyond those outcomes must be reported (a corruption or a
+  torn tail in the recovery report) and explained: every reported corruption, and a
+  torn tail that took an acknowledged write, points at bytes the disk really damaged
+  (its damage ledger). A transient read fault is not damage.
+- `check_not_invented`: every value the store returns was once written for that key.
+- `check_no_false_alarm`: recovery and `verify()` report no damage where no media fault
+  was injected.
+- `check_reads_survive`: in `always` mode, a value a read-only store returned after its
+  write failed (the write's own value) is still there after the next crash, or its loss
+  is reported and explained.
+- `check_verify`: `verify()` reports a data file exactly when the damage ledger holds
+  damage in the bytes it checked.
+- `check_quarantine`: every file a repair says it quarantined exists under `quarantine/`.
+- `check_idempotent`: recovery that runs again, with no new damage, gives the same state.
+- `check_liveness`: with faults off, a clean close and reopen give the model.
+
+Deliberately not checked: how much a media fault destroyed past the damage it points at
+(point-in-time recovery drops the rest of a damaged log; only that the loss was reported,
+explained and nothing invented), how many operations a torn group-commit frame in `batch`
+and `none` modes held, the exact text of errors, and performance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kv.errors import KvError, StoreReadOnly
+from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
+from kv.log import segment_name
+from kv.recovery import RecoveryReport
+from kv.store import Durability
+from scenarios.workload import WRITE_KINDS, Model, Operation, apply
+
+
+class Violation(Exception):
+    """An invariant the store promised did not hold."""
+
+
+class DamageLedger(Protocol):
+    """What the simulated disk knows it altered (`SimIo.damaged`)."""
+
+    def damaged(self, path: str, start: int, end: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """One recovery, as data: what the store reported and what it holds now."""
+
+    report: RecoveryReport
+    state: Model  # every readable key and its value (faults paused while reading)
+    unreadable: Sequence[bytes]  # keys whose read raised a typed error
+    in_flight: Operation | None  # the operation a crash or failure interrupted, if any
+    directory: str  # the store's directory (to name its files in the damage ledger)
+    # Lost or misdirected writes the disk fired so far: at the log's tail they leave
+    # zeros that read as free space, which no single-disk store can see.
+    silent_write_faults: int = 0
+    quarantined_present: frozenset[str] = frozenset()  # "quarantine/NAME" for each file found there
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a recovery was judged: the legal outcome it matched, or an accepted loss."""
+
+    kind: str  # "acknowledged", "in flight", "unsynced", "torn", "reported loss", "silent tail loss"
+    writes_lost: int = 0
+    keys_lost: int = 0
+
+
+def _difference(expected: Model, found: Model) -> str:
+    """Per key, expected versus actual (at most five of each kind)."""
+    missing = sorted(set(expected) - set(found))[:5]
+    extra = sorted(set(found) - set(expected))[:5]
+    changed = sorted(key for key in found if key in expected and found[key] != expected[key])[:5]
+    parts = [f"missing {key!r} (expected {expected[key]!r:.40})" for key in missing]
+    parts += [f"changed {key!r}: expected {expected[key]!r:.40}, found {found[key]!r:.40}" for key in changed]
+    parts += [f"unexpected {key!r} = {found[key]!r:.40}" for key in extra]
+    return "; ".join(parts) or "no difference"
+
+
+@dataclass
+class Oracle:
+    """The legal-state model of one run and every check on it (see the module docstring)."""
+
+    durability: Durability = "always"
+    media: bool = False  # a fault that damages data was ever on
+    faulty: bool = False  # any fault was ever on (damage may outlive the faults)
+    model: Model = field(default_factory=dict)
+    written: dict[bytes, set[bytes]] = field(default_factory=dict)  # every value ever written per key
+    unknown: set[bytes] = field(default_factory=set)  # keys whose value is unknown until rewritten
+    before_last: Model = field(default_factory=dict)  # the model before the last acknowledged frame
+    # batch and none modes: (the model before it, the virtual clock when it started)
+    # for each acknowledged write not yet known durable, oldest first
+    unsynced: list[tuple[Model, int]] = field(default_factory=list)
+    # batch and none modes: the model before each acknowledged write, the whole run
+    history: list[Model] = field(default_factory=list)
+    silent_write_faults_checked: int = 0  # lost or misdirected writes already accounted for
+    # always mode: values a read-only store returned for its failed write, until recovery
+    observed: dict[bytes, bytes | None] = field(default_factory=dict)
+
+    # -- history ---------------------------------------------------------------------
+
+    def starting(self, operation: Operation) -> None:
+        """An operation is about to run: remember the values it may write."""
+        kind, changes = operation
+        if kind in WRITE_KINDS:
+            for key, value in changes.items():
+                if value is not None:
+                    self.written.setdefault(key, set()).add(value)
+
+    def acknowledged(self, operation: Operation, started_us: int) -> None:
+        """The store returned from `operation` (a write, flush, compact or read)."""
+        kind, changes = operation
+        if kind in WRITE_KINDS:
+            self.unknown.difference_update(changes)
+            if self.writes_a_frame(operation):
+                self.before_last = self.model
+                if self.durability != "always":
+                    self.history.append(self.model)
+                    self._acknowledged_unsynced(operation, started_us)
+        elif kind in ("flush", "compact"):  # both sync every earlier write before returning
+            self.unsynced.clear()
+        self.model = apply(self.model, operation)
+
+    def synced(self) -> None:
+        """A clean close synced every acknowledged write."""
+        self.unsynced.clear()
+
+    def writes_a_frame(self, operation: Operation) -> bool:
+        """False for a delete the store acknowledges without writing: its key is absent
+        (then the last frame in the log is still the previous write's)."""
+        kind, changes = operation
+        return kind != "delete" or any(key in self.model or key in self.unknown for key in changes)
+
+    def _acknowledged_unsynced(self, operation: Operation, started_us: int) -> None:
+        """A write acknowledged in batch or none mode: it may be lost in a crash, with
+        every later one, until the mode's promise makes it durable."""
+        unsynced = self.unsynced
+        unsynced.append((self.model, started_us))
+        kind, changes = operation
+        counted = kind != "delete" or any(key in self.model and key not in self.unknown for key in changes)
+        if self.durability != "batch" or not counted:
+            return
+        # The store checks its batch bounds on every write it counts (a delete of an
+        # absent key is not one). It syncs once BATCH_INTERVAL_MS_MAX passed since its
+        # last sync, and every unsynced write started after that sync: so writes that
+        # started that long before this one are durable (1 us spare for float rounding).
+        horizon_us = started_us - BATCH_INTERVAL_MS_MAX * 1000 - 1
+        durable = 0
+        while durable < len(unsynced) and unsynced[durable][1] <= horizon_us:
+            durable += 1
+        # At most BATCH_OPERATIONS_MAX - 1 counted writes stay unsynced.
+        durable = max(durable, len(unsynced) - (BATCH_OPERATIONS_MAX - 1))
+        del unsynced[:durable]
+
+    def known(self, model: Model) -> Model:
+        """The part of a state the oracle can vouch for: keys whose value it knows."""
+        return {key: value for key, value in model.items() if key not in self.unknown}
+
+    # -- answers ---------------------------------------------------------------------
+
+    def check_read(self, key: bytes, value: bytes | None) -> None:
+        if key in self.unknown:  # a key whose read failed earlier: any value once written, or none
+            if value is not None:
+                self.check_not_invented({key: value})
+        elif value != self.model.get(key):
+            raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
+
+    def check_error(self, kind: str, error: BaseException) -> None:
+        if not isinstance(error, KvError):
+            raise Violation(f"{kind} raised an untyped {type(error).__name__}: {error}") from error
+        if not self.faulty and not isinstance(error, StoreReadOnly):
+            raise Violation(f"{kind} raised {type(error).__name__} with every fault off: {error}")
+
+    def check_not_invented(self, state: Model) -> None:
+        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
+        if invented:
+            raise Violation(f"the store returned values never written for keys {invented[:5]}")
+
+    def observe_read_only(self, key: bytes, value: bytes | None, in_flight: Operation) -> None:
+        """A read-only store (its write `in_flight` failed) answered `get(key)`. In
+        `always` mode, if it returned the failed write's own value, that value must
+        survive the next crash: a read never returns data a crash can take away."""
+        self.check_not_invented({key: value} if value is not None else {})
+        if value != self.model.get(key):
+            if value != in_flight[1].get(key, self.model.get(key)):
+                raise Violation(
+                    f"after a failed {in_flight[0]}, get({key!r}) returned {value!r:.60}: neither the "
+                    f"acknowledged value {self.model.get(key)!r:.60} nor the failed write's"
+                )
+            if self.durability == "always":
+                self.observed[key] = value
+
+    def check_verify(
+        self, ok: bool, problem_files: Iterable[str], checked: dict[str, int], ledger: DamageLedger | None
+    ) -> None:
+        """`verify()` reported damage in `problem_files` after checking `checked` (path ->
+        bytes checked from offset 0): exactly the files the ledger has damage in."""
+        problems = set(problem_files)
+        if problems and not self.media:
+            raise Violation(f"verify() found damage where no media fault was injected: {sorted(problems)[:3]}")
+        if ledger is None:
+            return  # no ledger: only the false alarm above can be judged
+        damaged = {path for path, size in checked.items() if ledger.damaged(path, 0, size)}
+        unexplained = problems - damaged
+        if unexplained:
+            raise Violation(f"verify() reported {sorted(unexplained)[:3]}, which hold no damage")
+        missed = damaged - problems
+        if missed:
+            raise Violation(f"verify() said {'ok' if ok else 'damaged'} but missed the damage in {sorted(missed)[:3]}")
+
+    # -- recovery --------------------------------------------------------------------
+
+    def check_recovered(self, recovered: Recovered, ledger: DamageLedger | None) -> Outcome:
+        """Judge one recovery; on success the model is what the store holds now."""
+        report = recovered.report
+        if report.corruptions and not self.media:
+            raise Violation(f"corruption reported where no media fault was injected: {report.summary()}")
+        if recovered.unreadable and not self.faulty:
+            raise Violation(f"keys {list(recovered.unreadable)[:5]} cannot be read with every fault off")
+        self.check_not_invented(recovered.state)
+        self.check_quarantine(report, recovered.quarantined_present)
+        self.unknown.update(recovered.unreadable)
+        outcome = self._legal_outcome(recovered, ledger)
+        if outcome is None:
+            outcome = self.check_explained(recovered, ledger)
+        self._check_reads_survive(recovered, outcome)
+        self.unsynced.clear()  # what recovery found is on the disk
+        return outcome
+
+    def _torn_by_damage(self, recovered: Recovered, ledger: DamageLedger | None) -> bool:
+        """A reported torn tail may take acknowledged writes only if the disk damaged it:
+        a crash alone tears only what was never acknowledged (or never synced)."""
+        if not (recovered.report.torn_tails and self.media):
+            return False
+        if ledger is None:
+            return True
+        return any(
+            ledger.damaged(f"{recovered.directory}/{segment_name(tail.segment_id)}", tail.offset, 1 << 62)
+            for tail in recovered.report.torn_tails
+        )
+
+    def _legal_candidates(self, recovered: Recovered, ledger: DamageLedger | None) -> list[tuple[Model, str, int]]:
+        """(a legal state, how it comes about, how many acknowledged writes it lacks)."""
+        legal: list[tuple[Model, str, int]] = [(self.model, "acknowledged", 0)]
+        if recovered.in_flight is not None:
+            legal.append((apply(self.model, recovered.in_flight), "in flight", 0))
+        unsynced = self.unsynced  # batch and none modes: unsynced writes may be lost, newest first
+        legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
+        if self._torn_by_damage(recovered, ledger):  # a damaged last frame is reported as torn
+            if self.durability == "always":  # it holds one operation: it may take the last, no more
+                legal.append((self.before_last, "torn", 1))
+            else:  # it holds the writes of one group commit, which the oracle cannot see:
+                history = self.history  # any prefix (weaker: how much was lost is not checked)
+                legal += [(history[-count], "torn", count) for count in range(1, len(history) + 1)]
+        return legal
+
+    def _legal_outcome(self, recovered: Recovered, ledger: DamageLedger | None) -> Outcome | None:
+        found = self.known(recovered.state)
+        in_flight = recovered.in_flight
+        for candidate, kind, writes_lost in self._legal_candidates(recovered, ledger):
+            if found != self.known(candidate):
+                continue
+            if kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
+                self.before_last = self.model  # the in-flight write made it: its frame is the last
+                if self.durability != "always":
+                    self.history.append(self.model)
+            if kind == "unsynced":
+                self.before_last = candidate
+            if kind == "torn" and candidate is not self.model:
+                kind = "torn loss"  # the torn last frame took an acknowledged operation
+            self.model = candidate
+            return Outcome(kind, writes_lost)
+        return None
+
+    def check_explained(self, recovered: Recovered, ledger: DamageLedger | None) -> Outcome:
+        """No legal outcome matched: accept the loss only if the store reported it and
+        the damage it reports is on the disk."""
+        report = recovered.report
+        if recovered.silent_write_faults > self.silent_write_faults_checked and not report.corruptions:
+            # A lost write of the last frames leaves zeros that read as free space: no
+            # single-disk store can see it (documented gap). Counted, not hidden.
+            self.silent_write_faults_checked = recovered.silent_write_faults
+            return self._accept(recovered, "silent tail loss")
+        if not (self.media and report.corruptions):  # a torn tail excuses only what `_legal_candidates` allows
+            raise Violation(
+                "the recovered state is not a legal outcome and no loss was reported: "
+                + _difference(self.known(self.model), self.known(recovered.state))
+            )
+        directory = recovered.directory
+        for corruption in report.corruptions:
+            if ledger is not None and not ledger.damaged(
+                f"{directory}/{corruption.file_name}", corruption.offset, 1 << 62
+            ):
+                raise Violation(
+                    f"recovery reported corruption in {corruption.file_name} at offset {corruption.offset} "
+                    f"and lost data, but the disk holds no damage there (a transient fault is not damage): "
+                    + _difference(self.known(self.model), self.known(recovered.state))
+                )
+        return self._accept(recovered, "reported loss")
+
+    def _accept(self, recovered: Recovered, kind: str) -> Outcome:
+        lost = set(self.known(self.model)) - set(recovered.state)
+        self.unknown.update(lost)  # reported lost: they may come back if the damage was transient
+        self.model = dict(recovered.state)  # the store's word is the model now
+        return Outcome(kind, keys_lost=len(lost))
+
+    def _check_reads_survive(self, recovered: Recovered, outcome: Outcome) -> None:
+        observed, self.observed = self.observed, {}
+        if outcome.kind in ("reported loss", "silent tail loss"):
+            return  # a reported, explained loss may take what a read returned too
+        taken = {key: value for key, value in observed.items() if recovered.state.get(key) != value}
+        if taken:
+            key, value = next(iter(taken.items()))
+            raise Violation(
+                f"a read-only store returned {key!r} = {value!r:.60} after its write failed, and the next "
+                f"recovery does not have it ({recovered.state.get(key)!r:.60}): a read returned data a crash took away"
+            )
+
+    def check_quarantine(self, report: RecoveryReport, present: frozenset[str]) -> None:
+        missing = [name for name in report.quarantined if name not in present]
+        if missing:
+            raise Violation(f"repair reported quarantining {missing[:3]}, which are not under quarantine/")
+
+    def check_idempotent(self, before: Model, outcome: Outcome) -> None:
+        """Recovering again (no new damage accepted) changed nothing."""
+        if self.model != before and outcome.kind not in ("reported loss", "silent tail loss", "torn loss"):
+            raise Violation("recovery is not idempotent: " + _difference(before, self.model))
+
+    def check_liveness(self, state: Model, unreadable: Sequence[bytes]) -> None:
+        self.check_not_invented(state)
+        if self.known(state) != self.known(self.model) or set(unreadable) - self.unknown:
+            raise Violation(
+                "with faults off, a clean close and reopen did not give the model: "
+                + _difference(self.known(self.model), self.known(state))
+            )
