@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from io_backends.sim.faults import (
     BitFlip,
@@ -44,25 +46,54 @@ class Scenario:
     # "torn_write", ...; a name ending in "." covers every draw it prefixes): every seed
     # fires each of them at least once, and a seed that fired none exercised nothing.
     defining_faults: tuple[str, ...] = ()
+    # Per seed, every probability of the plan is scaled by a factor drawn log-uniformly
+    # from this range (TigerBeetle's swarm draws its rates per seed the same way), so
+    # the campaign covers rare and frequent faults alike. (1, 1): the plan as written.
+    intensity_range: tuple[float, float] = (0.25, 4.0)
+
+    def seed_defining_faults(self, plan: FaultPlan) -> tuple[str, ...]:
+        """The defining faults `plan` can fire (swarm may have switched some off)."""
+        enabled = set(plan.enabled())
+        return tuple(name for name in self.defining_faults if name.partition(".")[0] in enabled)
 
     def fault_plan(self, rng: random.Random) -> FaultPlan:
-        """The plan for one seed: swarm testing keeps each fault with probability 1/2."""
-        if not self.swarm:
-            return self.faults
-        kept = {item.name: getattr(self.faults, item.name) for item in fields(self.faults) if rng.random() < 0.5}
-        return replace(FaultPlan(), **kept)
+        """The plan for one seed: swarm testing keeps each fault with probability 1/2;
+        then every probability is scaled by a factor from `intensity_range`."""
+        plan = self.faults
+        if self.swarm:
+            kept = {item.name: getattr(plan, item.name) for item in fields(plan) if rng.random() < 0.5}
+            plan = replace(FaultPlan(), **kept)
+        low, high = self.intensity_range
+        if (low, high) == (1.0, 1.0):
+            return plan
+        scaled = {}
+        for name in plan.enabled():
+            factor = math.exp(rng.uniform(math.log(low), math.log(high)))
+            scaled[name] = _scaled(getattr(plan, name), factor)
+        return replace(plan, **scaled)
 
     def pick_durability(self, rng: random.Random) -> Durability:
         """The durability mode for one seed (no draw when the scenario has only one)."""
         return self.durabilities[0] if len(self.durabilities) == 1 else rng.choice(self.durabilities)
 
 
+def _scaled(fault: Any, factor: float) -> Any:
+    """`fault` with each of its probabilities times `factor` (at most 1)."""
+    changes = {
+        item.name: min(1.0, getattr(fault, item.name) * factor)
+        for item in fields(fault)
+        if item.name.endswith("probability") and getattr(fault, item.name)
+    }
+    return replace(fault, **changes)
+
+
 # Scenarios without media faults, and swarm, run each seed in one of the three modes.
 # The other media scenarios stay in `always`: there a frame holds one operation, so the
 # oracle can tell a torn last frame (one operation lost) from mid-log damage relabelled.
 ALL_DURABILITIES: tuple[Durability, ...] = ("always", "batch", "none")
-# ... and their clients sometimes pause, so that `batch` mode's sync deadline matters.
-PAUSING = WorkloadMix(pause_weight=0.05)
+# ... and their clients sometimes pause, so that `batch` mode's sync deadline matters,
+# and sometimes close and reopen the store (crashes then land in close and open too).
+PAUSING = WorkloadMix(pause_weight=0.05, reopen_weight=0.01)
 CRASHES = CrashSurvival(prefix_probability=0.3, subset_probability=0.2)
 TORN = TornWrite(probability=0.3, sector_bytes=512, garbage_probability=0.3)
 MEDIA = FaultPlan(
@@ -99,6 +130,22 @@ EVERYTHING = replace(
     tail_corruption=TailCorruption(probability=0.02, window_bytes=64),
 )
 
+# The defining faults of the scenarios that turn everything on: one draw of each fault.
+EVERY_FAULT = (
+    "bit_flip.on_write",
+    "bit_flip.at_rest",
+    "read_corruption",
+    "latent_sector_error",
+    "misdirected_write",
+    "lost_write",
+    "short_read",
+    "operation_errors.write",
+    "operation_errors.sync",
+    "fsync_gate",
+    "tail_corruption",
+    "torn_write",
+)
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -112,6 +159,7 @@ SCENARIOS: dict[str, Scenario] = {
             durabilities=ALL_DURABILITIES,
             crash_probability=0.01,
             crash_during_recovery_probability=0.3,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset"),
         ),
         Scenario(
             "corruption",
@@ -119,12 +167,13 @@ SCENARIOS: dict[str, Scenario] = {
             "every loss reported, no wrong value",
             faults=MEDIA,
             crash_probability=0.005,
+            defining_faults=("bit_flip.on_write", "bit_flip.at_rest", "read_corruption", "torn_write"),
         ),
         Scenario(
             "completion_corruption",
             "damage to what marks completion: torn and flipped frame tails, hint and compacted files, "
             "crashes mid-compaction",
-            mix=WorkloadMix(compact_weight=0.1, flush_weight=0.05),
+            mix=WorkloadMix(compact_weight=0.1, flush_weight=0.05, reopen_weight=0.01),
             faults=replace(
                 MEDIA,
                 bit_flip=BitFlip(on_write_probability=0.001, at_rest_probability=0.2),
@@ -134,6 +183,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             crash_probability=0.01,
             crash_during_recovery_probability=0.2,
+            defining_faults=("tail_corruption", "bit_flip.at_rest", "torn_write"),
         ),
         Scenario(
             "massive",
@@ -143,12 +193,14 @@ SCENARIOS: dict[str, Scenario] = {
             operations=1000,
             crash_probability=0.003,
             segment_size_target_bytes=256 * 1024,
+            defining_faults=("crash_survival.prefix",),
         ),
         Scenario(
             "random",
             "cosmic rays: bits flip in any file at any time",
             faults=FaultPlan(bit_flip=BitFlip(on_write_probability=0.003, at_rest_probability=0.3, bits_max=3)),
             crash_probability=0.005,
+            defining_faults=("bit_flip.on_write", "bit_flip.at_rest"),
         ),
         Scenario(
             "truncation",
@@ -161,14 +213,16 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             durabilities=ALL_DURABILITIES,
             crash_probability=0.02,
+            defining_faults=("torn_write", "size_before_data", "crash_survival.prefix", "crash_survival.subset"),
         ),
         Scenario(
             "comprehensive",
             "every fault at once, stats and verify in the mix",
-            mix=WorkloadMix(compact_weight=0.03, verify_weight=0.02),
+            mix=WorkloadMix(compact_weight=0.03, verify_weight=0.02, reopen_weight=0.01),
             faults=EVERYTHING,
             crash_probability=0.005,
             crash_during_recovery_probability=0.2,
+            defining_faults=EVERY_FAULT,
         ),
         Scenario(
             "filesystem",
@@ -177,6 +231,13 @@ SCENARIOS: dict[str, Scenario] = {
             faults=FILESYSTEM,
             durabilities=ALL_DURABILITIES,
             crash_probability=0.002,
+            defining_faults=(
+                "operation_errors.open",
+                "operation_errors.write",
+                "operation_errors.sync",
+                "permission_errors.write",
+                "disk_full",
+            ),
         ),
         Scenario(
             "fsyncgate",
@@ -185,6 +246,7 @@ SCENARIOS: dict[str, Scenario] = {
             faults=FaultPlan(fsync_gate=FsyncGate(probability=0.01), crash_survival=CRASHES),
             durabilities=ALL_DURABILITIES,
             crash_probability=0.01,
+            defining_faults=("fsync_gate",),
         ),
         Scenario(
             "swarm",
@@ -194,6 +256,7 @@ SCENARIOS: dict[str, Scenario] = {
             durabilities=ALL_DURABILITIES,
             crash_probability=0.005,
             swarm=True,
+            defining_faults=EVERY_FAULT,  # those the seed's half of the faults can fire
         ),
     )
 }

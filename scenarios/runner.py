@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import kv
@@ -22,7 +23,7 @@ from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
-from scenarios.registry import Scenario
+from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
 from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, run_operation
 
@@ -34,9 +35,10 @@ CRASH_DELAY_OPERATIONS_MAX = 60
 # Reopening may crash or fail this many times before the faults are switched off (the
 # fault "clears") so the run can go on.
 REOPEN_ATTEMPTS_MAX = 4
-# A crash planned inside recovery lands within this many I/Os of the open's start; opens
-# of the stores the scenarios build take 11-133 I/Os, so every point of one is reachable.
-RECOVERY_CRASH_OPERATIONS_MAX = 160
+# A crash planned inside recovery lands anywhere within as many I/Os as the last open
+# took (opens of the stores the scenarios build take 11-133), so every point is reachable;
+# ... and never within fewer than this many (the first open of an empty store is short).
+RECOVERY_CRASH_IOS_MIN = 30
 # Values shown in a timeline are cut to this many characters.
 VALUE_SHOWN_CHARS_MAX = 24
 
@@ -118,6 +120,7 @@ class Harness:
         self._names_before_open: frozenset[str] = frozenset()
         self._crash_site = "open"  # where the last crash inside an open landed: "open" or "repair"
         self.last_outcome = Outcome("acknowledged")  # how the last recovery was judged
+        self.open_ios_last = 0  # I/Os the last open that completed took
 
     # -- the oracle's view of the faults and the model ---------------------------------
 
@@ -268,8 +271,11 @@ class Harness:
     def _open_attempt(self, attempt: int) -> Store | None:
         self._crash_site = "open"
         self._arm_open_crash()
+        started = self.io.operations_completed
         try:
-            return self.open()
+            store = self.open()
+            self.open_ios_last = self.io.operations_completed - started
+            return store
         except SimulatedCrash:
             self.crash_landed(self._crash_site)
             self.event(f"crash during recovery (attempt {attempt + 1}, in {self._crash_site})")
@@ -355,6 +361,8 @@ class Harness:
         self.oracle.starting(operation)
         if kind == "pause":
             self.io.pause(PAUSE_US)
+        if kind == "reopen":
+            return self.reopen_armed(store)
         started_us = self.io.clock_us
         try:
             value = self.run_armed(store, operation)
@@ -381,12 +389,19 @@ class Harness:
     def run_armed(self, store: Store, operation: Operation) -> bytes | None:
         """Run one operation with the planned crash armed: crashes land inside store
         operations (and inside recovery, armed by `reopen`), never in the harness."""
-        if self.crash_countdown is None:
+        with self.armed():
             return self.run_operation(store, operation)
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        """The planned crash, armed for the block (a store method)."""
+        if self.crash_countdown is None:
+            yield
+            return
         started = self.io.operations_completed
         self.io.crash_at_operation = started + self.crash_countdown
         try:
-            return self.run_operation(store, operation)
+            yield
         finally:
             if self.io.crash_at_operation is None:  # it fired, this many I/Os into the operation
                 self.crash_landed_after_ios = self.crash_countdown
@@ -397,6 +412,32 @@ class Harness:
                 # of a single I/O can be crashed right after it too.
                 self.crash_countdown = max(self.crash_countdown - (self.io.operations_completed - started), 0)
                 self.io.crash_at_operation = None
+
+    def reopen_armed(self, store: Store) -> Store:
+        """A clean close and open with the planned crash armed in both (the close may
+        write and sync what batch and none modes left unsynced)."""
+        try:
+            with self.armed():
+                self.close(store)
+        except SimulatedCrash:
+            self.crash_landed("close")
+            self.event("crash during close")
+            return self.reopen_twice(None)
+        try:
+            with self.armed():
+                reopened = self.open()
+        except SimulatedCrash:
+            self.crash_landed("open")
+            self.event("crash during open")
+            return self.reopen_twice(None)
+        except KvError as error:
+            self.result.errors_typed += 1
+            self.event(f"open failed: {type(error).__name__}: {error}")
+            self.oracle.check_error("open", error)
+            return self.reopen(None)
+        self.result.recoveries += 1
+        self.check_recovered(reopened, None)
+        return reopened
 
     def run_operation(self, store: Store, operation: Operation) -> bytes | None:
         """`workload.run_operation`, except `verify` and `reopen`, which the oracle checks
@@ -483,7 +524,7 @@ class Harness:
         self.event(f"end keys={len(self.oracle.model)} clock_us={self.io.clock_us}")
 
 
-def _finished(harness: Harness, drive: Callable[[], None]) -> SeedResult:
+def _finished(harness: Harness, drive: Callable[[], None], defining: tuple[str, ...] = ()) -> SeedResult:
     """Run `drive`; a violated invariant gives `passed=False`, never an exception."""
     try:
         drive()
@@ -495,8 +536,28 @@ def _finished(harness: Harness, drive: Callable[[], None]) -> SeedResult:
         name: (count.fired, count.opportunities, count.configured_probability)
         for name, count in harness.io.faults.report().items()
     }
+    harness.result.defining_faults = {name: _fired(harness.io, name) for name in defining}
     harness.result.trace_hash = harness.digest.hexdigest()[:16]
     return harness.result
+
+
+def _fired(io: SimIo, name: str) -> int:
+    """How often fault `name` fired (a name ending in "." counts every draw it prefixes)."""
+    counts = io.faults.counts
+    if not name.endswith("."):
+        count = counts.get(name)
+        return count.fired if count is not None else 0
+    return sum(count.fired for draw, count in counts.items() if draw.startswith(name))
+
+
+def _force_unfired(harness: Harness, defining: tuple[str, ...]) -> tuple[str, ...]:
+    """Force the next opportunity of each defining fault that has not fired yet."""
+    forced = tuple(name for name in defining if _fired(harness.io, name) == 0)
+    for name in forced:
+        harness.io.faults.force(name)
+    if forced:
+        harness.event(f"forced a first firing of {', '.join(forced)}")
+    return forced
 
 
 def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False) -> SeedResult:
@@ -526,7 +587,9 @@ def record_seed(
     phase: list[int | None] = []  # the recovery decisions of the current step
 
     def recovery_crash() -> int | None:
-        crash = rng.randrange(1, 30) if rng.random() < scenario.crash_during_recovery_probability else None
+        crash = None
+        if rng.random() < scenario.crash_during_recovery_probability:  # anywhere in an open like the last
+            crash = rng.randrange(1, max(RECOVERY_CRASH_IOS_MIN, harness.open_ios_last + 1))
         phase.append(crash)
         return crash
 
@@ -534,25 +597,31 @@ def record_seed(
     steps: list[Step] = []
     opening: tuple[int | None, ...] = ()
 
+    defining = scenario.seed_defining_faults(plan)
+    # Defining faults that have not fired by this step are forced (TigerBeetle's swarm
+    # makes sure each seed does its job the same way): early enough for crashes to follow.
+    force_at = rng.randrange(1, max(2, count // 2))
+
     def drive() -> None:
         nonlocal opening, phase
         harness.start()
         opening, phase = _trimmed(phase), []
-        for _ in range(count):
+        for number in range(1, count + 1):
             if harness.crash_countdown is None and rng.random() < scenario.crash_probability:
                 harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
             operation = workload.next()
+            forced = _force_unfired(harness, defining) if number == force_at else ()
             harness.crash_landed_after_ios = None
             try:
                 harness.do(operation)
             finally:
                 # The schedule names the step a crash landed in, not the one that planned
                 # it, so deleting the steps in between (shrinking) does not move it.
-                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase)))
+                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase), forced))
                 phase = []
         harness.finish()
 
-    result = _finished(harness, drive)
+    result = _finished(harness, drive, defining)
     result.seed = seed
     result.operations = count
     schedule = Schedule(
@@ -600,10 +669,15 @@ def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
             pending[:] = step.recovery_crashes
             if step.crash_after_ios is not None:
                 harness.plan_crash(step.crash_after_ios)
+            if step.forced:
+                for name in step.forced:
+                    harness.io.faults.force(name)
+                harness.event(f"forced a first firing of {', '.join(step.forced)}")
             harness.do(step.operation)
         pending[:] = schedule.closing_crashes
         harness.finish()
 
-    result = _finished(harness, drive)
+    scenario = SCENARIOS.get(schedule.scenario)
+    result = _finished(harness, drive, scenario.seed_defining_faults(schedule.faults) if scenario else ())
     result.seed = schedule.seed
     return result

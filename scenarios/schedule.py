@@ -22,7 +22,7 @@ from kv.store import Durability
 from scenarios.workload import Operation
 
 FORMAT_VERSION = 1
-OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify", "pause")
+OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify", "pause", "reopen")
 
 
 class ScheduleError(ValueError):
@@ -37,12 +37,15 @@ class Step:
     completed (0: before its first; a count past the step's last I/O carries over into
     the next steps). `recovery_crashes`: for each
     recovery attempt during this step, in order, the I/O count into the open at which
-    it crashes, or None; attempts past the end of the tuple do not crash.
+    it crashes, or None; attempts past the end of the tuple do not crash. `forced`: fault
+    draw names whose next opportunity fires for certain, from the start of this step
+    (a seed's forced first firing of its scenario's defining faults).
     """
 
     operation: Operation
     crash_after_ios: int | None = None
     recovery_crashes: tuple[int | None, ...] = ()
+    forced: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ def _step_to_json(step: Step) -> dict[str, Any]:
         encoded["crash_after_ios"] = step.crash_after_ios
     if step.recovery_crashes:
         encoded["recovery_crashes"] = list(step.recovery_crashes)
+    if step.forced:
+        encoded["forced"] = list(step.forced)
     return encoded
 
 
@@ -142,7 +147,11 @@ def _step_from_json(encoded: Any) -> Step:
         raise ScheduleError(f"unknown operation {kind!r} (known: {', '.join(OPERATION_KINDS)})")
     changes = {_bytes(key): None if value is None else _bytes(value) for key, value in encoded["changes"]}
     crash = encoded.get("crash_after_ios")
-    return Step((kind, changes), None if crash is None else int(crash), _crashes(encoded.get("recovery_crashes", [])))
+    forced = encoded.get("forced", [])
+    if not isinstance(forced, list) or not all(isinstance(name, str) for name in forced):
+        raise ScheduleError(f"'forced' must be a list of fault names, not {forced!r}")
+    crashes = _crashes(encoded.get("recovery_crashes", []))
+    return Step((kind, changes), None if crash is None else int(crash), crashes, tuple(forced))
 
 
 def _crashes(values: Any) -> tuple[int | None, ...]:

@@ -14,7 +14,7 @@ from itertools import accumulate
 from kv.store import Store
 
 # (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush,
-# compact, verify, pause
+# compact, verify, pause, reopen (a clean close and open, which crashes may hit)
 Operation = tuple[str, dict[bytes, bytes | None]]
 Model = dict[bytes, bytes]
 WRITE_KINDS = ("set", "delete", "set_many")
@@ -35,13 +35,14 @@ class WorkloadMix:
     compact_weight: float = 0.02
     verify_weight: float = 0.0
     pause_weight: float = 0.0
+    reopen_weight: float = 0.0
     key_count: int = 64
     value_size_max_bytes: int = 256
     batch_size_max: int = 8
 
     def kinds(self) -> tuple[list[str], list[float]]:
         return (
-            ["set", "delete", "set_many", "get", "flush", "compact", "verify", "pause"],
+            ["set", "delete", "set_many", "get", "flush", "compact", "verify", "pause", "reopen"],
             [
                 self.set_weight,
                 self.delete_weight,
@@ -51,6 +52,7 @@ class WorkloadMix:
                 self.compact_weight,
                 self.verify_weight,
                 self.pause_weight,
+                self.reopen_weight,
             ],
         )
 
@@ -132,8 +134,8 @@ def run_operation(store: Store, operation: Operation) -> bytes | None:
     elif kind == "verify":
         store.stats()
         return b"ok" if store.verify().ok else b"damaged"
-    elif kind == "pause":
-        pass  # time passes outside the store: the driver moves its clock
+    elif kind in ("pause", "reopen"):
+        pass  # the driver moves the clock, or closes and opens the store itself
     else:
         assert kind == "compact", kind
         store.compact()
