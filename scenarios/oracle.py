@@ -28,11 +28,14 @@ Verified (the check's name, then what it demands):
 - `check_not_invented`: every value the store returns was once written for that key.
 - `check_no_false_alarm`: recovery and `verify()` report no damage where no media fault
   was injected.
-- `check_reads_survive`: in `always` mode, a value a read-only store returned after its
+- `observe_read_only`, then at the next recovery: in `always` mode, a value a read-only store returned after its
   write failed (the write's own value) is still there after the next crash, or its loss
   is reported and explained.
 - `check_verify`: `verify()` reports a data file exactly when the damage ledger holds
   damage in the bytes it checked.
+- `check_loss_counted`: a recovery that lost acknowledged keys reports at least as many
+  records lost.
+- `check_locked`: a second open of an open store fails with `StoreLocked`.
 - `check_quarantine`: every file a repair says it quarantined exists under `quarantine/`.
 - `check_idempotent`: recovery that runs again, with no new damage, gives the same state.
 - `check_liveness`: with faults off, a clean close and reopen give the model.
@@ -49,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kv.errors import KvError, StoreReadOnly
+from kv.errors import KvError, StoreLocked, StoreReadOnly
 from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
 from kv.log import segment_name
 from kv.recovery import RecoveryReport
@@ -206,6 +209,8 @@ class Oracle:
         `always` mode, if it returned the failed write's own value, that value must
         survive the next crash: a read never returns data a crash can take away."""
         self.check_not_invented({key: value} if value is not None else {})
+        if key in self.unknown:
+            return  # the oracle cannot vouch for its value (an earlier read failed, or a reported loss)
         if value != self.model.get(key):
             if value != in_flight[1].get(key, self.model.get(key)):
                 raise Violation(
@@ -321,7 +326,22 @@ class Oracle:
                     f"and lost data, but the disk holds no damage there (a transient fault is not damage): "
                     + _difference(self.known(self.model), self.known(recovered.state))
                 )
+        self.check_loss_counted(recovered)
         return self._accept(recovered, "reported loss")
+
+    def check_loss_counted(self, recovered: Recovered) -> None:
+        """Each acknowledged key gone (not merely unreadable) lost at least one record:
+        the report's count of lost records is no smaller. (Torn tails may not know
+        their count: then the check is skipped.)"""
+        report = recovered.report
+        if report.torn_tails:
+            return
+        gone = set(self.known(self.model)) - set(recovered.state) - set(recovered.unreadable)
+        if len(gone) > report.records_lost:
+            raise Violation(
+                f"recovery reported {report.records_lost} records lost, but {len(gone)} acknowledged keys "
+                f"are gone: {sorted(gone)[:5]}"
+            )
 
     def _accept(self, recovered: Recovered, kind: str) -> Outcome:
         lost = set(self.known(self.model)) - set(recovered.state)
@@ -340,6 +360,11 @@ class Oracle:
                 f"a read-only store returned {key!r} = {value!r:.60} after its write failed, and the next "
                 f"recovery does not have it ({recovered.state.get(key)!r:.60}): a read returned data a crash took away"
             )
+
+    def check_locked(self, error: KvError | None) -> None:
+        """A second open of an open store raised `error` (None: it opened)."""
+        if not isinstance(error, StoreLocked):
+            raise Violation(f"a second open of the open store gave {type(error).__name__}, not StoreLocked")
 
     def check_quarantine(self, report: RecoveryReport, present: frozenset[str]) -> None:
         missing = [name for name in report.quarantined if name not in present]

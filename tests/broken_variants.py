@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 
 import pytest
 from crc32c import crc32c
@@ -24,7 +25,7 @@ import kv.opening
 import kv.recovery
 import kv.store
 from kv.errors import IoError
-from kv.log import SegmentLog, Written
+from kv.log import SegmentLog, Written, segment_name
 from kv.opening import Recovery
 from kv.record import (
     FRAME_FLAG_SEGMENT_START,
@@ -350,6 +351,192 @@ def batch_without_deadline() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def batch_ignores_time_bound() -> Iterator[None]:
+    """`batch` mode honours its operation bound but never its time bound.
+
+    Models a group commit whose timer was never armed: an idle client's acknowledged
+    writes stay unsynced past `BATCH_INTERVAL_MS_MAX` until the next burst fills the
+    window.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.store, "BATCH_INTERVAL_MS_MAX", 10**12)
+        yield
+
+
+@contextmanager
+def batch_ignores_operation_bound() -> Iterator[None]:
+    """`batch` mode honours its time bound but never its operation bound.
+
+    Models a group commit that counts time only: a burst of writes faster than the
+    interval (no I/O, no virtual time) stays unsynced past `BATCH_OPERATIONS_MAX`.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.store, "BATCH_OPERATIONS_MAX", 10**12)
+        yield
+
+
+@contextmanager
+def cache_before_sync() -> Iterator[None]:
+    """`always` mode puts a written value in the read cache before its sync succeeds.
+
+    Models a write path that updates its in-memory index first and syncs second, without
+    undoing the update when the sync fails: the read-only store then serves a value the
+    disk may never hold, and a power loss takes it away after a read returned it.
+    """
+    original = Store._after_append
+
+    def after_append(self: Store, keys: list[bytes], values: list[bytes | None]) -> None:
+        if self.durability == "always":
+            for key, value in zip(keys, values, strict=True):
+                self._cache_put(key, value)
+        original(self, keys, values)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_after_append", after_append)
+        yield
+
+
+@contextmanager
+def torn_tail_as_corruption() -> Iterator[None]:
+    """Recovery reports every torn tail (an unacknowledged write cut by a crash) as
+    corruption: a false alarm that sends every crash into repair.
+
+    Models a recovery that cannot tell an incomplete last write from media damage
+    (RocksDB's `kAbsoluteConsistency` applied to the tail of the WAL).
+    """
+    original = Recovery._torn
+
+    def torn(
+        self: Recovery, segment_id: int, offset: int, kept: dict[int, tuple[kv.io.File, int]], records: int, size: int
+    ) -> None:
+        original(self, segment_id, offset, kept, records, size)
+        tail = self.report.torn_tails.pop()
+        self.report.corruptions.append(kv.recovery.Corruption(segment_name(segment_id), tail.offset, "torn tail"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_torn", torn)
+        yield
+
+
+@contextmanager
+def quarantine_reported_not_kept() -> Iterator[None]:
+    """Repair reports what it moved to `quarantine/`, but deletes it instead.
+
+    Models a repair that promises the damaged data is kept for forensics and throws it
+    away (an unlink where a rename was meant, a copy that was never written).
+    """
+    original_move = Recovery._move_to_quarantine
+    original_copy = Recovery._copy_tail
+
+    def copy_tail(self: Recovery, source: str, offset: int | None, target: str) -> None:
+        original_copy(self, source, offset, target)
+        self.io.unlink(target).result()
+
+    def move(self: Recovery) -> None:
+        rename = self.io.rename
+
+        def unlink_instead(source: str, destination: str) -> kv.io.Future[None]:
+            moving_data = f"/{kv.opening.QUARANTINE_DIRECTORY}/" in destination and not destination.rpartition("/")[
+                2
+            ].startswith((kv.opening.JOURNAL_PREFIX, kv.opening.TORN_JOURNAL_PREFIX))
+            return self.io.unlink(source) if moving_data else rename(source, destination)
+
+        self.io.rename = unlink_instead  # type: ignore[method-assign]
+        try:
+            original_move(self)
+        finally:
+            self.io.rename = rename  # type: ignore[method-assign]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_copy_tail", copy_tail)
+        patch.setattr(Recovery, "_move_to_quarantine", move)
+        yield
+
+
+@contextmanager
+def no_lock() -> Iterator[None]:
+    """The store takes no lock: two writers can open the same directory.
+
+    Models a lock taken on the wrong path (or an advisory lock never checked): two
+    processes append to one log and each overwrites the other's frames.
+    """
+    original_open = Store._open
+
+    def open_unlocked(self: Store, on_corruption: kv.opening.OnCorruption) -> None:
+        lock = self.io.lock
+        self.io.lock = lambda path: self.io.open(path, "w")  # type: ignore[method-assign]
+        try:
+            original_open(self, on_corruption)
+        finally:
+            self.io.lock = lock  # type: ignore[method-assign]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_open", open_unlocked)
+        yield
+
+
+@contextmanager
+def untyped_error_on_failed_sync() -> Iterator[None]:
+    """A failed sync escapes as a bare `OSError` instead of the store's `IoError`.
+
+    Models an error path that forgets to translate the backend's error: callers that
+    catch the documented `KvError` crash instead of going read-only.
+    """
+    original_commit = SegmentLog.commit
+
+    def commit(self: SegmentLog, sync: bool) -> Written | None:
+        try:
+            return original_commit(self, sync)
+        except IoError as error:
+            raise OSError(error.errno, str(error)) from None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SegmentLog, "commit", commit)
+        yield
+
+
+@contextmanager
+def report_no_records_lost() -> Iterator[None]:
+    """Recovery reports the corruption it found but says no record was lost.
+
+    Models a report that names the damage but not its cost: an operator reads "0
+    records lost" and trusts a store that dropped acknowledged writes.
+    """
+    original_run = Recovery._run
+
+    def run(self: Recovery) -> None:
+        original_run(self)
+        self.report.corruptions[:] = [replace(c, records_lost=0, lsn_first_lost=None) for c in self.report.corruptions]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_run", run)
+        yield
+
+
+@contextmanager
+def verify_checks_frames_only() -> Iterator[None]:
+    """`verify()` checks every frame's CRC but not the live records in compacted files
+    and not the records themselves.
+
+    Models a scrubber that trusts one checksum layer: damage inside a compacted file's
+    record (whose frame CRC was recomputed after compaction, or skipped) goes unreported.
+    """
+    original = Store.verify
+
+    def verify(self: Store) -> kv.store.VerifyReport:
+        keydir, self._keydir = self._keydir, {}
+        compacted, self._compacted_file = self._compacted_file, None
+        try:
+            return original(self)
+        finally:
+            self._keydir, self._compacted_file = keydir, compacted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "verify", verify)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -363,6 +550,15 @@ VARIANTS: dict[str, Variant] = {
     "skip_record_crc_on_get": skip_record_crc_on_get,
     "flush_without_sync": flush_without_sync,
     "batch_without_deadline": batch_without_deadline,
+    "batch_ignores_time_bound": batch_ignores_time_bound,
+    "batch_ignores_operation_bound": batch_ignores_operation_bound,
+    "cache_before_sync": cache_before_sync,
+    "torn_tail_as_corruption": torn_tail_as_corruption,
+    "quarantine_reported_not_kept": quarantine_reported_not_kept,
+    "no_lock": no_lock,
+    "untyped_error_on_failed_sync": untyped_error_on_failed_sync,
+    "report_no_records_lost": report_no_records_lost,
+    "verify_checks_frames_only": verify_checks_frames_only,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

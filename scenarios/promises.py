@@ -1,0 +1,202 @@
+"""Every promise the store documents, the oracle check that enforces it, and the broken
+variant that proves the check bites.
+
+A promise is a sentence of the README (section "Durability", "Errors", "Recovery") or
+a docstring of `kv.store` / `kv.opening`. Each row names:
+
+- `check`: a method of `scenarios.oracle.Oracle` (`tests/test_promises.py` asserts it
+  exists and raises `Violation`);
+- `variant`: a deliberately broken store in `tests/broken_variants.py` that breaks only
+  this promise;
+- `scenario`: the scenario whose seeds catch it (`tests/test_broken_variants.py` runs
+  the variant on it and asserts a seed fails, and that the real store passes that seed).
+
+Adding a promise to the store's documentation means adding a row here; a row without a
+check or a caught variant fails the test suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Promise:
+    name: str
+    text: str  # the promise, as the store documents it
+    source: str  # where it is documented
+    check: str  # the `Oracle` method that enforces it
+    variant: str  # the broken variant that breaks it
+    scenario: str  # the scenario that catches that variant
+
+
+PROMISES: tuple[Promise, ...] = (
+    Promise(
+        "always_durable",
+        "in `always` mode a write that returned survives any crash",
+        "README: Durability; kv.store docstring",
+        "check_recovered",
+        "ack_before_sync",
+        "crash",
+    ),
+    Promise(
+        "new_segment_durable",
+        "a write into a new segment returns only after the segment's directory entry is synced",
+        "README: Durability (`always` row)",
+        "check_recovered",
+        "no_sync_dir_for_new_segments",
+        "crash",
+    ),
+    Promise(
+        "batch_time_bound",
+        "`batch` mode syncs within 10 ms of `io.now()` (checked on the next call)",
+        "README: Durability (`batch` row); kv.limits.BATCH_INTERVAL_MS_MAX",
+        "check_recovered",
+        "batch_ignores_time_bound",
+        "crash",
+    ),
+    Promise(
+        "batch_operation_bound",
+        "`batch` mode syncs every 1,000 operations",
+        "README: Durability (`batch` row); kv.limits.BATCH_OPERATIONS_MAX",
+        "check_recovered",
+        "batch_ignores_operation_bound",
+        "edges",
+    ),
+    Promise(
+        "batch_window_bounded",
+        "`batch` mode loses at most the unsynced window (both bounds together)",
+        "README: Durability (`batch` row)",
+        "check_recovered",
+        "batch_without_deadline",
+        "crash",
+    ),
+    Promise(
+        "flush_durable",
+        "`flush()` syncs everything pending, in every mode",
+        "kv.store.Store.flush docstring",
+        "check_recovered",
+        "flush_without_sync",
+        "crash",
+    ),
+    Promise(
+        "set_many_atomic",
+        "`set_many` writes one frame: after a crash all of its pairs exist or none",
+        "README: quick start; kv.store.Store.set_many docstring",
+        "check_recovered",
+        "set_many_one_at_a_time",
+        "crash",
+    ),
+    Promise(
+        "frame_atomic",
+        "a frame is atomic: recovery applies all of it or none",
+        "README: Recovery",
+        "check_recovered",
+        "apply_half_a_frame",
+        "completion_corruption",
+    ),
+    Promise(
+        "compaction_crash_safe",
+        "a crash at any point of `compact()` loses nothing",
+        "kv.compaction docstring",
+        "check_recovered",
+        "no_sync_dir_in_compaction",
+        "completion_corruption",
+    ),
+    Promise(
+        "read_only_after_failure",
+        "after a failed write or sync the store goes read-only; it never retries and trusts",
+        "kv.store docstring (lifecycle)",
+        "check_recovered",
+        "trust_retried_fsync",
+        "fsyncgate",
+    ),
+    Promise(
+        "reads_survive",
+        "in `always` mode a read never returns data a crash can take away without a report",
+        "README: Durability; kv.store docstring (lifecycle)",
+        "observe_read_only",
+        "cache_before_sync",
+        "fsyncgate",
+    ),
+    Promise(
+        "no_wrong_value",
+        "a value is returned only if its checksum holds: never a corrupted or invented value",
+        "README: Recovery; kv.store.Store._read_record",
+        "check_not_invented",
+        "skip_record_crc_on_get",
+        "corruption",
+    ),
+    Promise(
+        "damage_detected_in_recovery",
+        "recovery checks every frame's checksum",
+        "README: Recovery",
+        "check_recovered",
+        "skip_frame_crc_on_recovery",
+        "random",
+    ),
+    Promise(
+        "loss_reported",
+        "recovery reports every loss of acknowledged data (a corruption in its report)",
+        "README: Recovery; kv.recovery.RecoveryReport",
+        "check_explained",
+        "silent_truncation_at_corruption",
+        "corruption",
+    ),
+    Promise(
+        "torn_tail_takes_only_the_last",
+        "a torn tail drops only an unacknowledged write (or, after damage, the last one)",
+        "README: Recovery",
+        "check_explained",
+        "corruption_as_torn_tail",
+        "corruption",
+    ),
+    Promise(
+        "no_false_alarm",
+        "a crash alone is never reported as corruption",
+        "README: Recovery",
+        "check_recovered",
+        "torn_tail_as_corruption",
+        "truncation",
+    ),
+    Promise(
+        "loss_counted",
+        "the recovery report counts the records it lost",
+        "kv.recovery.Corruption (records_lost)",
+        "check_loss_counted",
+        "report_no_records_lost",
+        "corruption",
+    ),
+    Promise(
+        "quarantine_kept",
+        "repair moves damaged data into quarantine/ and reports where",
+        "kv.opening docstring; README: Recovery",
+        "check_quarantine",
+        "quarantine_reported_not_kept",
+        "corruption",
+    ),
+    Promise(
+        "verify_finds_damage",
+        "`verify()` reads every file and every live record back and checks every checksum",
+        "kv.store.Store.verify docstring",
+        "check_verify",
+        "verify_checks_frames_only",
+        "comprehensive",
+    ),
+    Promise(
+        "locked",
+        "a second writer gets StoreLocked",
+        "kv.open docstring",
+        "check_locked",
+        "no_lock",
+        "perfect",
+    ),
+    Promise(
+        "typed_errors",
+        "every error the store raises is a KvError (IoError after a failed write or sync)",
+        "README: Errors; kv.errors",
+        "check_error",
+        "untyped_error_on_failed_sync",
+        "filesystem",
+    ),
+)
