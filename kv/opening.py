@@ -198,7 +198,8 @@ class Recovery:
                     compaction.compacted_name(segment_id),
                     scan.bad_offset,
                     f"{end - scan.bad_offset} damaged bytes in the compacted file (no usable hint to name the keys)",
-                    records_lost=lost,
+                    records_lost=max(lost, 1),
+                    count_known=scan.bad_header is not None,  # else the damaged frame's count is gone
                 )
             )
 
@@ -227,7 +228,10 @@ class Recovery:
         if self.damage is not None:
             first = self.damage.lsn_first_lost or 1
             last = max(self.lost_last, first - 1)
-            self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
+            if last < first:  # no lsn past the damage reads: its frames held at least one record
+                self.report.corruptions.append(replace(self.damage, records_lost=1, count_known=False))
+            else:
+                self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
         return kept
 
     def _replay_segment(
@@ -526,7 +530,9 @@ class Recovery:
         # pending themselves (each would otherwise nest inside the next, doubling).
         found = replace(self.report, corruptions=self.report.corruptions[self.corruptions_from_journals :])
         summary = found.summary()[:JOURNAL_SUMMARY_CHARS_MAX]
-        text = f"{found.records_lost}\n{summary}\n".encode()
+        # The first line is the count of records lost, "N+" when N is only a lower bound.
+        counted = all(corruption.count_known for corruption in found.corruptions)
+        text = f"{found.records_lost}{'' if counted else '+'}\n{summary}\n".encode()
         journal = self.io.open(f"{quarantine}/{name}", "w").result()
         try:
             self.io.write(journal, 0, text).result()
@@ -604,10 +610,12 @@ class Recovery:
                 continue
             text = self._read_journal(quarantine, name)
             count, _, summary = text.partition("\n")
-            lost = int(count) if count.isdigit() else 0
+            known = count.isdigit()  # "N+" (a lower bound) or garbled: not a count
+            digits = count.removesuffix("+")
+            lost = int(digits) if digits.isdigit() else 0
             detail = f"an earlier repair did not finish; it had found: {summary.strip()}"
             self.report.corruptions.append(
-                Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=max(lost, 1))
+                Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=max(lost, 1), count_known=known)
             )
             self.journals.append(name)
 

@@ -67,6 +67,9 @@ class Corruption:
     lsn_last_lost: int | None = None
     records_lost: int = 0
     keys_lost: tuple[bytes, ...] = ()
+    # False when no lsn past the damage could be read (unreadable or garbled frames at
+    # the end of the log): then `records_lost` is a lower bound, not a count.
+    count_known: bool = True
 
 
 @dataclass
@@ -103,6 +106,8 @@ class RecoveryReport:
             )
         for corruption in self.corruptions:
             lost = f"{corruption.records_lost} records lost"
+            if not corruption.count_known:
+                lost = f"at least {corruption.records_lost} records lost (the damaged frames cannot be counted)"
             if corruption.lsn_first_lost is not None:
                 lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost})"
             if corruption.keys_lost:

@@ -94,6 +94,10 @@ class Outcome:
     keys_lost: int = 0
 
 
+def _without(state: Model, keys: frozenset[bytes] | set[bytes]) -> Model:
+    return {key: value for key, value in state.items() if key not in keys}
+
+
 def _difference(expected: Model, found: Model) -> str:
     """Per key, expected versus actual (at most five of each kind)."""
     missing = sorted(set(expected) - set(found))[:5]
@@ -118,7 +122,8 @@ class Oracle:
     before_last: Model = field(default_factory=dict)  # the model before the last acknowledged frame
     # batch and none modes: (the model before it, the virtual clock when it started)
     # for each acknowledged write not yet known durable, oldest first
-    unsynced: list[tuple[Model, int]] = field(default_factory=list)
+    # and the keys whose value was unknown before it
+    unsynced: list[tuple[Model, int, frozenset[bytes]]] = field(default_factory=list)
     # batch and none modes: the model before each acknowledged write, the whole run
     history: list[Model] = field(default_factory=list)
     silent_write_faults_checked: int = 0  # lost or misdirected writes already accounted for
@@ -139,12 +144,13 @@ class Oracle:
         """The store returned from `operation` (a write, flush, compact or read)."""
         kind, changes = operation
         if kind in WRITE_KINDS:
+            unknown_before = frozenset(self.unknown)
             self.unknown.difference_update(changes)
             if self.writes_a_frame(operation):
                 self.before_last = self.model
                 if self.durability != "always":
                     self.history.append(self.model)
-                    self._acknowledged_unsynced(operation, started_us)
+                    self._acknowledged_unsynced(operation, started_us, unknown_before)
         elif kind in ("flush", "compact"):  # both sync every earlier write before returning
             self.unsynced.clear()
         self.model = apply(self.model, operation)
@@ -159,11 +165,12 @@ class Oracle:
         kind, changes = operation
         return kind != "delete" or any(key in self.model or key in self.unknown for key in changes)
 
-    def _acknowledged_unsynced(self, operation: Operation, started_us: int) -> None:
+    def _acknowledged_unsynced(self, operation: Operation, started_us: int, unknown_before: frozenset[bytes]) -> None:
         """A write acknowledged in batch or none mode: it may be lost in a crash, with
-        every later one, until the mode's promise makes it durable."""
+        every later one, until the mode's promise makes it durable (and the keys it made
+        known again are unknown once more if it is lost)."""
         unsynced = self.unsynced
-        unsynced.append((self.model, started_us))
+        unsynced.append((self.model, started_us, unknown_before))
         kind, changes = operation
         counted = kind != "delete" or any(key in self.model and key not in self.unknown for key in changes)
         if self.durability != "batch" or not counted:
@@ -288,7 +295,12 @@ class Oracle:
         found = self.known(recovered.state)
         in_flight = recovered.in_flight
         for candidate, kind, writes_lost in self._legal_candidates(recovered, ledger):
-            if found != self.known(candidate):
+            if kind == "unsynced":  # keys known only through the lost writes are unknown again
+                unknown = self.unknown | self.unsynced[-writes_lost][2]
+                if _without(recovered.state, unknown) != _without(candidate, unknown):
+                    continue
+                self.unknown = set(unknown)
+            elif found != self.known(candidate):
                 continue
             if kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
                 self.before_last = self.model  # the in-flight write made it: its frame is the last
@@ -331,11 +343,13 @@ class Oracle:
 
     def check_loss_counted(self, recovered: Recovered) -> None:
         """Each acknowledged key gone (not merely unreadable) lost at least one record:
-        the report's count of lost records is no smaller. (Torn tails may not know
-        their count: then the check is skipped.)"""
+        the report's count of lost records is no smaller. (Torn tails, and damage with
+        no readable lsn after it, cannot be counted: then the check is skipped.)"""
         report = recovered.report
-        if report.torn_tails:
+        if report.torn_tails or not all(corruption.count_known for corruption in report.corruptions):
             return
+        if self.durability != "always" or recovered.silent_write_faults:
+            return  # unsynced or lost (never stored) writes may be gone too, and no report can count them
         gone = set(self.known(self.model)) - set(recovered.state) - set(recovered.unreadable)
         if len(gone) > report.records_lost:
             raise Violation(

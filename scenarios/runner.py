@@ -32,6 +32,16 @@ __all__ = ["STORE_DIRECTORY", "Harness", "SeedResult", "Violation", "record_seed
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
 CRASH_DELAY_OPERATIONS_MAX = 60
+# A planned crash replaces the next data sync with this probability (else it lands a
+# number of I/Os in): the moment unsynced writes are sure to exist, which a count of I/Os
+# mostly misses (an operation's I/Os are mostly reads).
+CRASH_BEFORE_SYNC_PROBABILITY = 0.5
+# Faults that fire only at a crash that finds unsynced writes (draw-name prefixes).
+CRASH_FAULTS = ("crash_survival.", "torn_write", "size_before_data")
+# ... so after forcing them, this many crashes before a sync are planned, at most.
+FORCED_CRASHES_MAX = 4
+# A defining fault that did not fire is forced at most this many times per seed.
+FORCED_TIMES_MAX = 3
 # Reopening may crash or fail this many times before the faults are switched off (the
 # fault "clears") so the run can go on.
 REOPEN_ATTEMPTS_MAX = 4
@@ -111,6 +121,7 @@ class Harness:
         self.digest = hashlib.sha256()
         self.keep_timeline = keep_timeline
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
+        self.crash_before_sync = False  # the planned crash replaces the next data sync
         self.crash_landed_after_ios: int | None = None  # set when a planned crash fires
         self.recovery_crashes: RecoveryCrashes = lambda: None
         self.store: Store | None = None
@@ -121,6 +132,7 @@ class Harness:
         self._crash_site = "open"  # where the last crash inside an open landed: "open" or "repair"
         self.last_outcome = Outcome("acknowledged")  # how the last recovery was judged
         self.open_ios_last = 0  # I/Os the last open that completed took
+        self.step_started_ios = 0  # the I/O count when the current step started
 
     # -- the oracle's view of the faults and the model ---------------------------------
 
@@ -181,10 +193,16 @@ class Harness:
         """A power loss this many simulated I/Os from now (inside the next operations)."""
         self.crash_countdown = after_ios
 
+    def plan_crash_before_sync(self) -> None:
+        """A power loss instead of the next data sync inside an operation (then the
+        write it would make durable is unsynced: survival and torn writes matter)."""
+        self.crash_before_sync = True
+
     def do(self, operation: Operation) -> None:
         assert self.store is not None, "start() first"
         self.result.operations += 1
         self.steps += 1
+        self.step_started_ios = self.io.operations_completed
         self.event(f"#{self.steps} {describe(operation)}")
         self.store = self.step(self.store, operation)
         self.note_fired_faults()
@@ -312,12 +330,14 @@ class Harness:
             if store is not None:
                 break
         if store is None:
+            plan = self.io.faults.plan
             self.io.faults_off()
             self.event("faults off: the fault clears")
             try:
                 store = self.open()
             except KvError as error:
                 raise Violation(f"the store cannot be opened once the faults cleared: {error}") from error
+            self.io.faults.plan = plan  # the outage is over; the faults come back (persistent ones cleared)
         self.result.recoveries += 1
         self.check_recovered(store, in_flight)
         return store
@@ -409,24 +429,34 @@ class Harness:
 
     @contextmanager
     def armed(self) -> Iterator[None]:
-        """The planned crash, armed for the block (a store method)."""
-        if self.crash_countdown is None:
+        """The planned crash, armed for the block (a store method): after a number of
+        I/Os, or instead of the next data sync (when unsynced writes are sure to exist)."""
+        if self.crash_countdown is None and not self.crash_before_sync:
             yield
             return
         started = self.io.operations_completed
-        self.io.crash_at_operation = started + self.crash_countdown
+        if self.crash_countdown is not None:
+            self.io.crash_at_operation = started + self.crash_countdown
+        self.io.crash_before_sync = self.crash_before_sync
         try:
             yield
         finally:
-            if self.io.crash_at_operation is None:  # it fired, this many I/Os into the operation
-                self.crash_landed_after_ios = self.crash_countdown
+            by_count = self.crash_countdown is not None and self.io.crash_at_operation is None
+            by_sync = self.crash_before_sync and not self.io.crash_before_sync
+            if by_count or by_sync:  # this many I/Os into the step (a reopen arms its close and its open)
+                # (by count: where it was armed, which replays it exactly even where the disk
+                # completes several operations between two checks)
+                landed = started + (self.crash_countdown or 0) if by_count else self.io.operations_completed
+                self.crash_landed_after_ios = landed - self.step_started_ios
                 self.crash_countdown = None
-            else:
+                self.crash_before_sync = False
+            elif self.crash_countdown is not None:
                 # A countdown that ran out with the operation's last I/O carries over as
                 # zero: the crash lands on the next operation's first I/O, so operations
                 # of a single I/O can be crashed right after it too.
                 self.crash_countdown = max(self.crash_countdown - (self.io.operations_completed - started), 0)
-                self.io.crash_at_operation = None
+            self.io.crash_at_operation = None
+            self.io.crash_before_sync = False
 
     def reopen_armed(self, store: Store) -> Store:
         """A clean close and open with the planned crash armed in both (the close may
@@ -568,14 +598,27 @@ def _fired(io: SimIo, name: str) -> int:
     return sum(count.fired for draw, count in counts.items() if draw.startswith(name))
 
 
-def _force_unfired(harness: Harness, defining: tuple[str, ...]) -> tuple[str, ...]:
-    """Force the next opportunity of each defining fault that has not fired yet."""
-    forced = tuple(name for name in defining if _fired(harness.io, name) == 0)
-    for name in forced:
-        harness.io.faults.force(name)
-    if forced:
-        harness.event(f"forced a first firing of {', '.join(forced)}")
-    return forced
+@dataclass
+class _Forcer:
+    """Makes each of a seed's defining faults fire: from step `start` on, whenever no
+    forced fault is pending, the next one that has not fired yet is forced (one at a
+    time, so one forced failure's recovery does not swallow the others), each at most
+    `FORCED_TIMES_MAX` times."""
+
+    defining: tuple[str, ...]
+    start: int
+    tries: dict[str, int] = field(default_factory=dict)
+
+    def step(self, harness: Harness, number: int) -> tuple[str, ...]:
+        if number < self.start or harness.io.faults.forced:
+            return ()
+        for name in self.defining:
+            if _fired(harness.io, name) == 0 and self.tries.get(name, 0) < FORCED_TIMES_MAX:
+                self.tries[name] = self.tries.get(name, 0) + 1
+                harness.io.faults.force(name)
+                harness.event(f"forced a first firing of {name}")
+                return (name,)
+        return ()
 
 
 def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False) -> SeedResult:
@@ -618,17 +661,26 @@ def record_seed(
     defining = scenario.seed_defining_faults(plan)
     # Defining faults that have not fired by this step are forced (TigerBeetle's swarm
     # makes sure each seed does its job the same way): early enough for crashes to follow.
-    force_at = rng.randrange(1, max(2, count // 2))
+    forcer = _Forcer(defining, start=rng.randrange(1, max(2, count // 4)))
 
     def drive() -> None:
         nonlocal opening, phase
+        forced_crashes = 0
         harness.start()
         opening, phase = _trimmed(phase), []
         for number in range(1, count + 1):
-            if harness.crash_countdown is None and rng.random() < scenario.crash_probability:
-                harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
+            planned = harness.crash_countdown is not None or harness.crash_before_sync
+            waiting = any(name.startswith(CRASH_FAULTS) for name in harness.io.faults.forced)
+            if not planned and waiting and forced_crashes < FORCED_CRASHES_MAX:
+                forced_crashes += 1  # a forced crash fault still waits for a crash with unsynced writes
+                harness.plan_crash_before_sync()
+            elif not planned and rng.random() < scenario.crash_probability:
+                if rng.random() < CRASH_BEFORE_SYNC_PROBABILITY:
+                    harness.plan_crash_before_sync()
+                else:
+                    harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
             operation = workload.next()
-            forced = _force_unfired(harness, defining) if number == force_at else ()
+            forced = forcer.step(harness, number)
             harness.crash_landed_after_ios = None
             try:
                 harness.do(operation)

@@ -57,7 +57,9 @@ def test_ack_before_sync_shrinks_to_a_regression_test_that_fails_only_on_the_var
     with VARIANTS["ack_before_sync"]():
         shrunk = shrink(schedule)
     steps, faults, _crashes = shrunk.schedule.size()
-    assert steps <= 3 and faults == 0, shrunk.schedule.dumps()
+    # At most: a write, the three 4 ms pauses that make it due in `batch` mode, the write
+    # that should have synced it, and the step the crash lands in.
+    assert steps <= 6 and faults == 0, shrunk.schedule.dumps()
     replay_file, test_file = write_regression(shrunk, tmp_path)
 
     replayed = Schedule.loads(replay_file.read_text())

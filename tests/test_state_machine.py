@@ -63,7 +63,26 @@ def search(seed: int, modes: tuple[Durability, ...]) -> None:
     run_state_machine_as_test(Machine, settings=settings(SEARCH, derandomize=False))
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+# The variants the machine's rules can reach (the others need rules it lacks: a verify,
+# a second writer, a burst past the batch bounds, a repair to quarantine; the seeded
+# campaign catches those, `tests/test_broken_variants.py`).
+MACHINE_VARIANTS = sorted(
+    set(VARIANTS)
+    - {
+        "batch_ignores_operation_bound",
+        "batch_ignores_time_bound",
+        "cache_before_sync",
+        "no_lock",
+        "quarantine_reported_not_kept",
+        "report_no_records_lost",
+        "torn_tail_as_corruption",
+        "untyped_error_on_failed_sync",
+        "verify_checks_frames_only",
+    }
+)
+
+
+@pytest.mark.parametrize("name", MACHINE_VARIANTS)
 def test_the_state_machine_finds_and_shrinks_the_variant(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Up to SEARCHES independent searches; the first that fails the variant is shrunk."""
     # Hypothesis gives up shrinking after 300 s; a few seconds reach a short example

@@ -106,6 +106,7 @@ class SimIo:
         self._driver = self._drive  # one bound method for every future
         self._owner = id(self)
         self.crash_at_operation: int | None = None  # crash instead of completing op N
+        self.crash_before_sync = False  # crash once a data sync is queued, before any completes
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -163,6 +164,13 @@ class SimIo:
             self.crash_at_operation = None
             self.crash()
             raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
+        if self.crash_before_sync and any(operation.kind == "sync" for operation in queue):
+            # A data sync is queued: what it would make durable is not yet. (Decided
+            # before the completion order is drawn, so a replay that crashes after this
+            # many operations draws the same.)
+            self.crash_before_sync = False
+            self.crash()
+            raise SimulatedCrash(f"crash planned before a sync, at operation {self.operations_completed}")
         if len(queue) == 1:
             _kind, _file_key, ready_time_us, run, arguments, future = queue.pop()
         else:

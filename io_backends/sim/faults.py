@@ -278,7 +278,8 @@ class FaultInjector:
         if not pending:
             return []
         survival = self.plan.crash_survival
-        if self.draw("crash_survival.prefix", survival.prefix_probability):
+        subset_first = "crash_survival.subset" in self.forced  # a forced subset is not preempted
+        if not subset_first and self.draw("crash_survival.prefix", survival.prefix_probability):
             chosen = pending[: self.rng.randrange(len(pending) + 1)]
         elif self.draw("crash_survival.subset", survival.subset_probability):
             chosen = [change for change in pending if self.rng.random() < 0.5]
