@@ -77,12 +77,14 @@ class Inode:
 
     def sync(self) -> None:
         """Make the unsynced changes durable, in order (lost writes stay lost)."""
-        if self.ledger is None:
+        ledger = self.ledger
+        if ledger is None:
             for change in self.unsynced:
                 if not change.lost:
                     apply_change(self.durable, change)
-        else:
-            self.ledger.sync(self.durable, self.unsynced)
+            self.unsynced.clear()
+            return
+        ledger.sync(self.durable, self.unsynced)
         self.unsynced.clear()
         self._forget_if_clean()
 
