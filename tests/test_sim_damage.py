@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -29,9 +31,11 @@ from io_backends.sim.faults import (
     BitFlip,
     CrashSurvival,
     FaultPlan,
+    FsyncGate,
     LatentSectorError,
     LostWrite,
     MisdirectedWrite,
+    OperationErrors,
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
@@ -40,6 +44,8 @@ from io_backends.sim.faults import (
 )
 from kv.errors import IoError
 from kv.io import File
+from scenarios.registry import SCENARIOS
+from scenarios.runner import run_seed
 
 PATH = "/d/f"
 
@@ -471,3 +477,180 @@ def _find_with_hypothesis() -> None:
         check_ledger(plan, seed, operations)
 
     search()
+
+
+# -- the same comparison on whole store runs: every file, renames, unlinks, crashes ---------
+
+
+class _Replay:
+    """A fault-free twin of one `SimDisk`, fed every change the store's ios made to it
+    successfully (the bytes the store asked for, not the ones the faults left) and
+    their crash-survival decisions; compares every file's ledger with the twin."""
+
+    def __init__(self, twin: SimIo) -> None:
+        self.twin = twin  # a fault-free io of its own disk
+        self.dropped: dict[int, int] = {}  # inode -> changes an fsync gate dropped (the twin still has them)
+        self.decisions: dict[int, list[int]] = {}
+        self.entry_decisions: list[int] = []
+        self.checks = 0
+
+    def attach(self, io: SimIo, stack: contextlib.ExitStack) -> None:
+        """Record through `io` (one of the ios on the disk)."""
+        for name, wrapper in (
+            ("_write", self._write(io._write)),
+            ("_truncate", self._truncate(io._truncate)),
+            ("_sync", self._sync(io._sync)),
+            ("_mkdir", self._call(io._mkdir, self.twin._mkdir)),
+            ("_sync_dir", self._call(io._sync_dir, self.twin._sync_dir)),
+            ("crash", self._crash(io, io.crash)),
+        ):
+            stack.enter_context(mock.patch.object(io, name, wrapper))
+        stack.enter_context(mock.patch.object(io.faults, "surviving", self._surviving(io.faults.surviving)))
+        stack.enter_context(mock.patch.object(io.faults, "entry_survivors", self._entries(io.faults.entry_survivors)))
+
+    def attach_disk(self, io: SimIo, stack: contextlib.ExitStack) -> None:
+        disk = io.disk
+        stack.enter_context(mock.patch.object(disk, "new_inode", self._call(disk.new_inode, self.twin.disk.new_inode)))
+        entries = self._call(disk.change_entries, self.twin.disk.change_entries)
+        stack.enter_context(mock.patch.object(disk, "change_entries", entries))
+
+    @staticmethod
+    def _call(original: Callable[..., Any], twin: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*arguments: Any) -> Any:
+            value = original(*arguments)
+            twin(*arguments)
+            return value
+
+        return call
+
+    @staticmethod
+    def _inode(file: File) -> Inode:
+        handle = file.handle
+        inode = getattr(handle, "inode", None)  # the sim's private handle type
+        assert isinstance(inode, Inode)
+        return inode
+
+    def _twin_inode(self, file: File) -> Inode:
+        return self.twin.disk.inodes[self._inode(file).number]
+
+    def _write(self, original: Callable[[File, int, bytes], None]) -> Callable[[File, int, bytes], None]:
+        def write(file: File, offset: int, data: bytes) -> None:
+            original(file, offset, data)
+            self._twin_inode(file).write(offset, data)
+
+        return write
+
+    def _truncate(self, original: Callable[[File, int], None]) -> Callable[[File, int], None]:
+        def change(file: File, size: int) -> None:
+            original(file, size)
+            self._twin_inode(file).truncate(size)
+
+        return change
+
+    def _sync(self, original: Callable[[File], None]) -> Callable[[File], None]:
+        def sync(file: File) -> None:
+            inode = self._inode(file)
+            number, pending = inode.number, len(inode.unsynced)
+            try:
+                original(file)
+            except IoError:
+                if pending and not inode.unsynced:  # an fsync gate dropped them
+                    self.dropped[number] = self.dropped.get(number, 0) + pending
+                raise
+            self.dropped.pop(number, None)
+            self._twin_inode(file).sync()
+
+        return sync
+
+    def _surviving(self, original: Callable[[Inode], list[PendingWrite]]) -> Callable[[Inode], list[PendingWrite]]:
+        def surviving(inode: Inode) -> list[PendingWrite]:
+            chosen = original(inode)
+            skip = self.dropped.get(inode.number, 0)
+            self.decisions[inode.number] = [
+                skip + i for i, change in enumerate(inode.unsynced) if any(change is c for c in chosen)
+            ]
+            return chosen
+
+        return surviving
+
+    def _entries(self, original: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any]], list[Any]]:
+        def entries(pending: list[Any]) -> list[Any]:
+            chosen = original(pending)
+            self.entry_decisions = [i for i, change in enumerate(pending) if any(change is c for c in chosen)]
+            return chosen
+
+        return entries
+
+    def _crash(self, io: SimIo, original: Callable[[], None]) -> Callable[[], None]:
+        def crash() -> None:
+            self.decisions, self.entry_decisions = {}, []
+            original()
+            decisions, entry_decisions = self.decisions, self.entry_decisions
+            self.twin.disk.crash(
+                lambda inode: [inode.unsynced[i] for i in decisions.get(inode.number, [])],
+                lambda pending: [pending[i] for i in entry_decisions],
+            )
+            self.dropped.clear()
+            self.check(io)
+
+        return crash
+
+    def check(self, io: SimIo) -> None:
+        """Every file's ledger is exactly its differences from the twin (plus bad sectors)."""
+        files = dict(io.disk.files())
+        assert set(files) == {path for path, _ in self.twin.disk.files()}
+        for path, inode in files.items():
+            twin = self.twin.disk.lookup(path)
+            assert twin is not None
+            unreadable = {
+                p
+                for s in inode.bad_sectors
+                for p in range(s * LATENT_SECTOR, min((s + 1) * LATENT_SECTOR, len(inode.data)))
+            }
+            damage = io.damage(path)
+            assert _positions(damage) == _differing(inode.data, twin.data) | unreadable, (path, damage)
+            assert all(d.kind != UNKNOWN_KIND for d in damage)
+        self.checks += 1
+
+
+_HEAVY = FaultPlan(
+    crash_survival=CrashSurvival(prefix_probability=0.4, subset_probability=0.4),
+    torn_write=TornWrite(probability=0.5, garbage_probability=0.5),
+    size_before_data=SizeBeforeData(probability=0.3),
+    bit_flip=BitFlip(on_write_probability=0.01, at_rest_probability=0.3, bits_max=2),
+    read_corruption=ReadCorruption(probability=0.01, sticky_probability=0.5),
+    latent_sector_error=LatentSectorError(probability=0.005),
+    misdirected_write=MisdirectedWrite(probability=0.005),
+    lost_write=LostWrite(probability=0.005),
+    tail_corruption=TailCorruption(probability=0.2),
+    operation_errors=OperationErrors(write_probability=0.002, sync_probability=0.002, rename_probability=0.01),
+    fsync_gate=FsyncGate(probability=0.005),
+)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ledger_matches_a_fault_free_replay_of_store_runs(seed: int) -> None:
+    scenario = replace(SCENARIOS["completion_corruption"], faults=_HEAVY, crash_probability=0.02, defining_faults=())
+    replays: dict[int, tuple[_Replay, SimIo]] = {}
+    original_init = SimIo.__init__
+    with contextlib.ExitStack() as stack:
+
+        def init(io: SimIo, *arguments: Any, **keywords: Any) -> None:
+            original_init(io, *arguments, **keywords)
+            if id(io.disk) not in replays:
+                twin = SimIo.__new__(SimIo)
+                original_init(twin)
+                replays[id(io.disk)] = (_Replay(twin), io)
+                replays[id(io.disk)][0].attach_disk(io, stack)
+            replays[id(io.disk)][0].attach(io, stack)
+
+        stack.enter_context(mock.patch.object(SimIo, "__init__", init))
+        run_seed(scenario, seed, 400)
+        for replay, io in replays.values():
+            replay.check(io)
+    assert sum(replay.checks for replay, _ in replays.values()) > 2  # crashes were checked too
+
+
+def test_the_store_replay_catches_a_ledger_that_never_heals() -> None:
+    with mock.patch.object(Shadow, "apply", _never_healing), pytest.raises(AssertionError):
+        test_ledger_matches_a_fault_free_replay_of_store_runs(0)
