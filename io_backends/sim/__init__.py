@@ -9,6 +9,12 @@ completion's time, so `now()` is deterministic.
 
 `crash()` simulates power loss (see `disk.py`): volatile bytes and non-durable directory
 entries vanish, queued operations are dropped, handles and locks die.
+
+`begin_stream(k)` switches every later decision to an RNG derived from `(seed, k)`, so a
+step that opens its own stream decides the same whatever the steps before it did (faults
+that survive shrinking). `damage()` lists what the faults left wrong on the disk (see
+`damage.py`), so an oracle can tell a reported loss that real damage explains from one
+it does not.
 """
 
 from __future__ import annotations

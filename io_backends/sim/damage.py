@@ -14,6 +14,15 @@ file the ledger never saw, costs the disk one `is None` test.
 
 Runs may hold a few bytes the twin shares with the file (nearby differences are kept in
 one run); `Shadow.damage` compares byte for byte, so the answer is exact.
+
+The twin gets the calls that succeeded: an operation that failed with an error the
+caller saw did not happen on it either. A crash keeps, on the twin, the unsynced changes
+it kept on the disk, in their fault-free form (a lost write survives on neither). An
+fsync gate is the one fault that fails loudly and then lies: the failed sync did not
+happen on the twin, but the next successful one makes the dropped changes durable there
+(kind "fsync_gate"); a crash before it drops them on both. When several faults alter one
+write, the last drawn names it ("lost_write" over "misdirected_write" over
+"bit_flip.on_write").
 """
 
 from __future__ import annotations

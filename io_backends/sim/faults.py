@@ -2,9 +2,13 @@
 
 Every fault is a frozen dataclass whose fields are probabilities (default zero: off),
 each documented with the moment it is drawn. `FaultPlan` bundles one of each; the
-`FaultInjector` makes every decision from the run's one seeded `random.Random` and
+`FaultInjector` makes every decision from the run's seeded `random.Random` (its
+`rng`, which `SimIo.begin_stream` may swap for a per-step stream) and
 counts, per fault, how often it fired against how often it could have fired, so a run
-can report its achieved rate beside the configured one.
+can report its achieved rate beside the configured one. A fault that alters stored bytes
+tells the file's damage ledger (`damage.py`) what a fault-free disk would hold instead;
+a fault the caller is told about (an error) or that leaves the stored bytes right (a
+transient read corruption, a short read) is not damage.
 
 | fault | drawn | effect |
 |---|---|---|
