@@ -369,8 +369,10 @@ class SimIo:
         lost = self.faults.draw("lost_write", plan.lost_write.probability)
         if lost:
             kind = "lost_write"
-        twin = PendingWrite(intended, bytes(data)) if kind else None  # what a fault-free disk writes
-        inode.write(offset, stored, lost=lost, twin=twin, kind=kind)
+        if kind:  # the ledger learns what a fault-free disk would have written
+            inode.write_altered(offset, stored, PendingWrite(intended, bytes(data)), kind, lost)
+        else:
+            inode.write(offset, stored)
         if data and self.faults.draw("latent_sector_error", plan.latent_sector_error.probability):
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 

@@ -48,23 +48,25 @@ class Inode:
     bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
     ledger: FileLedger | None = None  # how the bytes differ from a fault-free disk's (None: they do not)
 
-    def write(
-        self, offset: int, data: bytes, lost: bool = False, twin: PendingWrite | None = None, kind: str = ""
-    ) -> None:
-        """Apply a write to the page cache and queue it for the next sync; `twin` is the
-        write a fault-free disk would have made instead (`kind` the fault), if any."""
+    def write(self, offset: int, data: bytes, lost: bool = False) -> None:
+        """Apply a write to the page cache and queue it for the next sync."""
+        if self.ledger is not None:
+            self.write_altered(offset, data, None, "", lost)
+            return
         data = bytes(data)
-        change = _new_change(PendingWrite, (offset, data, None, lost, twin, kind))
-        ledger = self.ledger
-        if ledger is None and twin is None:
-            target = self.data
-            if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
-                target.extend(bytes(offset - len(target)))
-            target[offset : offset + len(data)] = data
-        else:
-            if ledger is None:
-                ledger = self.ledger = FileLedger.start(self.data, self.durable)
-            ledger.data.apply(self.data, change, fault_free(change), fault_kind(change))
+        target = self.data
+        if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
+            target.extend(bytes(offset - len(target)))
+        target[offset : offset + len(data)] = data
+        self.unsynced.append(_new_change(PendingWrite, (offset, data, None, lost, None, "")))
+
+    def write_altered(self, offset: int, data: bytes, twin: PendingWrite | None, kind: str, lost: bool = False) -> None:
+        """`write`, on a file with a ledger or for a write a fault altered: `twin` is the
+        write a fault-free disk would have made instead (`kind` the fault), if any."""
+        change = PendingWrite(offset, bytes(data), None, lost, twin, kind)
+        if self.ledger is None:
+            self.ledger = FileLedger.start(self.data, self.durable)
+        self.ledger.data.apply(self.data, change, fault_free(change), fault_kind(change))
         self.unsynced.append(change)
 
     def truncate(self, size: int) -> None:
