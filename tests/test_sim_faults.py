@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import random
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -725,3 +729,84 @@ def test_a_damaged_compacted_tail_is_a_typed_error_never_a_wrong_value() -> None
         values = [repaired.get(f"k{index:02d}") for index in range(20)]
         assert all(value in (None, f"v{index}".encode() * 30) for index, value in enumerate(values))
         assert values[19] is None and values.count(None) == repaired.recovery.records_lost
+
+
+# -- per-step RNG streams ------------------------------------------------------------------
+
+_STREAM_PLAN = FaultPlan(
+    bit_flip=BitFlip(on_write_probability=0.3),
+    lost_write=LostWrite(probability=0.2),
+    misdirected_write=MisdirectedWrite(probability=0.2),
+    read_corruption=ReadCorruption(probability=0.3, sticky_probability=0.5),
+    short_read=ShortRead(probability=0.3),
+    latency=Latency(jitter_us_max=500),
+)
+
+
+def _stream_outcome(io: SimIo, writes_before: int, streams: bool) -> tuple[object, ...]:
+    """`writes_before` writes in stream 0, then the same work in stream 1 (concurrent
+    writes, so the completion order is drawn too): what stream 1 decided."""
+    io.mkdir("/d").result()
+    if streams:
+        io.begin_stream(0)
+    before = io.open("/d/a", "w").result()
+    for index in range(writes_before):
+        io.write(before, 100 * index, bytes([index + 1]) * 100).result()
+    counted = {name: count.fired for name, count in io.faults.counts.items()}
+    if streams:
+        io.begin_stream(1)
+    file = io.open("/d/b", "w").result()
+    started = io.clock_us
+    futures = [io.write(file, 50 * index, bytes([index + 1]) * 100) for index in range(8)]
+    io.drain()
+    for future in futures:
+        future.result()
+    reads = [io.read(file, 0, 450).result() for _ in range(6)]
+    fired = {name: count.fired - counted.get(name, 0) for name, count in io.faults.counts.items()}
+    return bytes(_inode_at(io, "/d/b").data), reads, fired, io.clock_us - started, io.damage("/d/b")
+
+
+def _inode_at(io: SimIo, path: str) -> Inode:
+    inode = io.disk.lookup(path)
+    assert inode is not None
+    return inode
+
+
+def test_a_stream_makes_the_same_decisions_whatever_the_earlier_steps_did() -> None:
+    for seed in range(5):
+        outcomes = [_stream_outcome(SimIo(seed=seed, faults=_STREAM_PLAN), n, streams=True) for n in (0, 3, 11)]
+        assert outcomes[0] == outcomes[1] == outcomes[2]
+        # Without streams, the earlier steps' draws move the later decisions.
+        unstreamed = [_stream_outcome(SimIo(seed=seed, faults=_STREAM_PLAN), n, streams=False) for n in (0, 11)]
+        assert unstreamed[0] != unstreamed[1]
+    assert _stream_outcome(SimIo(seed=1, faults=_STREAM_PLAN), 0, True) != _stream_outcome(
+        SimIo(seed=2, faults=_STREAM_PLAN), 0, True
+    )  # the stream depends on the io's seed
+
+
+def test_a_stream_does_not_depend_on_the_hash_seed() -> None:
+    program = (
+        "from io_backends.sim import SimIo; io = SimIo(seed=3); io.begin_stream(7); "
+        "print(io.random.random(), io.faults.rng is io.random)"
+    )
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in ("0", "1", "random")
+    }
+    assert printed == {f"{random.Random('3/7').random()} True\n"}
+
+
+def test_begin_stream_is_a_no_op_on_an_io_given_its_rng() -> None:
+    """Hypothesis owns the decisions of an io built with `rng=`; streams leave them be."""
+    rng = random.Random(9)
+    io = SimIo(faults=_STREAM_PLAN, rng=rng)
+    io.begin_stream(4)
+    assert io.random is rng and io.faults.rng is rng
+    called = _stream_outcome(io, 3, streams=True)
+    assert called == _stream_outcome(SimIo(faults=_STREAM_PLAN, rng=random.Random(9)), 3, streams=False)

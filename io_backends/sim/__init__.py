@@ -9,6 +9,12 @@ completion's time, so `now()` is deterministic.
 
 `crash()` simulates power loss (see `disk.py`): volatile bytes and non-durable directory
 entries vanish, queued operations are dropped, handles and locks die.
+
+`begin_stream(k)` switches every later decision to an RNG derived from `(seed, k)`, so a
+step that opens its own stream decides the same whatever the steps before it did (faults
+that survive shrinking). `damage()` lists what the faults left wrong on the disk (see
+`damage.py`), so an oracle can tell a reported loss that real damage explains from one
+it does not.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from io_backends.sim.changes import PendingWrite
+from io_backends.sim.damage import Damage
 from io_backends.sim.disk import Directory, Inode, SimDisk
 from io_backends.sim.faults import FaultInjector, FaultPlan
 from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
 
-__all__ = ["FaultPlan", "SimDisk", "SimIo", "SimLatency", "SimulatedCrash"]
+__all__ = ["Damage", "FaultPlan", "SimDisk", "SimIo", "SimLatency", "SimulatedCrash"]
 
 
 class SimulatedCrash(Exception):
@@ -97,7 +105,9 @@ class SimIo:
         self.disk = disk if disk is not None else SimDisk()
         # Every decision (completion order, latency, faults) comes from this one RNG; pass
         # `rng` to draw them from elsewhere (a hypothesis `st.randoms()`, so they shrink).
+        # `begin_stream` swaps it for one derived from (seed, stream), unless `rng` was given.
         self.random = rng if rng is not None else random.Random(seed)
+        self._rng_given = rng is not None
         self.faults = FaultInjector(faults if faults is not None else FaultPlan(), self.random)
         self.latency = latency if latency is not None else SimLatency()
         self.clock_us = 0
@@ -204,6 +214,49 @@ class SimIo:
         self.disk.crash(self.faults.survivors, self.faults.entry_survivors)
         self.faults.corrupt_tails(list(self.disk.inodes.values()))  # the files that survived
 
+    def begin_stream(self, stream: int) -> None:
+        """From now on draw every decision (faults, latency, completion order) from a
+        fresh RNG derived from `(seed, stream)` only, until the next call: a step that
+        opens its own stream makes the same decisions whatever the steps before it did,
+        so a shrinker can delete steps without moving later faults. A string seed is
+        hashed with SHA-512 by `random`, so the stream does not depend on PYTHONHASHSEED.
+
+        An io built with `rng=` (a hypothesis `st.randoms()`) ignores the call: its
+        decisions belong to hypothesis, which shrinks them itself; deriving streams from
+        `seed` would take them out of its hands.
+        """
+        if self._rng_given:
+            return
+        self.random = random.Random(f"{self.seed}/{stream}")
+        self.faults.rng = self.random
+
+    # -- damage ledger -------------------------------------------------------------------
+
+    def damage(self, path: str | None = None) -> list[Damage]:
+        """The damage on the disk now (`damage.py`): byte ranges where a reader of a file
+        gets what a fault-free disk would not return, or an error (a latent sector
+        error); sorted by (path, offset). `path` limits it to one file."""
+        if path is None:
+            files = list(self.disk.files())
+        else:
+            inode = self.disk.lookup(path)
+            files = [] if inode is None else [(self.disk.normalize(path), inode)]
+        sector = self.faults.plan.latent_sector_error.sector_bytes
+        found = []
+        for name, inode in files:
+            ranges = inode.damage()
+            length = len(inode.data)
+            for number in inode.bad_sectors:
+                start, end = number * sector, min((number + 1) * sector, length)
+                if start < end:
+                    ranges.append((start, end, "latent_sector_error"))
+            found.extend(_merged(name, ranges))
+        return sorted(found, key=lambda d: (d.path, d.offset, d.length, d.kind))
+
+    def damaged(self, path: str, start: int, end: int) -> bool:
+        """True when any damage of the file at `path` overlaps `[start, end)`."""
+        return any(d.offset < end and start < d.offset + d.length for d in self.damage(path))
+
     # -- helpers -------------------------------------------------------------------------
 
     def _handle(self, file: File, operation: str) -> _Handle:
@@ -288,9 +341,7 @@ class SimIo:
             bit = 1 << self.random.randrange(8)
             data[position] ^= bit
             if self.faults.draw("read_corruption.sticky", plan.read_corruption.sticky_probability):
-                inode.data[offset + position] ^= bit
-                if offset + position < len(inode.durable):
-                    inode.durable[offset + position] ^= bit
+                inode.flip(offset + position, bit, "read_corruption.sticky")
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
@@ -312,19 +363,24 @@ class SimIo:
             raise IoError(errno.EROFS, "Read-only file system", file.path, "write")
         inode = handle.inode
         self._check_space(offset + len(data) - len(inode.data), file.path, "write")
-        stored = data
+        stored, intended, kind = data, offset, ""  # `kind`: the last fault that altered the write
         if data and self.faults.draw("bit_flip.on_write", plan.bit_flip.on_write_probability):
             flipped = bytearray(data)
             self.faults.flip_bits(flipped)
-            stored = bytes(flipped)
+            stored, kind = bytes(flipped), "bit_flip.on_write"
         sector = plan.latent_sector_error.sector_bytes
         if inode.bad_sectors and data:  # rewriting a sector repairs it
             inode.bad_sectors.difference_update(range(offset // sector, (offset + len(data) - 1) // sector + 1))
         if self.faults.draw("misdirected_write", plan.misdirected_write.probability):
             shift = self.random.choice((-1, 1)) * self.random.randint(1, 8) * plan.misdirected_write.sector_bytes
-            offset = max(0, offset + shift)
+            offset, kind = max(0, offset + shift), "misdirected_write"
         lost = self.faults.draw("lost_write", plan.lost_write.probability)
-        inode.write(offset, stored, lost=lost)
+        if lost:
+            kind = "lost_write"
+        if kind:  # the ledger learns what a fault-free disk would have written
+            inode.write_altered(offset, stored, PendingWrite(intended, bytes(data)), kind, lost)
+        else:
+            inode.write(offset, stored)
         if data and self.faults.draw("latent_sector_error", plan.latent_sector_error.probability):
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
@@ -444,6 +500,18 @@ class SimIo:
         assert isinstance(file.handle, _Handle)
         file.handle.lock_path = normal
         return file
+
+
+def _merged(path: str, ranges: list[tuple[int, int, str]]) -> list[Damage]:
+    """One `Damage` per maximal range of one kind (touching or overlapping ranges join)."""
+    merged: list[list[int | str]] = []
+    for start, end, kind in sorted(ranges, key=lambda item: (item[2], item[0])):
+        last = merged[-1] if merged else None
+        if last is not None and last[2] == kind and start <= int(last[1]):
+            last[1] = max(int(last[1]), end)
+        else:
+            merged.append([start, end, kind])
+    return [Damage(path, int(start), int(end) - int(start), str(kind)) for start, end, kind in merged]
 
 
 _: type[Io] = SimIo

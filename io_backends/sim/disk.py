@@ -15,45 +15,25 @@ subset of the logged changes survive (directory operations persisting out of ord
 
 `crash()` throws away everything volatile: every inode's data becomes its durable bytes,
 every directory its durable entries, and every open handle and lock is invalidated.
+
+A file a fault damaged has a `FileLedger` (`damage.py`) that every change to it keeps up
+to date; the others have none and pay nothing for it.
 """
 
 from __future__ import annotations
 
 import functools
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from io_backends.sim.changes import PendingWrite, apply_change, fault_free
+from io_backends.sim.damage import FileLedger, fault_kind
 
-class PendingWrite(NamedTuple):
-    """One change applied to `Inode.data` but not yet covered by a sync (immutable).
-
-    `lost` marks a write the device acknowledged but will never store (a lost-write
-    fault): readers see it in the page cache, a sync does not make it durable.
-    """
-
-    offset: int
-    data: bytes
-    truncate_to: int | None = None  # set for truncates; `data` is then empty
-    lost: bool = False
+__all__ = ["Directory", "EntryChange", "Inode", "PendingWrite", "SimDisk", "apply_change"]
 
 
 _new_change = tuple.__new__  # C-level construction: one per simulated write
-
-
-def apply_change(target: bytearray, change: PendingWrite) -> None:
-    """Replay one write or truncate onto `target` (zeros fill any gap)."""
-    offset, data, truncate_to, _lost = change
-    if truncate_to is not None:
-        if truncate_to <= len(target):
-            del target[truncate_to:]
-        else:
-            target.extend(bytes(truncate_to - len(target)))
-        return
-    if offset > len(target):
-        target.extend(bytes(offset - len(target)))
-    target[offset : offset + len(data)] = data
 
 
 @dataclass
@@ -66,39 +46,91 @@ class Inode:
     durable: bytearray = field(default_factory=bytearray)
     unsynced: list[PendingWrite] = field(default_factory=list)
     bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
+    ledger: FileLedger | None = None  # how the bytes differ from a fault-free disk's (None: they do not)
 
     def write(self, offset: int, data: bytes, lost: bool = False) -> None:
+        """Apply a write to the page cache and queue it for the next sync."""
+        if self.ledger is not None:
+            self.write_altered(offset, data, None, "", lost)
+            return
         data = bytes(data)
         target = self.data
         if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
             target.extend(bytes(offset - len(target)))
         target[offset : offset + len(data)] = data
-        self.unsynced.append(_new_change(PendingWrite, (offset, data, None, lost)))
+        self.unsynced.append(_new_change(PendingWrite, (offset, data, None, lost, None, "")))
+
+    def write_altered(self, offset: int, data: bytes, twin: PendingWrite | None, kind: str, lost: bool = False) -> None:
+        """`write`, on a file with a ledger or for a write a fault altered: `twin` is the
+        write a fault-free disk would have made instead (`kind` the fault), if any."""
+        change = PendingWrite(offset, bytes(data), None, lost, twin, kind)
+        if self.ledger is None:
+            self.ledger = FileLedger.start(self.data, self.durable)
+        self.ledger.data.apply(self.data, change, fault_free(change), fault_kind(change))
+        self.unsynced.append(change)
 
     def truncate(self, size: int) -> None:
         change = PendingWrite(size, b"", truncate_to=size)
-        apply_change(self.data, change)
+        if self.ledger is None:
+            apply_change(self.data, change)
+        else:
+            self.ledger.data.apply(self.data, change, change, None)
         self.unsynced.append(change)
 
     def sync(self) -> None:
         """Make the unsynced changes durable, in order (lost writes stay lost)."""
-        for change in self.unsynced:
-            if not change.lost:
-                apply_change(self.durable, change)
+        ledger = self.ledger
+        if ledger is None:
+            for change in self.unsynced:
+                if not change.lost:
+                    apply_change(self.durable, change)
+            self.unsynced.clear()
+            return
+        ledger.sync(self.durable, self.unsynced)
         self.unsynced.clear()
+        self._forget_if_clean()
 
     def drop_dirty(self) -> None:
         """fsyncgate: the kernel marks the dirty pages clean without storing them; the
-        page cache still shows them, a later sync will not write them."""
+        page cache still shows them, a later sync will not write them (a fault-free
+        disk's will: the ledger keeps them for the twin)."""
+        if self.unsynced:
+            ledger = self._ledger()
+            ledger.dropped.extend(twin for twin in map(fault_free, self.unsynced) if not twin.lost)
         self.unsynced.clear()
 
     def crash(self, survivors: list[PendingWrite]) -> None:
         """Power loss: the durable bytes plus whichever unsynced changes (possibly
         altered, e.g. torn) the fault plan let survive."""
-        for change in survivors:
-            apply_change(self.durable, change)
+        if self.ledger is None and all(change.twin is None for change in survivors):
+            for change in survivors:
+                apply_change(self.durable, change)
+        else:
+            self._ledger().crash(self.durable, survivors)
         self.data[:] = self.durable
         self.unsynced.clear()
+        self._forget_if_clean()
+
+    def flip(self, position: int, bit: int, kind: str, data: bool = True, durable: bool = True) -> None:
+        """A fault flips `bit` of the byte at `position` in the page cache (`data`) and the
+        durable bytes (`durable`), where the file has that byte; the ledger records it."""
+        ledger = self._ledger()
+        for wanted, target, shadow in ((data, self.data, ledger.data), (durable, self.durable, ledger.durable)):
+            if wanted and position < len(target):
+                shadow.apply(target, PendingWrite(position, bytes((target[position] ^ bit,))), None, kind)
+
+    def damage(self) -> list[tuple[int, int, str]]:
+        """What a reader gets wrong now: `(start, end, kind)` ranges (bad sectors apart)."""
+        return [] if self.ledger is None else self.ledger.data.damage(self.data)
+
+    def _ledger(self) -> FileLedger:
+        if self.ledger is None:
+            self.ledger = FileLedger.start(self.data, self.durable)
+        return self.ledger
+
+    def _forget_if_clean(self) -> None:
+        if self.ledger is not None and self.ledger.clean(self.data, self.durable, self.unsynced):
+            self.ledger = None
 
 
 # One atomic directory change: (directory path, name, inode number or None to remove), ...
@@ -155,6 +187,12 @@ class SimDisk:
         if directory is None or name not in directory.entries:
             return None
         return self.inodes[directory.entries[name]]
+
+    def files(self) -> Iterator[tuple[str, Inode]]:
+        """Every file by its current path (what `open` sees now)."""
+        for path, directory in self.directories.items():
+            for name, number in directory.entries.items():
+                yield posixpath.join(path, name), self.inodes[number]
 
     def used_bytes(self) -> int:
         return sum(len(inode.data) for inode in self.inodes.values())

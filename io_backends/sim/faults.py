@@ -2,9 +2,13 @@
 
 Every fault is a frozen dataclass whose fields are probabilities (default zero: off),
 each documented with the moment it is drawn. `FaultPlan` bundles one of each; the
-`FaultInjector` makes every decision from the run's one seeded `random.Random` and
+`FaultInjector` makes every decision from the run's seeded `random.Random` (its
+`rng`, which `SimIo.begin_stream` may swap for a per-step stream) and
 counts, per fault, how often it fired against how often it could have fired, so a run
-can report its achieved rate beside the configured one.
+can report its achieved rate beside the configured one. A fault that alters stored bytes
+tells the file's damage ledger (`damage.py`) what a fault-free disk would hold instead;
+a fault the caller is told about (an error) or that leaves the stored bytes right (a
+transient read corruption, a short read) is not damage.
 
 | fault | drawn | effect |
 |---|---|---|
@@ -35,7 +39,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, fields
 
-from io_backends.sim.disk import EntryChange, Inode, PendingWrite
+from io_backends.sim.changes import PendingWrite, fault_free
+from io_backends.sim.disk import EntryChange, Inode
 
 
 @dataclass(frozen=True)
@@ -263,37 +268,51 @@ class FaultInjector:
 
     def flip_bits(self, data: bytearray, start: int = 0, end: int | None = None) -> None:
         """Flip 1..bits_max random bits of `data[start:end]` in place."""
-        end = len(data) if end is None else end
+        for position, bit in self.bits_to_flip(start, len(data) if end is None else end):
+            data[position] ^= bit
+
+    def bits_to_flip(self, start: int, end: int) -> list[tuple[int, int]]:
+        """1..bits_max random `(position, bit mask)` in `[start, end)`, drawn in order."""
         if end <= start:
-            return
-        for _ in range(self.rng.randint(1, max(1, self.plan.bit_flip.bits_max))):
-            data[self.rng.randrange(start, end)] ^= 1 << self.rng.randrange(8)
+            return []
+        return [
+            (self.rng.randrange(start, end), 1 << self.rng.randrange(8))
+            for _ in range(self.rng.randint(1, max(1, self.plan.bit_flip.bits_max)))
+        ]
 
     # -- crash ---------------------------------------------------------------------------
 
     def survivors(self, inode: Inode) -> list[PendingWrite]:
         """Which unsynced changes of `inode` reach the platter at a crash, as altered by
         torn writes and size-before-data."""
-        pending = [change for change in inode.unsynced if not change.lost]
-        if not pending:
-            return []
-        survival = self.plan.crash_survival
-        subset_first = "crash_survival.subset" in self.forced  # a forced subset is not preempted
-        if not subset_first and self.draw("crash_survival.prefix", survival.prefix_probability):
-            chosen = pending[: self.rng.randrange(len(pending) + 1)]
-        elif self.draw("crash_survival.subset", survival.subset_probability):
-            chosen = [change for change in pending if self.rng.random() < 0.5]
-        else:
+        chosen = self.surviving(inode)
+        if not chosen:
             return []
         durable_end = len(inode.durable)
         altered = []
         for change in chosen:
             extends = change.truncate_to is None and change.offset + len(change.data) > durable_end
             if extends and self.draw("size_before_data", self.plan.size_before_data.probability):
-                change = PendingWrite(change.offset, bytes(len(change.data)))
+                change = PendingWrite(
+                    change.offset, bytes(len(change.data)), None, False, fault_free(change), "size_before_data"
+                )
             altered.append(self._maybe_torn(inode, change))
             durable_end = max(durable_end, change.offset + len(change.data))
         return altered
+
+    def surviving(self, inode: Inode) -> list[PendingWrite]:
+        """The crash-survival decision alone: which unsynced changes of `inode` (never a
+        lost write) survive, unaltered, in order (a fault-free disk may decide the same)."""
+        pending = [change for change in inode.unsynced if not change.lost]
+        if not pending:
+            return []
+        survival = self.plan.crash_survival
+        subset_first = "crash_survival.subset" in self.forced  # a forced subset is not preempted
+        if not subset_first and self.draw("crash_survival.prefix", survival.prefix_probability):
+            return pending[: self.rng.randrange(len(pending) + 1)]
+        if self.draw("crash_survival.subset", survival.subset_probability):
+            return [change for change in pending if self.rng.random() < 0.5]
+        return []
 
     def entry_survivors(self, pending: list[EntryChange]) -> list[EntryChange]:
         """Which directory changes not yet covered by a `sync_dir` persist at a crash: a
@@ -322,13 +341,15 @@ class FaultInjector:
             if self.rng.random() < 0.5:  # this sector did not persist
                 end = min(start + sector, len(mixed))
                 mixed[start:end] = self.rng.randbytes(end - start) if garbage else old[start:end]
-        return PendingWrite(change.offset, bytes(mixed))
+        return PendingWrite(change.offset, bytes(mixed), None, False, fault_free(change), "torn_write")
 
     def flip_at_rest(self, inodes: list[Inode]) -> None:
         """Per crash: maybe flip bits in one random non-empty durable file."""
         candidates = [inode for inode in inodes if inode.durable]
         if candidates and self.draw("bit_flip.at_rest", self.plan.bit_flip.at_rest_probability):
-            self.flip_bits(self.rng.choice(candidates).durable)
+            inode = self.rng.choice(candidates)
+            for position, bit in self.bits_to_flip(0, len(inode.durable)):
+                inode.flip(position, bit, "bit_flip.at_rest", data=False)
 
     def corrupt_tails(self, inodes: list[Inode]) -> None:
         """Per crash, after it (see `TailCorruption`): maybe flip one bit near the end of
@@ -341,10 +362,7 @@ class FaultInjector:
             if not end or not self.draw("tail_corruption", tail.probability):
                 continue
             position = self.rng.randrange(max(0, end - max(1, tail.window_bytes)), end)
-            bit = 1 << self.rng.randrange(8)
-            inode.durable[position] ^= bit
-            if position < len(inode.data):
-                inode.data[position] ^= bit
+            inode.flip(position, 1 << self.rng.randrange(8), "tail_corruption")
 
     def report(self) -> dict[str, FaultCount]:
         return dict(sorted(self.counts.items()))
