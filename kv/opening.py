@@ -238,6 +238,8 @@ class Recovery:
             self._replay_segment(segment_id, previous, index == len(segment_ids) - 1, kept)
         if self.damaged_tail is not None and self.damage is None:
             self._quarantine_damaged_tail(kept)
+        if moved := [segment_id for segment_id, offset in self.quarantine if offset == 0]:
+            self._quarantine_later(min(moved), kept)
         if self.damage is not None:
             first = self.damage.lsn_first_lost or 1
             last = max(self.lost_last, first - 1)
@@ -356,16 +358,22 @@ class Recovery:
         tail_id, tail_offset, header_records, _bytes = self.damaged_tail
         mark("sealed_tail_damaged")
         self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
-        # The segments after it hold no records (or their lsns would have shown the
-        # tail held none); they go to quarantine with it, or a damaged segment moved
-        # whole would leave a gap in the ids that the next open reads as damage.
-        for later in sorted(i for i in kept if i > tail_id):
+        self._quarantine_later(tail_id, kept)
+        assert self.damage is not None and self.damage.lsn_first_lost is not None
+        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+
+    def _quarantine_later(self, segment_id: int, kept: dict[int, tuple[File, int]]) -> None:
+        """Move to quarantine every kept segment after `segment_id` (damaged, or moved
+        whole). They hold no records (their lsns would have shown the damaged tail held
+        none, or come after the damage); kept, a damaged segment moved whole would leave
+        a gap in the ids that the next open reads as damage, taking later writes with it
+        (found by the batch-mode state machine: an empty segment between a sealed
+        segment damaged at offset 0 and the segment whose lsns revealed it stayed)."""
+        for later in sorted(i for i in kept if i > segment_id):
             file, _length = kept.pop(later)
             self.truncations = [(cut, offset) for cut, offset in self.truncations if cut is not file]
             close_quietly(self.io, file)
             self.quarantine.append((later, 0))
-        assert self.damage is not None and self.damage.lsn_first_lost is not None
-        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
 
     def _recorded_durable(self, segment_id: int, data: bytes, offset: int) -> bool:
         """True when the bytes at `offset` of the newest segment were recorded durable (by
