@@ -17,6 +17,7 @@ from crc32c import crc32c
 from kv.errors import IoError
 from kv.io import File, Future, Io, close_quietly
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
+from kv.marks import mark
 from kv.record import FRAME_FLAG_SEGMENT_START, FRAME_HEADER_SIZE, encode_frame, encode_records
 
 SEGMENT_SUFFIX = ".seg"
@@ -57,6 +58,7 @@ def decode_clean_marker(data: bytes) -> tuple[int, int] | None:
         magic, segment_id, length = _CLEAN_MARKER.unpack(body)
         if magic == _CLEAN_MAGIC:
             return segment_id, length
+    mark("clean_marker_damaged")
     return None
 
 

@@ -25,6 +25,7 @@ from kv.log import (
     segment_name,
     write_clean_marker,
 )
+from kv.marks import mark
 from kv.record import FrameHeader, frame_crc_ok
 from kv.recovery import (
     Corruption,
@@ -126,6 +127,7 @@ class Recovery:
         hints: set[int] = set()
         for name in names:
             if name.endswith(compaction.TEMPORARY_SUFFIX):
+                mark("leftover_temporary_removed")
                 self.obsolete.append(name)
             elif (segment_id := _segment_id(name, SEGMENT_SUFFIX)) is not None:
                 segments.append(segment_id)
@@ -137,6 +139,12 @@ class Recovery:
                 self.clean_marker = self._read_clean_marker()
                 self.clean_marker_present = True
         covered = max(compacted, default=0)
+        if segments and not self.clean_marker_present:
+            mark("clean_marker_missing")
+        if min(segments, default=covered + 1) <= covered or min(compacted, default=covered) < covered:
+            mark("leftover_compaction_inputs_removed")
+        if hints - {covered}:
+            mark("hint_stale_removed")
         self.obsolete += [segment_name(i) for i in segments if i <= covered]
         self.obsolete += [compaction.compacted_name(i) for i in compacted if i < covered]
         self.obsolete += [compaction.hint_name(i) for i in hints if i != covered]
@@ -170,13 +178,18 @@ class Recovery:
             try:
                 hint_size = self.io.size(hint_file).result()
                 entries = compaction.decode_hint(read_exact(self.io, hint_file, 0, hint_size), segment_id, size)
+                if entries is None:
+                    mark("hint_damaged")
             except IoError as error:
                 if error.errno != errno.EIO:  # an unreadable hint is only a lost shortcut
                     close_quietly(self.io, hint_file)
                     raise
+                mark("hint_unreadable")
             close_quietly(self.io, hint_file)
             if entries is None:
                 self.report.hint_files_ignored += 1
+        else:
+            mark("hint_missing")
         if entries is not None:
             self.report.hint_files_used += 1
             for key, offset, length, lsn, expiry_ms in entries:
@@ -190,6 +203,7 @@ class Recovery:
         records, lsn_max = apply_frames(data, frames, self.keydir, -segment_id)
         self._count(len(frames), records, lsn_max)
         if scan.bad_offset is not None:
+            mark("compacted_file_damaged")
             end = scan.resume_offset if scan.resume_offset is not None else len(data)
             lost = scan.bad_header.count if scan.bad_header is not None else 0
             self.compaction_needed = True
@@ -225,6 +239,8 @@ class Recovery:
             self._replay_segment(segment_id, previous, index == len(segment_ids) - 1, kept)
         if self.damaged_tail is not None and self.damage is None:
             self._quarantine_damaged_tail(kept)
+        if moved := [segment_id for segment_id, offset in self.quarantine if offset == 0]:
+            self._quarantine_later(min(moved), kept)
         if self.damage is not None:
             first = self.damage.lsn_first_lost or 1
             last = max(self.lost_last, first - 1)
@@ -277,8 +293,10 @@ class Recovery:
         here: harmless (torn, held no records) when this segment continues the lsns."""
         expected = self.expected_lsn
         if self.damage is None and previous is not None and segment_id != previous + 1:
+            mark("segment_missing")
             self._damaged(segment_name(segment_id), 0, f"segments before {segment_id} are missing")
         if self.damage is None and expected is not None and scan.first_lsn not in (None, expected):
+            mark("segment_lsn_gap")
             self._damaged(
                 segment_name(segment_id), 0, f"lsns {self.expected_lsn}..{(scan.first_lsn or 1) - 1} are missing"
             )
@@ -288,6 +306,7 @@ class Recovery:
                 self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
                 self.lost_last = scan.first_lsn - 1
             else:  # the lsns continue: the damaged tail held no records
+                mark("sealed_tail_torn")
                 self._torn(tail_id, tail_offset, kept, records=0, size=tail_bytes)
                 self.damaged_tail = None
 
@@ -306,28 +325,33 @@ class Recovery:
         assert scan.bad_offset is not None
         header_records = scan.bad_header.count if scan.bad_header is not None else 0
         if scan.resume_offset is not None:
+            mark("damage_mid_log")
             detail = f"damaged frame followed by valid frames at offset {scan.resume_offset}"
             self._damaged_here(segment_id, scan, detail)
             self.lost_last = scan.last_lsn_seen or 0
         elif unreadable:  # never a torn tail: the disk refused
             self._damaged_here(segment_id, scan, "unreadable sectors (EIO)")
         elif newest and self._misplaced(segment_id, data, scan):
+            mark("damage_misplaced_frame")
             first = self._damaged_here(
                 segment_id, scan, "a whole frame in the wrong place (a misdirected or stale write), not a torn one"
             )
             assert scan.bad_header is not None
             self.lost_last = max(scan.bad_header.first_lsn + scan.bad_header.count - 1, first)
         elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
+            mark("damage_spanning_frames")
             first = self._damaged_here(
                 segment_id, scan, "damaged frames at the end of the log (more than one: not a torn write)"
             )
             self.lost_last = max(spanned[1], first + 1)  # two frames at least
         elif newest and self._recorded_durable(segment_id, data, scan.bad_offset):
+            mark("damage_where_recorded_durable")
             first = self._damaged_here(
                 segment_id, scan, "damaged frame where the segment was recorded durable (not a torn write)"
             )
             self.lost_last = first - 1 + max(header_records, 1)
         elif newest:
+            mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, kept, records=header_records, size=len(data) - scan.bad_offset)
         else:
             self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
@@ -336,17 +360,24 @@ class Recovery:
         """A sealed segment's damaged tail that no later segment showed harmless."""
         assert self.damaged_tail is not None
         tail_id, tail_offset, header_records, _bytes = self.damaged_tail
+        mark("sealed_tail_damaged")
         self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
-        # The segments after it hold no records (or their lsns would have shown the
-        # tail held none); they go to quarantine with it, or a damaged segment moved
-        # whole would leave a gap in the ids that the next open reads as damage.
-        for later in sorted(i for i in kept if i > tail_id):
+        self._quarantine_later(tail_id, kept)
+        assert self.damage is not None and self.damage.lsn_first_lost is not None
+        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+
+    def _quarantine_later(self, segment_id: int, kept: dict[int, tuple[File, int]]) -> None:
+        """Move to quarantine every kept segment after `segment_id` (damaged, or moved
+        whole). They hold no records (their lsns would have shown the damaged tail held
+        none, or come after the damage); kept, a damaged segment moved whole would leave
+        a gap in the ids that the next open reads as damage, taking later writes with it
+        (found by the batch-mode state machine: an empty segment between a sealed
+        segment damaged at offset 0 and the segment whose lsns revealed it stayed)."""
+        for later in sorted(i for i in kept if i > segment_id):
             file, _length = kept.pop(later)
             self.truncations = [(cut, offset) for cut, offset in self.truncations if cut is not file]
             close_quietly(self.io, file)
             self.quarantine.append((later, 0))
-        assert self.damage is not None and self.damage.lsn_first_lost is not None
-        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
 
     def _recorded_durable(self, segment_id: int, data: bytes, offset: int) -> bool:
         """True when the bytes at `offset` of the newest segment were recorded durable (by
@@ -389,6 +420,7 @@ class Recovery:
             again = self._read(file, 0, len(data))
             if again == data:
                 break
+            mark("read_again_differed")
             data, scan = again, scan_segment(segment_id, again, compacted=compacted)
         return data, scan
 
@@ -402,6 +434,7 @@ class Recovery:
         except IoError as error:
             if error.errno != errno.EIO:
                 raise
+        mark("read_eio_by_block")
         blocks = []
         for offset in range(start, start + size, UNREADABLE_BLOCK_BYTES):
             length = min(UNREADABLE_BLOCK_BYTES, start + size - offset)
@@ -410,6 +443,7 @@ class Recovery:
             except IoError as error:
                 if error.errno != errno.EIO:
                     raise
+                mark("read_block_unreadable")
                 self.report.unreadable_bytes += length
                 blocks.append(UNREADABLE_FILL * length)
         return b"".join(blocks)
@@ -492,6 +526,7 @@ class Recovery:
         return quarantine, self.quarantine_listing
 
     def _move_to_quarantine(self) -> None:
+        mark("quarantine_written")
         quarantine, existing = self._quarantine_directory()
         self._write_repair_journal(quarantine, existing)
         # (file name, offset): from 0 the file moves; from an offset its tail is copied
@@ -603,11 +638,13 @@ class Recovery:
                 self.journal_debris.append(name)  # its tails were not cut yet: this open finds them
                 continue
             if name.startswith(TORN_JOURNAL_PREFIX) and name.endswith(JOURNAL_PENDING):
+                mark("journal_torn_replayed")
                 self._report_torn_journal(name, self._read_journal(quarantine, name))
                 self.journals.append(name)
                 continue
             if not (name.startswith(JOURNAL_PREFIX) and name.endswith(JOURNAL_PENDING)):
                 continue
+            mark("journal_repair_replayed")
             text = self._read_journal(quarantine, name)
             count, _, summary = text.partition("\n")
             known = count.isdigit()  # "N+" (a lower bound) or garbled: not a count

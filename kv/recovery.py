@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from crc32c import crc32c
 
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES
+from kv.marks import mark
 from kv.record import (
     FRAME_HEADER_SIZE,
     KIND_SET,
@@ -156,6 +157,7 @@ def _valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) 
     if header is None or header.segment_id != segment_id or header.compacted != compacted:
         return None
     if not compacted and header.segment_start != (offset == 0):  # a whole frame in the wrong place
+        mark("frame_segment_start_misplaced")
         return None
     return header if frame_crc_ok(data, offset, header) else None
 

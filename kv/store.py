@@ -56,6 +56,7 @@ from kv.limits import (
     VALUE_SIZE_MAX_BYTES,
 )
 from kv.log import SegmentLog, Written, segment_name, write_clean_marker
+from kv.marks import mark
 from kv.opening import OnCorruption, Recovery
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -358,6 +359,12 @@ class Store:
                 or elapsed_ms >= BATCH_INTERVAL_MS_MAX
                 or log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES
             ):
+                if self._operations_since_sync >= BATCH_OPERATIONS_MAX:
+                    mark("batch_sync_by_operations")
+                elif elapsed_ms >= BATCH_INTERVAL_MS_MAX:
+                    mark("batch_sync_by_interval")
+                else:
+                    mark("batch_sync_by_frame_size")
                 self._commit(sync=True)
         elif log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES:
             self._commit(sync=False)
@@ -369,7 +376,11 @@ class Store:
             self._settle_journals()
         try:
             written = log.commit(sync)
-        except IoError:
+        except IoError as error:
+            if error.operation in ("sync", "sync_dir"):
+                mark("read_only_after_failed_sync")
+            else:
+                mark("read_only_after_failed_write")
             self._fail()
             raise
         if sync:
@@ -487,6 +498,7 @@ class Store:
             record = decode_record(data, expected_key=key)
             if record is not None and record.lsn == lsn and record.kind == KIND_SET:
                 return data, record
+            mark("record_read_again")
         raise CorruptionDetected(
             f"record for key {key[:64]!r} in {file.path} at offset {offset} failed its checksum "
             f"{1 + READ_RETRIES_MAX} times; the value is not returned"
