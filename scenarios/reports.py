@@ -45,6 +45,16 @@ def failure_lines(campaign: Campaign, outcome: SeedOutcome) -> list[str]:
     return [f"FAIL {outcome.scenario} seed={outcome.seed}: {outcome.result.violation}", repro]
 
 
+def rerun_lines(repro: str, outcome: SeedOutcome) -> list[str]:
+    """What `--replay-failures` prints for one logged run it reran."""
+    where = f"{outcome.scenario} seed={outcome.seed} ops={outcome.operations}"
+    if outcome.result is None:
+        return [f"ERROR {where}: the harness failed", outcome.harness_traceback.rstrip("\n"), f"  repro: {repro}"]
+    if outcome.result.passed:
+        return [f"passes now: {where} ({outcome.elapsed_seconds:.1f}s)"]
+    return [f"still fails: {where}: {outcome.result.violation}", f"  repro: {repro}"]
+
+
 def summary_line(summary: ScenarioSummary, trace_hash: str) -> str:
     line = (
         f"{summary.name:<12} {summary.passed}/{summary.seeds_run} seeds passed  crashes {summary.crashes}  "
@@ -72,7 +82,7 @@ def closing_lines(result: CampaignResult, artifacts: list[Path]) -> list[str]:
     lines = []
     if result.stopped_by or campaign.time_budget_seconds is not None:
         reason = f"stopped by the {result.stopped_by}: " if result.stopped_by else ""
-        lines.append(f"{reason}ran {len(result.outcomes)} of {campaign.runs_planned} runs")
+        lines.append(f"{reason}ran {len(result.outcomes)} of {result.runs_planned} runs")
     if artifacts:
         lines.append(f"artifacts: {' '.join(str(path) for path in artifacts)}")
     verdict = {0: "passed", 1: "FAILED", 3: "HARNESS FAILED"}[result.exit_code]
@@ -215,11 +225,16 @@ def seed_document(campaign: Campaign, outcome: SeedOutcome) -> dict[str, Any]:
             name: {"fired": fired, "opportunities": opportunities, "configured_probability": probability}
             for name, (fired, opportunities, probability) in (result.faults if result else {}).items()
         },
+        "defining_faults": dict(result.defining_faults) if result else None,
+        "crashes_by_method": dict(result.crashes_by_method) if result else None,
+        "marks": dict(result.marks) if result else None,
         "elapsed_seconds": round(outcome.elapsed_seconds, 6),
         "repro": campaign.outcome_repro(outcome),
     }
     if result is None:
         document["harness_traceback"] = outcome.harness_traceback
+    elif not result.passed and result.timeline:
+        document["timeline"] = list(result.timeline)
     return document
 
 
@@ -239,8 +254,10 @@ def results_document(result: CampaignResult) -> dict[str, Any]:
             "shard": str(campaign.shard) if campaign.shard else None,
             "swarm": campaign.swarm,
             "time_budget_seconds": campaign.time_budget_seconds,
+            "cluster": campaign.cluster,
         },
-        "runs_planned": campaign.runs_planned,
+        "merged_from": list(result.merged_from) or None,
+        "runs_planned": result.runs_planned,
         "runs_run": len(result.outcomes),
         "stopped_by": result.stopped_by or None,
         "exit_code": result.exit_code,
@@ -334,7 +351,7 @@ def html_report(result: CampaignResult) -> str:
     body = [
         f"<h1>sim_runner: <span class='{verdict}'>{verdict}</span></h1>",
         f"<p>Started {escape(started_at_text(result))}, {result.elapsed_seconds:.1f}s, "
-        f"{len(result.outcomes)} of {campaign.runs_planned} runs"
+        f"{len(result.outcomes)} of {result.runs_planned} runs"
         f"{escape(f' (stopped by the {result.stopped_by})') if result.stopped_by else ''}.</p>",
         f"<p><code>{escape(campaign.describe())}</code></p>",
         html_summary_table(result),
