@@ -56,7 +56,7 @@ from scenarios.cluster import dask_available
 from scenarios.failure_log import FAILURE_LOG_FILE, FailureLog, LoggedRun, read_log, replay_failures
 from scenarios.merge import merge
 from scenarios.registry import SCENARIOS
-from scenarios.reports import make_console, rerun_lines, write_artifacts
+from scenarios.reports import emit, make_console, rerun_lines, silence_closed_pipe, write_artifacts
 from scenarios.runner import record_seed, run_schedule
 from scenarios.schedule import Schedule, ScheduleError
 from scenarios.shrink import DEFAULT_BUDGET_SECONDS, write_regression
@@ -248,6 +248,21 @@ def prepare_report_directory(directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; a reader that goes away (`| head`) ends it quietly. The campaign's
+    console survives that and keeps the real exit code; elsewhere the exit code is the
+    one of what had run so far (passed: nothing had failed yet)."""
+    try:
+        return command_line(argv)
+    except BrokenPipeError:
+        silence_closed_pipe(sys.stdout)
+        return EXIT_PASSED
+
+
+def say(line: str) -> None:
+    emit(line, sys.stdout)
+
+
+def command_line(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
@@ -295,7 +310,7 @@ def merge_or_replay_failures(arguments: argparse.Namespace) -> int:
     prepare_report_directory(arguments.report_dir)
     artifacts = write_artifacts(result, arguments.report_dir)
     console = make_console(result.campaign, sys.stdout)
-    print(f"sim_runner: merged {len(arguments.merge)} reports: {len(result.outcomes)} runs")
+    say(f"sim_runner: merged {len(arguments.merge)} reports: {len(result.outcomes)} runs")
     console.finish(result, artifacts)
     return result.exit_code
 
@@ -303,15 +318,15 @@ def merge_or_replay_failures(arguments: argparse.Namespace) -> int:
 def rerun_failures(path: Path) -> int:
     """`--replay-failures LOG`: rerun each logged run; exit 1 if one still fails, 3 on a harness failure."""
     runs = read_log(path)
-    print(f"sim_runner: rerunning {len(runs)} distinct runs of {path}", flush=True)
+    say(f"sim_runner: rerunning {len(runs)} distinct runs of {path}")
 
     def heard(run: LoggedRun, outcome: SeedOutcome) -> None:
         for line in rerun_lines(run.repro(), outcome):
-            print(line, flush=True)
+            say(line)
 
     reruns = replay_failures(runs, heard)
     failing = [outcome for _, outcome in reruns if outcome.verdict != "passed"]
-    print(f"{len(failing)} of {len(reruns)} still fail")
+    say(f"{len(failing)} of {len(reruns)} still fail")
     if any(outcome.verdict == "error" for outcome in failing):
         return EXIT_HARNESS
     return EXIT_VIOLATION if failing else EXIT_PASSED

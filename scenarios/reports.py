@@ -2,10 +2,11 @@
 in a pipe) and the artifacts `results.json`, `junit.xml` and `report.html`.
 
 The formats are documented in `reports/README.md`. The plain lines are stable (scripts
-and tests parse them): the first line is `Campaign.describe()`, then one `FAIL` line and
-one `repro:` line per failing seed, one line per scenario (`crash        20/20 seeds
-passed ...`, ending in `trace HASH` when the scenario ran one seed), and last `passed in
-2.5s` or `FAILED in 2.5s`.
+and tests parse them): the first line is `Campaign.describe()`, then one `FAIL` line, one
+`repro:` line and one `shrink:` line per failing seed, a `progress:` line every
+`PROGRESS_INTERVAL_SECONDS` (runs done of planned, failures, elapsed), one line per
+scenario (`crash        20/20 seeds passed ...`, ending in `trace HASH` when the scenario
+ran one seed), and last `passed in 2.5s` or `FAILED in 2.5s`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import os
 import re
 import sys
+import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +36,13 @@ JUNIT_FILE = "junit.xml"
 HTML_FILE = "report.html"
 # Characters XML 1.0 cannot hold (control characters in a traceback would make the file unreadable).
 XML_INVALID_CHARACTERS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Piped output says how far the run is this often: enough to see it move in a CI log,
+# few enough lines that a long campaign's log stays readable.
+PROGRESS_INTERVAL_SECONDS = 5.0
+# Timeline lines highlighted before a violation in report.html: the steps that led to it.
+LEAD_UP_LINES = 20
+# Failed seeds linked from one row of the scenario table; the rest are counted.
+FAILED_SEED_LINKS_MAX = 30
 
 
 # ---------------------------------------------------------------- the console
@@ -42,7 +53,8 @@ def failure_lines(campaign: Campaign, outcome: SeedOutcome) -> list[str]:
     repro = f"  repro: {campaign.outcome_repro(outcome)}"
     if outcome.result is None:
         return [f"ERROR {outcome.scenario} seed={outcome.seed}: the harness failed", repro]
-    return [f"FAIL {outcome.scenario} seed={outcome.seed}: {outcome.result.violation}", repro]
+    shrink = f"  shrink: {campaign.outcome_repro(outcome)} --shrink"
+    return [f"FAIL {outcome.scenario} seed={outcome.seed}: {outcome.result.violation}", repro, shrink]
 
 
 def rerun_lines(repro: str, outcome: SeedOutcome) -> list[str]:
@@ -90,25 +102,77 @@ def closing_lines(result: CampaignResult, artifacts: list[Path]) -> list[str]:
     return lines
 
 
-class PlainConsole:
-    """Lines for a pipe or a log file."""
+def emit(line: str, out: IO[str]) -> bool:
+    """Print `line` to `out` now; False once the reader went away (`sim_runner ... | head`),
+    after which `out` writes to /dev/null, so the run goes on to its real exit code and
+    the interpreter's last flush finds nothing to complain about."""
+    try:
+        print(line, file=out, flush=True)
+    except BrokenPipeError:
+        silence_closed_pipe(out)
+        return False
+    return True
 
-    def __init__(self, campaign: Campaign, out: IO[str], err: IO[str]) -> None:
+
+def silence_closed_pipe(stream: IO[str]) -> None:
+    """Point `stream`'s descriptor at /dev/null (its buffered bytes then flush there)."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a StringIO in a test): nothing to redirect
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
+def progress_line(done: int, planned: int, failed: int, elapsed_seconds: float) -> str:
+    return f"progress: {done}/{planned} runs, {failed} failed, {elapsed_seconds:.0f}s elapsed"
+
+
+class PlainConsole:
+    """Lines for a pipe or a log file, with a progress line every few seconds."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        out: IO[str],
+        err: IO[str],
+        clock: Callable[[], float] = time.monotonic,
+        progress_interval_seconds: float = PROGRESS_INTERVAL_SECONDS,
+    ) -> None:
         self.campaign = campaign
         self.out = out
         self.err = err
+        self.clock = clock
+        self.progress_interval_seconds = progress_interval_seconds
+        self.started = self.last_progress = clock()
+        self.done = 0
+        self.failed = 0
 
     def print(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        emit(line, self.out)
 
     def error(self, text: str) -> None:
         """A harness traceback: on stderr."""
         print(text, file=self.err, flush=True)
 
     def begin(self) -> None:
+        self.started = self.last_progress = self.clock()
         self.print(self.campaign.describe())
 
     def seed_finished(self, outcome: SeedOutcome) -> None:
+        self.done += 1
+        self.failed += outcome.verdict != "passed"
+        self.report_seed(outcome)
+        now = self.clock()
+        if now - self.last_progress >= self.progress_interval_seconds and self.done < self.campaign.runs_planned:
+            self.last_progress = now
+            self.print(progress_line(self.done, self.campaign.runs_planned, self.failed, now - self.started))
+
+    def report_seed(self, outcome: SeedOutcome) -> None:
+        """The lines one finished seed prints: its timeline under --trace, and what failed."""
         if self.campaign.trace and outcome.result is not None:
             self.print(f"-- timeline of {outcome.scenario} seed {outcome.seed}")
             for line in outcome.result.timeline:
@@ -146,7 +210,6 @@ class RichConsole(PlainConsole):
             transient=True,
         )
         self.task = self.progress.add_task("seeds", total=campaign.runs_planned, failed=0)
-        self.failed = 0
 
     def print(self, line: str) -> None:
         self.console.print(line, soft_wrap=True, highlight=False, markup=False)
@@ -160,8 +223,10 @@ class RichConsole(PlainConsole):
         self.progress.start()
 
     def seed_finished(self, outcome: SeedOutcome) -> None:
-        super().seed_finished(outcome)
+        """The bar moves instead of a progress line."""
+        self.done += 1
         self.failed += outcome.verdict != "passed"
+        self.report_seed(outcome)
         self.progress.update(self.task, advance=1, failed=self.failed)
 
     def finish(self, result: CampaignResult, artifacts: list[Path]) -> None:
@@ -337,19 +402,31 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td.text { text-align: left; }
 tr.bad td { background: #fde8e8; }
 code, pre { font-family: ui-monospace, monospace; font-size: 0.9em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; max-height: 40em; }
 .passed { color: #17702a; } .failed { color: #b00020; }
+.violations { border-left: 4px solid #b00020; background: #fdf2f2; padding: 0.5em 1em; }
+.lead { background: #fff3c4; }
+.violation { background: #f8c9c9; font-weight: bold; }
 """
 
 
+def seed_anchor(outcome: SeedOutcome) -> str:
+    """The id of a failed seed's section: `crash-4`."""
+    return f"{outcome.scenario}-{outcome.seed}"
+
+
 def html_report(result: CampaignResult) -> str:
-    """One self-contained page: no scripts, no external stylesheets or fonts."""
+    """One self-contained page: no scripts, no external stylesheets or fonts. It opens
+    with the violations (each linking to its seed's timeline), then the run, the
+    scenario table (linking to each failed seed), the failed seeds."""
     campaign = result.campaign
     verdict = "passed" if result.exit_code == 0 else "failed"
     body = [
         f"<h1>sim_runner: <span class='{verdict}'>{verdict}</span></h1>",
+        *html_violations(result),
         f"<p>Started {escape(started_at_text(result))}, {result.elapsed_seconds:.1f}s, "
         f"{len(result.outcomes)} of {result.runs_planned} runs"
         f"{escape(f' (stopped by the {result.stopped_by})') if result.stopped_by else ''}.</p>",
@@ -374,6 +451,32 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def failing(result: CampaignResult) -> list[SeedOutcome]:
+    return [outcome for outcome in result.outcomes if outcome.verdict != "passed"]
+
+
+def html_violations(result: CampaignResult) -> list[str]:
+    """What went wrong, first: one item per failed seed, linked to its section."""
+    failed = failing(result)
+    if not failed:
+        return []
+    items = []
+    for outcome in failed:
+        what = outcome.result.violation if outcome.result is not None else "the harness failed"
+        link = f"<a href='#{escape(seed_anchor(outcome))}'>{escape(outcome.scenario)} seed {outcome.seed}</a>"
+        items.append(f"<li>{link}: {escape(what)}</li>")
+    heading = f"<h2>Violations ({len(failed)})</h2>"
+    return [f"<div class='violations'>{heading}\n<ul>\n" + "\n".join(items) + "\n</ul>\n</div>"]
+
+
+def html_failed_links(outcomes: list[SeedOutcome]) -> str:
+    """Links to the failed seeds of one scenario (the first `FAILED_SEED_LINKS_MAX`)."""
+    failed = [outcome for outcome in outcomes if outcome.verdict != "passed"]
+    links = [f"<a href='#{escape(seed_anchor(outcome))}'>{outcome.seed}</a>" for outcome in failed]
+    more = len(links) - FAILED_SEED_LINKS_MAX
+    return " ".join(links[:FAILED_SEED_LINKS_MAX]) + (f" and {more} more" if more > 0 else "")
+
+
 def html_summary_table(result: CampaignResult) -> str:
     header = (
         "scenario",
@@ -386,6 +489,7 @@ def html_summary_table(result: CampaignResult) -> str:
         "losses reported",
         "silent tail losses",
         "faults fired",
+        "failed seeds",
     )
     rows = ["<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
     for summary in result.summaries():
@@ -401,34 +505,60 @@ def html_summary_table(result: CampaignResult) -> str:
             summary.silent_tail_losses,
             summary.faults_fired,
         )
+        links = html_failed_links([outcome for outcome in result.outcomes if outcome.scenario == summary.name])
         row_class = " class='bad'" if summary.failed or summary.errors else ""
-        rows.append(f"<tr{row_class}>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in cells) + "</tr>")
+        cells_html = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells) + f"<td class='text'>{links}</td>"
+        rows.append(f"<tr{row_class}>{cells_html}</tr>")
     return "<h2>Scenarios</h2>\n<table>\n" + "\n".join(rows) + "\n</table>"
 
 
 def html_failures(result: CampaignResult) -> list[str]:
-    failing = [outcome for outcome in result.outcomes if outcome.verdict != "passed"]
-    if not failing:
+    failed = failing(result)
+    if not failed:
         return []
-    return ["<h2>Failed seeds</h2>", *(html_failure(result.campaign, outcome) for outcome in failing)]
+    return ["<h2>Failed seeds</h2>", *(html_failure(result.campaign, outcome) for outcome in failed)]
 
 
 def html_failure(campaign: Campaign, outcome: SeedOutcome) -> str:
     repro = campaign.outcome_repro(outcome)
-    heading = f"<h3 id='{escape(outcome.scenario)}-{outcome.seed}'>{escape(outcome.scenario)} seed {outcome.seed}</h3>"
+    heading = f"<h3 id='{escape(seed_anchor(outcome))}'>{escape(outcome.scenario)} seed {outcome.seed}</h3>"
     lines = [heading, f"<p>repro: <code>{escape(repro)}</code></p>"]
     if outcome.result is None:
         lines.append(f"<p>The harness failed:</p>\n<pre>{escape(outcome.harness_traceback)}</pre>")
         return "\n".join(lines)
     lines.append(f"<p>Violation: {escape(outcome.result.violation)} (trace {escape(outcome.result.trace_hash)})</p>")
+    lines.append(f"<p>shrink it: <code>{escape(repro)} --shrink</code></p>")
     timeline = outcome.result.timeline
     if timeline:
+        lead = f" (highlighted: the {LEAD_UP_LINES} lines before the violation)" if violation_index(timeline) else ""
         lines.append(
-            f"<details open><summary>Timeline ({len(timeline)} events)</summary>\n"
-            f"<pre>{escape(chr(10).join(timeline))}</pre>\n</details>"
+            f"<details open><summary>Timeline ({len(timeline)} events){lead}</summary>\n"
+            f"<pre>{html_timeline(timeline)}</pre>\n</details>"
         )
     else:
         lines.append("<p>Timeline not kept (only the first failures are replayed): run the repro with --trace.</p>")
+    return "\n".join(lines)
+
+
+def violation_index(timeline: list[str]) -> int | None:
+    """The index of the timeline's `VIOLATION` line (the last one), or None."""
+    for index in range(len(timeline) - 1, -1, -1):
+        if " VIOLATION " in f" {timeline[index]} ":
+            return index
+    return None
+
+
+def html_timeline(timeline: list[str]) -> str:
+    """The timeline, escaped; the `LEAD_UP_LINES` before the violation and the violation marked."""
+    violation = violation_index(timeline)
+    lines = []
+    for index, line in enumerate(timeline):
+        text = escape(line)
+        if violation is not None and index == violation:
+            text = f"<span class='violation'>{text}</span>"
+        elif violation is not None and violation - LEAD_UP_LINES <= index < violation:
+            text = f"<span class='lead'>{text}</span>"
+        lines.append(text)
     return "\n".join(lines)
 
 
