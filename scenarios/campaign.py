@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from scenarios.registry import SCENARIOS, Scenario
@@ -225,6 +225,36 @@ class Campaign:
         )
 
 
+def defining_faults_fired(result: SeedResult) -> dict[str, int]:
+    """Each defining fault of the seed's scenario -> times it fired in the seed: the
+    runner's own count when it keeps one, else taken from the fault counts (a name
+    ending in "." covers every draw it prefixes, as `Scenario.defining_faults` says)."""
+    scenario = SCENARIOS.get(result.scenario)
+    if result.defining_faults or scenario is None:
+        return dict(result.defining_faults)
+    fired: dict[str, int] = {}
+    for defining in scenario.defining_faults:
+        fired[defining] = sum(
+            count
+            for name, (count, _, _) in result.faults.items()
+            if name == defining or (defining.endswith(".") and name.startswith(defining))
+        )
+    return fired
+
+
+def exercised_nothing(result: SeedResult) -> bool:
+    """Whether the seed's scenario declares defining faults and the seed fired none of them."""
+    scenario = SCENARIOS.get(result.scenario)
+    if scenario is None or not scenario.defining_faults:
+        return False
+    return sum(defining_faults_fired(result).values()) == 0
+
+
+def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for name, count in counts.items():
+        totals[name] = totals.get(name, 0) + count
+
+
 @dataclass
 class ScenarioSummary:
     """One scenario's totals over the seeds that ran."""
@@ -239,6 +269,10 @@ class ScenarioSummary:
     losses_reported: int = 0
     silent_tail_losses: int = 0
     faults_fired: int = 0
+    faults_fired_by_name: dict[str, int] = field(default_factory=dict)  # only faults that fired
+    crashes_by_method: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+    seeds_exercising_nothing: int = 0  # seeds that fired none of the scenario's defining faults
 
     def add(self, outcome: SeedOutcome) -> None:
         self.seeds_run += 1
@@ -252,6 +286,12 @@ class ScenarioSummary:
             self.losses_reported += result.losses_reported
             self.silent_tail_losses += result.silent_tail_losses
             self.faults_fired += sum(fired for fired, _, _ in result.faults.values())
+            _add_counts(
+                self.faults_fired_by_name, {name: fired for name, (fired, _, _) in result.faults.items() if fired}
+            )
+            _add_counts(self.crashes_by_method, result.crashes_by_method)
+            _add_counts(self.marks, result.marks)
+            self.seeds_exercising_nothing += exercised_nothing(result)
 
 
 @dataclass(frozen=True)
@@ -282,6 +322,20 @@ class CampaignResult:
         for outcome in self.outcomes:
             totals[outcome.scenario].add(outcome)
         return list(totals.values())
+
+    def exercising_nothing(self) -> list[SeedOutcome]:
+        """The seeds that fired none of their scenario's defining faults."""
+        return [
+            outcome for outcome in self.outcomes if outcome.result is not None and exercised_nothing(outcome.result)
+        ]
+
+    def marks(self) -> dict[str, int]:
+        """Hits per coverage mark over every seed."""
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.result is not None:
+                _add_counts(totals, outcome.result.marks)
+        return totals
 
 
 def run_task(task: SeedTask) -> SeedOutcome:

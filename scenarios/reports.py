@@ -28,7 +28,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from scenarios.campaign import Campaign, CampaignResult, ScenarioSummary, SeedOutcome
+import kv.marks
+from scenarios.campaign import (
+    Campaign,
+    CampaignResult,
+    ScenarioSummary,
+    SeedOutcome,
+    defining_faults_fired,
+    exercised_nothing,
+)
+from scenarios.registry import SCENARIOS
 
 RESULTS_FORMAT = "sim_runner.results/1"
 RESULTS_FILE = "results.json"
@@ -43,6 +52,11 @@ PROGRESS_INTERVAL_SECONDS = 5.0
 LEAD_UP_LINES = 20
 # Failed seeds linked from one row of the scenario table; the rest are counted.
 FAILED_SEED_LINKS_MAX = 30
+# Warnings printed about seeds that exercised nothing: past this the rest are counted
+# (a scenario whose defining fault never fires warns for every seed of a long campaign).
+WARNINGS_SHOWN_MAX = 50
+# Rows of report.html's per-seed table: past this the page would be megabytes.
+SEED_ROWS_MAX = 2000
 
 
 # ---------------------------------------------------------------- the console
@@ -86,6 +100,48 @@ def single_trace_hashes(result: CampaignResult) -> dict[str, str]:
         for name, outcomes in runs.items()
         if len(outcomes) == 1 and outcomes[0].result is not None
     }
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """`bit_flip.on_write 3, read_corruption 12`: the nonzero counts, by name."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count)
+
+
+def detail_lines(summary: ScenarioSummary, prefix: str = "  ") -> list[str]:
+    """Under a scenario's line: the faults that fired, by name, and where crashes landed."""
+    lines = []
+    if counts_text(summary.faults_fired_by_name):
+        lines.append(f"{prefix}faults fired: {counts_text(summary.faults_fired_by_name)}")
+    if counts_text(summary.crashes_by_method):
+        lines.append(f"{prefix}crashes in: {counts_text(summary.crashes_by_method)}")
+    return lines
+
+
+def warning_lines(result: CampaignResult) -> list[str]:
+    """One warning per seed that fired none of its scenario's defining faults (at most
+    `WARNINGS_SHOWN_MAX`, then how many more: results.json has every seed's counts)."""
+    seeds = result.exercising_nothing()
+    lines = [
+        f"warning: seed {outcome.seed} of {outcome.scenario} exercised none of its defining faults: "
+        f"{', '.join(SCENARIOS[outcome.scenario].defining_faults)}"
+        for outcome in seeds[:WARNINGS_SHOWN_MAX]
+    ]
+    if len(seeds) > WARNINGS_SHOWN_MAX:
+        lines.append(f"warning: and {len(seeds) - WARNINGS_SHOWN_MAX} more seeds exercised none (see results.json)")
+    return lines
+
+
+def marks_not_reached(result: CampaignResult) -> list[str]:
+    """The coverage marks of `kv.marks.MARKS` that no seed of the run reached, in its order."""
+    reached = result.marks()
+    return [name for name in kv.marks.MARKS if not reached.get(name)]
+
+
+def marks_lines(result: CampaignResult) -> list[str]:
+    missing = marks_not_reached(result)
+    if missing:
+        return [f"marks not reached: {', '.join(missing)}"]
+    return [f"marks: all {len(kv.marks.MARKS)} reached"] if kv.marks.MARKS else []
 
 
 def closing_lines(result: CampaignResult, artifacts: list[Path]) -> list[str]:
@@ -187,7 +243,9 @@ class PlainConsole:
         hashes = single_trace_hashes(result)
         for summary in result.summaries():
             self.print(summary_line(summary, hashes.get(summary.name, "")))
-        for line in closing_lines(result, artifacts):
+            for line in detail_lines(summary):
+                self.print(line)
+        for line in [*warning_lines(result), *marks_lines(result), *closing_lines(result, artifacts)]:
             self.print(line)
 
     def close(self) -> None:
@@ -234,6 +292,13 @@ class RichConsole(PlainConsole):
         self.console.print(summary_table(result))
         for name, trace_hash in single_trace_hashes(result).items():
             self.print(f"{name} trace {trace_hash}")
+        for summary in result.summaries():
+            for line in detail_lines(summary, prefix=f"{summary.name}: "):
+                self.print(line)
+        for line in warning_lines(result):
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False, style="yellow")
+        for line in marks_lines(result):
+            self.print(line)
         for line in closing_lines(result, artifacts):
             style = "green" if result.exit_code == 0 else "bold red"
             self.console.print(line, soft_wrap=True, highlight=False, markup=False, style=style)
@@ -290,7 +355,7 @@ def seed_document(campaign: Campaign, outcome: SeedOutcome) -> dict[str, Any]:
             name: {"fired": fired, "opportunities": opportunities, "configured_probability": probability}
             for name, (fired, opportunities, probability) in (result.faults if result else {}).items()
         },
-        "defining_faults": dict(result.defining_faults) if result else None,
+        "defining_faults": defining_faults_fired(result) if result else None,
         "crashes_by_method": dict(result.crashes_by_method) if result else None,
         "marks": dict(result.marks) if result else None,
         "elapsed_seconds": round(outcome.elapsed_seconds, 6),
@@ -326,7 +391,33 @@ def results_document(result: CampaignResult) -> dict[str, Any]:
         "runs_run": len(result.outcomes),
         "stopped_by": result.stopped_by or None,
         "exit_code": result.exit_code,
+        "scenarios": [scenario_document(summary) for summary in result.summaries()],
+        "marks": {**{name: 0 for name in kv.marks.MARKS}, **result.marks()},
+        "marks_not_reached": marks_not_reached(result),
+        "seeds_exercising_nothing": [
+            {"scenario": outcome.scenario, "seed": outcome.seed} for outcome in result.exercising_nothing()
+        ],
         "seeds": [seed_document(campaign, outcome) for outcome in result.outcomes],
+    }
+
+
+def scenario_document(summary: ScenarioSummary) -> dict[str, Any]:
+    """One scenario's totals, as the console summary and the HTML table show them."""
+    return {
+        "name": summary.name,
+        "seeds_run": summary.seeds_run,
+        "passed": summary.passed,
+        "failed": summary.failed,
+        "errors": summary.errors,
+        "crashes": summary.crashes,
+        "crashes_by_method": dict(sorted(summary.crashes_by_method.items())),
+        "recoveries": summary.recoveries,
+        "losses_reported": summary.losses_reported,
+        "silent_tail_losses": summary.silent_tail_losses,
+        "faults_fired": summary.faults_fired,
+        "faults_fired_by_name": dict(sorted(summary.faults_fired_by_name.items())),
+        "marks": dict(sorted(summary.marks.items())),
+        "seeds_exercising_nothing": summary.seeds_exercising_nothing,
     }
 
 
@@ -432,7 +523,9 @@ def html_report(result: CampaignResult) -> str:
         f"{escape(f' (stopped by the {result.stopped_by})') if result.stopped_by else ''}.</p>",
         f"<p><code>{escape(campaign.describe())}</code></p>",
         html_summary_table(result),
+        *html_coverage(result),
         *html_failures(result),
+        html_seed_table(result),
     ]
     return html_page(f"sim_runner: {verdict}", body)
 
@@ -489,6 +582,7 @@ def html_summary_table(result: CampaignResult) -> str:
         "losses reported",
         "silent tail losses",
         "faults fired",
+        "crashes in",
         "failed seeds",
     )
     rows = ["<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
@@ -507,9 +601,56 @@ def html_summary_table(result: CampaignResult) -> str:
         )
         links = html_failed_links([outcome for outcome in result.outcomes if outcome.scenario == summary.name])
         row_class = " class='bad'" if summary.failed or summary.errors else ""
-        cells_html = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells) + f"<td class='text'>{links}</td>"
+        cells_html = "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
+        cells_html += f"<td class='text'>{escape(counts_text(summary.crashes_by_method))}</td>"
+        cells_html += f"<td class='text'>{links}</td>"
         rows.append(f"<tr{row_class}>{cells_html}</tr>")
     return "<h2>Scenarios</h2>\n<table>\n" + "\n".join(rows) + "\n</table>"
+
+
+def html_coverage(result: CampaignResult) -> list[str]:
+    """The seeds that exercised none of their defining faults, and the marks no seed reached."""
+    lines = [f"<p class='failed'>{escape(line)}</p>" for line in warning_lines(result)]
+    lines += [f"<p>{escape(line)}</p>" for line in marks_lines(result)]
+    return lines
+
+
+def fired_text(outcome: SeedOutcome) -> str:
+    """The faults one seed fired, by name with counts (`none`): the per-seed cell."""
+    if outcome.result is None:
+        return ""
+    fired = {name: count for name, (count, _, _) in outcome.result.faults.items()}
+    return counts_text(fired) or "none"
+
+
+def html_seed_table(result: CampaignResult) -> str:
+    """One row per seed (the first `SEED_ROWS_MAX`): verdict, mode, crashes, faults fired."""
+    header = ("scenario", "seed", "verdict", "durability", "crashes", "crashes in", "faults fired", "defining faults")
+    rows = ["<tr>" + "".join(f"<th>{name}</th>" for name in header) + "</tr>"]
+    for outcome in result.outcomes[:SEED_ROWS_MAX]:
+        seed_result = outcome.result
+        defining = defining_faults_fired(seed_result) if seed_result is not None else {}
+        texts = (
+            seed_result.durability if seed_result else "",
+            str(seed_result.crashes) if seed_result else "",
+            counts_text(seed_result.crashes_by_method) if seed_result else "",
+            fired_text(outcome),
+            ", ".join(f"{name} {count}" for name, count in defining.items()),
+        )
+        seed = str(outcome.seed)
+        if outcome.verdict != "passed":
+            seed = f"<a href='#{escape(seed_anchor(outcome))}'>{seed}</a>"
+        nothing = seed_result is not None and exercised_nothing(seed_result)
+        row_class = " class='bad'" if outcome.verdict != "passed" or nothing else ""
+        cells = f"<td>{escape(outcome.scenario)}</td><td>{seed}</td><td class='text'>{outcome.verdict}</td>"
+        cells += "".join(f"<td class='text'>{escape(text)}</td>" for text in texts)
+        rows.append(f"<tr{row_class}>{cells}</tr>")
+    shown = min(len(result.outcomes), SEED_ROWS_MAX)
+    more = f" (the first {shown}; results.json has all)" if len(result.outcomes) > shown else ""
+    return (
+        f"<h2>Seeds</h2>\n<details{' open' if shown <= 200 else ''}><summary>{len(result.outcomes)} seeds{more}"
+        "</summary>\n<table>\n" + "\n".join(rows) + "\n</table>\n</details>"
+    )
 
 
 def html_failures(result: CampaignResult) -> list[str]:

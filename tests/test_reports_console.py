@@ -142,7 +142,7 @@ def test_the_report_opens_with_the_violations_linked_to_their_seeds() -> None:
     assert violations < page.index("<h2>Scenarios</h2>") < page.index("<h2>Failed seeds</h2>")
     assert violations < page.index("Started ")
     for anchor in ("crash-1", "corruption-2"):
-        assert page.count(f"href='#{anchor}'") == 2  # from the violations and from the scenario table
+        assert page.count(f"href='#{anchor}'") == 3  # from the violations, the scenario table, the seed table
         assert f"id='{anchor}'" in page
     assert "href='#crash-0'" not in page and "id='crash-0'" not in page
     assert "sim_runner --scenario crash --seed 1 --ops 100 --shrink" in page
