@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scenarios.campaign import Campaign, CampaignResult, UsageError, run_campaign
+from scenarios.campaign import Campaign, CampaignResult, Shard, UsageError, run_campaign
 from scenarios.cluster import batch_seeds, connect, dask_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,23 @@ def test_the_command_line_runs_on_the_cluster_with_the_same_hashes(scheduler_add
     local = run_campaign(Campaign(("crash",), range(0, 4), operations=OPERATIONS))
     assert from_cli == [(name, seed, trace) for name, seed, _, trace in _hashes(local)]
     assert document["campaign"]["cluster"] == scheduler_address
+
+
+def test_shards_and_swarm_on_the_cluster_match_one_job(scheduler_address: str) -> None:
+    local_campaign = Campaign(SCENARIO_NAMES, SEEDS, operations=OPERATIONS, shard=Shard(2, 3), swarm=True)
+    on_cluster = run_campaign(replace(local_campaign, cluster=scheduler_address))
+    local = run_campaign(local_campaign)
+    assert _hashes(on_cluster) == _hashes(local) and len(_hashes(local)) == 4
+
+
+def test_a_time_budget_stops_sending_batches(scheduler_address: str) -> None:
+    ticks = iter(range(1000))  # each read of the clock: one more second
+    campaign = Campaign(("crash",), range(0, 100), operations=50, cluster=scheduler_address, time_budget_seconds=5)
+    result = run_campaign(campaign, clock=lambda: float(next(ticks)))
+    assert result.stopped_by == "time budget"
+    seeds = [outcome.seed for outcome in result.outcomes]
+    assert seeds == list(range(len(seeds))) and 0 < len(seeds) < 100  # whole batches, in seed order
+    assert len(seeds) % batch_seeds(100, threads=2) == 0
 
 
 def break_commits() -> None:
