@@ -671,11 +671,7 @@ def html_failure(campaign: Campaign, outcome: SeedOutcome) -> str:
     lines.append(f"<p>shrink it: <code>{escape(repro)} --shrink</code></p>")
     timeline = outcome.result.timeline
     if timeline:
-        lead = f" (highlighted: the {LEAD_UP_LINES} lines before the violation)" if violation_index(timeline) else ""
-        lines.append(
-            f"<details open><summary>Timeline ({len(timeline)} events){lead}</summary>\n"
-            f"<pre>{html_timeline(timeline)}</pre>\n</details>"
-        )
+        lines.append(html_timeline(timeline))
     else:
         lines.append("<p>Timeline not kept (only the first failures are replayed): run the repro with --trace.</p>")
     return "\n".join(lines)
@@ -690,17 +686,32 @@ def violation_index(timeline: list[str]) -> int | None:
 
 
 def html_timeline(timeline: list[str]) -> str:
-    """The timeline, escaped; the `LEAD_UP_LINES` before the violation and the violation marked."""
+    """The timeline, escaped, with the `LEAD_UP_LINES` before the violation highlighted and
+    the violation marked; the events before those are folded away, so the steps that led
+    to the violation are what the reader sees first."""
     violation = violation_index(timeline)
-    lines = []
+    rendered = []
     for index, line in enumerate(timeline):
         text = escape(line)
         if violation is not None and index == violation:
             text = f"<span class='violation'>{text}</span>"
         elif violation is not None and violation - LEAD_UP_LINES <= index < violation:
             text = f"<span class='lead'>{text}</span>"
-        lines.append(text)
-    return "\n".join(lines)
+        rendered.append(text)
+    if violation is None:
+        whole = "\n".join(rendered)
+        return f"<details open><summary>Timeline ({len(timeline)} events)</summary>\n<pre>{whole}</pre>\n</details>"
+    folded = max(0, violation - LEAD_UP_LINES)
+    parts = [
+        f"<details open><summary>Timeline ({len(timeline)} events; highlighted: the "
+        f"{violation - folded} before the violation)</summary>"
+    ]
+    if folded:
+        earlier = "\n".join(rendered[:folded])
+        parts.append(f"<details><summary>the first {folded} events</summary>\n<pre>{earlier}</pre>\n</details>")
+    shown = "\n".join(rendered[folded:])
+    parts.append(f"<pre>{shown}</pre>\n</details>")
+    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------- writing them
