@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FAKE = {  # seed -> what the fake runner reports for it
     0: SeedResult(
-        "crash",
+        "fake",
         0,
         100,
         crashes=4,
@@ -37,7 +37,7 @@ FAKE = {  # seed -> what the fake runner reports for it
         marks={"torn_tail_cut": 2},
     ),
     1: SeedResult(
-        "crash",
+        "fake",
         1,
         100,
         crashes=2,
@@ -55,8 +55,9 @@ def fake_result(monkeypatch: pytest.MonkeyPatch) -> CampaignResult:
         return replace(FAKE[seed])
 
     monkeypatch.setattr(scenarios.campaign, "run_seed", fake_run_seed)
+    monkeypatch.setitem(SCENARIOS, "fake", Scenario("fake", "declares no defining faults"))
     monkeypatch.setattr(kv.marks, "MARKS", {"torn_tail_cut": "a", "spanning_damage": "b", "hint_ignored": "c"})
-    return run_campaign(Campaign(("crash",), range(0, 2), operations=100))
+    return run_campaign(Campaign(("fake",), range(0, 2), operations=100))
 
 
 def _finish(result: CampaignResult) -> list[str]:
@@ -73,7 +74,7 @@ def test_results_json_has_per_seed_faults_crashes_by_method_and_marks(
     first, second = document["seeds"]
     assert first["faults"]["torn_write"] == {"fired": 2, "opportunities": 50, "configured_probability": 0.04}
     assert first["crashes_by_method"] == {"open": 1, "set": 3} and second["marks"] == {"hint_ignored": 1}
-    assert first["defining_faults"] == {}  # crash declares none
+    assert first["defining_faults"] == {}  # the scenario declares none
     [scenario] = document["scenarios"]
     assert scenario["crashes_by_method"] == {"compact": 1, "open": 1, "set": 4}
     assert scenario["faults_fired_by_name"] == {"lost_write": 3, "torn_write": 3}
@@ -83,7 +84,7 @@ def test_results_json_has_per_seed_faults_crashes_by_method_and_marks(
 
 def test_the_summary_names_faults_crashes_per_method_and_unreached_marks(fake_result: CampaignResult) -> None:
     lines = _finish(fake_result)
-    assert lines[0].startswith("crash        2/2 seeds passed  crashes 6")
+    assert lines[0].startswith("fake         2/2 seeds passed  crashes 6")
     assert lines[1:4] == [
         "  faults fired: lost_write 3, torn_write 3",
         "  crashes in: compact 1, open 1, set 4",
