@@ -3,15 +3,19 @@ or crash-test your own code (`--target FILE.py`).
 
 Exit codes:
   0  every seed passed (--shrink: the seed passes; --replay: the schedule passes;
+     --merge: every merged run passed; --replay-failures: every logged run passes now;
      --target: every crash state passes; --crash-state: that state passes)
   1  an invariant was violated (each failing seed printed a `repro:` line; --shrink
-     wrote the shrunk replay file and pytest test; --replay: the schedule fails);
+     wrote the shrunk replay file and pytest test; --replay: the schedule fails;
+     --merge: a merged run failed; --replay-failures: a logged run still fails);
      --target: a promise was broken: a crash state fails its check (the minimal one
      is printed with its `repro:` line), or under --faults acknowledged data was lost
      with no error raised; --crash-state: that state fails
   2  usage error: unknown scenario, bad seed range, bad shard, bad --ops, --jobs or
      --time-budget, an unusable --report-dir, --shrink without exactly one scenario
-     and seed, an unreadable or invalid --replay file; --target: a missing file or
+     and seed, an unreadable or invalid --replay file, --cluster without dask or
+     without a scheduler at the address, --merge of unreadable or disagreeing
+     reports, an unreadable --replay-failures log; --target: a missing file or
      one without workload(root, ack) and check(root, acked, pending), a bad --explore,
      --budget, --faults or --crash-state id, --target with a campaign option
   3  the harness itself failed: an unexpected exception (its traceback and a `repro:`
@@ -20,9 +24,11 @@ Exit codes:
      workload raised with no --faults on (its traceback is printed)
   130 interrupted (Ctrl-C): nothing is written
 
-Only argument parsing and the exit code live here; the campaign is `scenarios.campaign`,
-the console and the artifacts (results.json, junit.xml, report.html) `scenarios.reports`;
-target runs are `scenarios.target_run` and `scenarios.target_reports`.
+Only argument parsing and the exit code live here; the campaign is `scenarios.campaign`
+(on a Dask cluster: `scenarios.cluster`), the console and the artifacts (results.json,
+junit.xml, report.html) `scenarios.reports`, merged reports `scenarios.merge`, the
+failure log `scenarios.failure_log`; target runs are `scenarios.target_run` and
+`scenarios.target_reports`.
 """
 
 from __future__ import annotations
@@ -40,13 +46,17 @@ from scenarios.campaign import (
     EXIT_USAGE,
     EXIT_VIOLATION,
     Campaign,
+    SeedOutcome,
     Shard,
     UsageError,
     parse_seeds,
     run_campaign,
 )
+from scenarios.cluster import dask_available
+from scenarios.failure_log import FAILURE_LOG_FILE, FailureLog, LoggedRun, read_log, replay_failures
+from scenarios.merge import merge
 from scenarios.registry import SCENARIOS
-from scenarios.reports import make_console, write_artifacts
+from scenarios.reports import emit, make_console, rerun_lines, silence_closed_pipe, write_artifacts
 from scenarios.runner import record_seed, run_schedule
 from scenarios.schedule import Schedule, ScheduleError
 from scenarios.shrink import DEFAULT_BUDGET_SECONDS, write_regression
@@ -85,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reduce one failing --scenario/--seed to a minimal schedule; write a replay file and a pytest test",
     )
     parser.add_argument("--replay", type=Path, metavar="FILE", help="replay a schedule written by --shrink")
+    add_cluster_arguments(parser)
     add_target_arguments(parser)
     parser.add_argument(
         "--report-dir",
@@ -94,6 +105,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="where results.json, junit.xml and report.html go (default reports/)",
     )
     return parser
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clusters, merged reports and the failure log")
+    group.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the campaign on the Dask scheduler at ADDRESS (tcp://HOST:8786); needs the [cluster] extra",
+    )
+    group.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="merge the results.json of shard or cluster report directories into one report in --report-dir",
+    )
+    group.add_argument(
+        "--failure-log",
+        type=Path,
+        metavar="FILE",
+        help=f"append every failing seed to this JSON-lines file (default: --report-dir's {FAILURE_LOG_FILE})",
+    )
+    group.add_argument(
+        "--replay-failures",
+        type=Path,
+        metavar="LOG",
+        help="rerun each distinct (scenario, seed, options) of a failure log; exit 1 if one still fails",
+    )
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +175,14 @@ CAMPAIGN_ONLY_OPTIONS = {
     "trace": "--trace",
     "shrink": "--shrink",
     "replay": "--replay",
+    "cluster": "--cluster",
+    "merge": "--merge",
+    "failure_log": "--failure-log",
+    "replay_failures": "--replay-failures",
+}
+# What `--merge` and `--replay-failures` take besides their own argument: none of these.
+NOT_WITH_MERGE_OR_REPLAY = {
+    dest: flag for dest, flag in CAMPAIGN_ONLY_OPTIONS.items() if dest not in ("merge", "replay_failures")
 }
 TARGET_ONLY_OPTIONS = {
     "explore": "--explore",
@@ -177,6 +224,8 @@ def campaign_from(arguments: argparse.Namespace) -> Campaign:
         seeds = range(arguments.seed, arguments.seed + 1)
     elif arguments.seeds:
         seeds = parse_seeds(arguments.seeds)
+    if arguments.cluster is not None and not dask_available():
+        raise UsageError("--cluster needs dask.distributed: pip install 'kv-sim[cluster]' (or 'dask[distributed]')")
     return Campaign(
         scenario_names=tuple(dict.fromkeys(arguments.scenario or SCENARIOS)),
         seeds=seeds,
@@ -186,6 +235,7 @@ def campaign_from(arguments: argparse.Namespace) -> Campaign:
         swarm=arguments.swarm,
         time_budget_seconds=arguments.time_budget,
         trace=arguments.trace,
+        cluster=arguments.cluster,
     )
 
 
@@ -198,6 +248,21 @@ def prepare_report_directory(directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; a reader that goes away (`| head`) ends it quietly. The campaign's
+    console survives that and keeps the real exit code; elsewhere the exit code is the
+    one of what had run so far (passed: nothing had failed yet)."""
+    try:
+        return command_line(argv)
+    except BrokenPipeError:
+        silence_closed_pipe(sys.stdout)
+        return EXIT_PASSED
+
+
+def say(line: str) -> None:
+    emit(line, sys.stdout)
+
+
+def command_line(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
@@ -213,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         given = [flag for dest, flag in TARGET_ONLY_OPTIONS.items() if getattr(arguments, dest) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} need --target FILE.py")
+        if arguments.merge is not None or arguments.replay_failures is not None:
+            return merge_or_replay_failures(arguments)
         if arguments.replay is not None:
             return replay(arguments.replay, arguments.trace)
         campaign = campaign_from(arguments)
@@ -222,7 +289,47 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"sim_runner: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run(campaign, arguments.report_dir)
+    return run(campaign, arguments.report_dir, arguments.failure_log or arguments.report_dir / FAILURE_LOG_FILE)
+
+
+def merge_or_replay_failures(arguments: argparse.Namespace) -> int:
+    """`--merge DIR...` or `--replay-failures LOG`: alone (with `--report-dir` for a merge)."""
+    both = arguments.merge is not None and arguments.replay_failures is not None
+    own = "--merge" if arguments.merge is not None else "--replay-failures"
+    given = ["--replay-failures"] if both else []
+    given += [flag for dest, flag in NOT_WITH_MERGE_OR_REPLAY.items() if getattr(arguments, dest) not in (None, False)]
+    if arguments.seed is not None:
+        given.append("--seed")
+    if arguments.jobs != 1:
+        given.append("--jobs")
+    if given:
+        raise UsageError(f"{own} cannot be combined with {', '.join(given)}")
+    if arguments.replay_failures is not None:
+        return rerun_failures(arguments.replay_failures)
+    result = merge(arguments.merge)
+    prepare_report_directory(arguments.report_dir)
+    artifacts = write_artifacts(result, arguments.report_dir)
+    console = make_console(result.campaign, sys.stdout)
+    say(f"sim_runner: merged {len(arguments.merge)} reports: {len(result.outcomes)} runs")
+    console.finish(result, artifacts)
+    return result.exit_code
+
+
+def rerun_failures(path: Path) -> int:
+    """`--replay-failures LOG`: rerun each logged run; exit 1 if one still fails, 3 on a harness failure."""
+    runs = read_log(path)
+    say(f"sim_runner: rerunning {len(runs)} distinct runs of {path}")
+
+    def heard(run: LoggedRun, outcome: SeedOutcome) -> None:
+        for line in rerun_lines(run.repro(), outcome):
+            say(line)
+
+    reruns = replay_failures(runs, heard)
+    failing = [outcome for _, outcome in reruns if outcome.verdict != "passed"]
+    say(f"{len(failing)} of {len(reruns)} still fail")
+    if any(outcome.verdict == "error" for outcome in failing):
+        return EXIT_HARNESS
+    return EXIT_VIOLATION if failing else EXIT_PASSED
 
 
 def target(arguments: argparse.Namespace) -> int:
@@ -298,13 +405,27 @@ def replay(path: Path, trace: bool) -> int:
     return EXIT_VIOLATION
 
 
-def run(campaign: Campaign, report_directory: Path) -> int:
-    console = make_console(campaign)
+def run(campaign: Campaign, report_directory: Path, failure_log_path: Path) -> int:
+    """Run the campaign with its console, its artifacts and its failing seeds logged."""
+    console = make_console(campaign, sys.stdout)
+    failure_log = FailureLog(failure_log_path, campaign)
+    log_broken: list[str] = []
+
+    def seed_finished(outcome: SeedOutcome) -> None:
+        console.seed_finished(outcome)
+        try:
+            failure_log.append(outcome)
+        except OSError as error:
+            if not log_broken:
+                console.print(f"warning: cannot append to the failure log {failure_log_path}: {error}")
+            log_broken.append(str(error))
 
     def body() -> int:
         console.begin()
-        result = run_campaign(campaign, console.seed_finished)
+        result = run_campaign(campaign, seed_finished)
         artifacts = write_artifacts(result, report_directory)
+        if failure_log.appended and not log_broken:
+            artifacts.append(failure_log_path)
         console.finish(result, artifacts)
         return result.exit_code
 

@@ -10,19 +10,25 @@ spreads over every scenario. A shard keeps the runs whose index in the flattened
 scenario-major list (every seed of the first scenario, then of the second, ...) is
 `K-1` modulo `N`: the shards `1/N` ... `N/N` are disjoint and cover the campaign.
 
+Runs go to an executor: this process (`--jobs 1`), a pool of worker processes
+(`--jobs N`), or a Dask cluster (`--cluster ADDRESS`, `scenarios.cluster`), where seeds
+travel in batches of a few (`SeedTask`s in one task) so scheduling costs little. Each
+run is a pure function of its task, so the executor changes nothing in the results.
+
 A failing seed is run once more with its timeline kept (for the report), and the replay
 must give the same trace hash: a seed that does not replay is a harness failure.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from scenarios.registry import SCENARIOS, Scenario
@@ -125,6 +131,7 @@ class Campaign:
     swarm: bool = False
     time_budget_seconds: float | None = None
     trace: bool = False  # keep (and print) every seed's timeline
+    cluster: str | None = None  # a Dask scheduler address: run there instead of here
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.scenario_names if name not in SCENARIOS]
@@ -141,6 +148,8 @@ class Campaign:
         budget = self.time_budget_seconds
         if budget is not None and not (math.isfinite(budget) and budget > 0):
             raise UsageError("--time-budget must be a number of seconds > 0")
+        if self.cluster is not None and self.jobs != 1:
+            raise UsageError("--cluster and --jobs do not combine: the cluster's workers are the jobs")
 
     def scenarios(self) -> list[Scenario]:
         chosen = [SCENARIOS[name] for name in self.scenario_names]
@@ -186,6 +195,8 @@ class Campaign:
             words.append(f"--time-budget {self.time_budget_seconds:g}")
         if self.jobs != 1:
             words.append(f"--jobs {self.jobs}")
+        if self.cluster is not None:
+            words.append(f"--cluster {self.cluster}")
         return " ".join(words)
 
     def seed_repro(self, scenario_name: str, seed: int, operations: int) -> str:
@@ -210,8 +221,38 @@ class Campaign:
             f"sim_runner: scenarios={','.join(self.scenario_names)} {self.seeds_text().lstrip('-').replace(' ', '=')} "
             f"ops={self.operations_text()} jobs={self.jobs} shard={self.shard or 'none'} "
             f"swarm={'on' if self.swarm else 'off'} budget={budget} runs={self.runs_planned} "
-            f"repro: {self.repro()}"
+            f"{f'cluster={self.cluster} ' if self.cluster is not None else ''}repro: {self.repro()}"
         )
+
+
+def defining_faults_fired(result: SeedResult) -> dict[str, int]:
+    """Each defining fault of the seed's scenario -> times it fired in the seed: the
+    runner's own count when it keeps one, else taken from the fault counts (a name
+    ending in "." covers every draw it prefixes, as `Scenario.defining_faults` says)."""
+    scenario = SCENARIOS.get(result.scenario)
+    if result.defining_faults or scenario is None:
+        return dict(result.defining_faults)
+    fired: dict[str, int] = {}
+    for defining in scenario.defining_faults:
+        fired[defining] = sum(
+            count
+            for name, (count, _, _) in result.faults.items()
+            if name == defining or (defining.endswith(".") and name.startswith(defining))
+        )
+    return fired
+
+
+def exercised_nothing(result: SeedResult) -> bool:
+    """Whether the seed's scenario declares defining faults and the seed fired none of them."""
+    scenario = SCENARIOS.get(result.scenario)
+    if scenario is None or not scenario.defining_faults:
+        return False
+    return sum(defining_faults_fired(result).values()) == 0
+
+
+def _add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for name, count in counts.items():
+        totals[name] = totals.get(name, 0) + count
 
 
 @dataclass
@@ -228,6 +269,10 @@ class ScenarioSummary:
     losses_reported: int = 0
     silent_tail_losses: int = 0
     faults_fired: int = 0
+    faults_fired_by_name: dict[str, int] = field(default_factory=dict)  # only faults that fired
+    crashes_by_method: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+    seeds_exercising_nothing: int = 0  # seeds that fired none of the scenario's defining faults
 
     def add(self, outcome: SeedOutcome) -> None:
         self.seeds_run += 1
@@ -241,6 +286,12 @@ class ScenarioSummary:
             self.losses_reported += result.losses_reported
             self.silent_tail_losses += result.silent_tail_losses
             self.faults_fired += sum(fired for fired, _, _ in result.faults.values())
+            _add_counts(
+                self.faults_fired_by_name, {name: fired for name, (fired, _, _) in result.faults.items() if fired}
+            )
+            _add_counts(self.crashes_by_method, result.crashes_by_method)
+            _add_counts(self.marks, result.marks)
+            self.seeds_exercising_nothing += exercised_nothing(result)
 
 
 @dataclass(frozen=True)
@@ -250,6 +301,12 @@ class CampaignResult:
     elapsed_seconds: float
     started_at_unix_seconds: float
     stopped_by: str = ""  # why runs were left unstarted: "" (none were), "time budget", "harness failure"
+    planned: int | None = None  # runs planned, when not the campaign's own (a merge of several reports)
+    merged_from: tuple[str, ...] = ()  # the report directories a merge read (empty for a run)
+
+    @property
+    def runs_planned(self) -> int:
+        return self.planned if self.planned is not None else self.campaign.runs_planned
 
     def of(self, verdict: Verdict) -> list[SeedOutcome]:
         return [outcome for outcome in self.outcomes if outcome.verdict == verdict]
@@ -266,6 +323,20 @@ class CampaignResult:
             totals[outcome.scenario].add(outcome)
         return list(totals.values())
 
+    def exercising_nothing(self) -> list[SeedOutcome]:
+        """The seeds that fired none of their scenario's defining faults."""
+        return [
+            outcome for outcome in self.outcomes if outcome.result is not None and exercised_nothing(outcome.result)
+        ]
+
+    def marks(self) -> dict[str, int]:
+        """Hits per coverage mark over every seed."""
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.result is not None:
+                _add_counts(totals, outcome.result.marks)
+        return totals
+
 
 def run_task(task: SeedTask) -> SeedOutcome:
     """Run one seed (in a worker process, or inline); an exception is a harness failure."""
@@ -280,6 +351,11 @@ def run_task(task: SeedTask) -> SeedOutcome:
     return SeedOutcome(task.scenario.name, task.seed, task.operations, elapsed_seconds, result, harness_traceback)
 
 
+def run_batch(tasks: tuple[SeedTask, ...]) -> list[SeedOutcome]:
+    """Run several seeds in turn: one task of a cluster carries a few, so its cost is shared."""
+    return [run_task(task) for task in tasks]
+
+
 class InlineExecutor(Executor):
     """Runs each call in this process at `submit`: `--jobs 1`, and monkeypatched stores in tests."""
 
@@ -292,12 +368,27 @@ class InlineExecutor(Executor):
         return future
 
 
-def make_executor(campaign: Campaign) -> Executor:
+@dataclass(frozen=True)
+class Workers:
+    """Where the runs go: an executor, how many batches to keep in flight, seeds per batch."""
+
+    executor: Executor
+    in_flight_max: int
+    batch_seeds: int = 1
+
+
+def make_workers(campaign: Campaign) -> Workers:
+    """This process, a process pool, or a Dask cluster; raises `UsageError` (no dask, no scheduler)."""
+    if campaign.cluster is not None:
+        from scenarios.cluster import connect  # dask is an optional extra: imported only when asked for
+
+        return connect(campaign.cluster, campaign.runs_planned)
     if campaign.jobs == 1:
-        return InlineExecutor()
+        return Workers(InlineExecutor(), 1)
     # spawn: workers start clean (no forked threads, the same on every platform).
     workers = min(campaign.jobs, campaign.runs_planned)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return Workers(pool, campaign.jobs)
 
 
 def run_campaign(
@@ -309,45 +400,49 @@ def run_campaign(
     started_at_unix_seconds = time.time()
     started = clock()
     deadline = None if campaign.time_budget_seconds is None else started + campaign.time_budget_seconds
-    with make_executor(campaign) as executor:
-        outcomes, stopped_by = _run_tasks(executor, campaign.tasks(), campaign.jobs, deadline, clock, on_outcome)
+    workers = make_workers(campaign)
+    with workers.executor as executor:
+        outcomes, stopped_by = _run_tasks(workers, campaign.tasks(), deadline, clock, on_outcome)
         order = {name: position for position, name in enumerate(campaign.scenario_names)}
         outcomes.sort(key=lambda outcome: (order[outcome.scenario], outcome.seed))
         outcomes = _with_failure_timelines(executor, campaign, outcomes)
     return CampaignResult(campaign, outcomes, clock() - started, started_at_unix_seconds, stopped_by)
 
 
+def _next_batch(tasks: Iterator[SeedTask], size: int) -> tuple[SeedTask, ...]:
+    return tuple(itertools.islice(tasks, size))
+
+
 def _run_tasks(
-    executor: Executor,
+    workers: Workers,
     tasks: Iterable[SeedTask],
-    in_flight_max: int,
     deadline: float | None,
     clock: Callable[[], float],
     on_outcome: Callable[[SeedOutcome], None],
 ) -> tuple[list[SeedOutcome], str]:
-    """Keep `in_flight_max` runs going; start none after the deadline or a harness failure."""
+    """Keep `in_flight_max` batches going; start none after the deadline or a harness failure."""
     pending = iter(tasks)
-    running: set[Future[SeedOutcome]] = set()
+    running: set[Future[list[SeedOutcome]]] = set()
     outcomes: list[SeedOutcome] = []
     stopped_by = ""
     while True:
-        while not stopped_by and len(running) < in_flight_max:
+        while not stopped_by and len(running) < workers.in_flight_max:
             if deadline is not None and clock() >= deadline:
                 stopped_by = "time budget"
                 break
-            task = next(pending, None)
-            if task is None:
+            batch = _next_batch(pending, workers.batch_seeds)
+            if not batch:
                 break
-            running.add(executor.submit(run_task, task))
+            running.add(workers.executor.submit(run_batch, batch))
         if not running:
             break
         finished, running = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
-            outcome = future.result()
-            outcomes.append(outcome)
-            on_outcome(outcome)
-            if outcome.verdict == "error":
-                stopped_by = "harness failure"
+            for outcome in future.result():
+                outcomes.append(outcome)
+                on_outcome(outcome)
+                if outcome.verdict == "error":
+                    stopped_by = "harness failure"
     if stopped_by == "time budget" and next(pending, None) is None:
         stopped_by = ""  # the budget ran out exactly when the runs did: nothing was left out
     return outcomes, stopped_by
