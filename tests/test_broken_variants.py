@@ -72,6 +72,12 @@ CAUGHT: list[tuple[str, str]] = [
 ]
 
 
+# Variants whose window (a few I/Os at the end of an open) the random campaign never
+# hits: `tests/test_exhaustive.py` shows that every crash point of opening catches them
+# and that `crash` seeds 0..199 at 600 operations do not.
+CAUGHT_EXHAUSTIVELY: list[str] = ["settle_journals_inside_open"]
+
+
 def first_failure(scenario: Scenario) -> tuple[int, str] | None:
     """The first seed of `SEEDS` that fails `scenario` and its violation, or None.
 
@@ -106,7 +112,7 @@ def test_variant_is_caught(variant: str, scenario: str, record_property: RecordP
 
 
 def test_every_variant_is_accounted_for() -> None:
-    assert {variant for variant, _ in CAUGHT} == set(VARIANTS)
+    assert {variant for variant, _ in CAUGHT} | set(CAUGHT_EXHAUSTIVELY) == set(VARIANTS)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
