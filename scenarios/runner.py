@@ -41,7 +41,7 @@ from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
 from kv.store import Durability, State, Store
 from scenarios.registry import Scenario
 from scenarios.schedule import Schedule, Step
-from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, apply, run_operation
+from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, apply, pause_us, run_operation
 
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
@@ -320,7 +320,7 @@ class Harness:
                 if value is not None:
                     self.written.setdefault(key, set()).add(value)
         if kind == "pause":
-            self.io.pause(PAUSE_US)
+            self.io.pause(pause_us(operation))
         started_us = self.io.clock_us
         try:
             value = self.run_armed(store, operation)
