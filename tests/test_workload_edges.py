@@ -111,9 +111,9 @@ def test_many_keys_in_one_set_many() -> None:
     assert max(counts) > 1000
 
 
-@pytest.mark.parametrize("seed", [1, 2, 5])
-def test_the_edges_scenario_passes_with_crashes(seed: int) -> None:
-    """Seeds without a full frame (they cost seconds each): always, always, none mode."""
-    result = run_seed(SCENARIOS["edges"], seed, 600)
-    assert result.passed, result.violation
-    assert result.crashes > 0
+def test_the_edges_scenario_passes_with_crashes() -> None:
+    """Three seeds without a full frame (a full frame costs seconds), in always, always
+    and none mode (with this harness's draws)."""
+    results = [run_seed(SCENARIOS["edges"], seed, 600) for seed in (1, 2, 5)]
+    assert all(result.passed for result in results), [result.violation for result in results]
+    assert sum(result.crashes for result in results) > 0
