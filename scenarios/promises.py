@@ -9,7 +9,9 @@ a docstring of `kv.store` / `kv.opening`. Each row names:
 - `variant`: a deliberately broken store in `tests/broken_variants.py` that breaks only
   this promise;
 - `scenario`: the scenario whose seeds catch it (`tests/test_broken_variants.py` runs
-  the variant on it and asserts a seed fails, and that the real store passes that seed).
+  the variant on it and asserts a seed fails, and that the real store passes that seed),
+  or `EXHAUSTIVE`: every crash point of the prepared stores (`scenarios.exhaustive`,
+  `tests/test_exhaustive.py`), for bugs whose window is one I/O a sampled crash misses.
 
 Adding a promise to the store's documentation means adding a row here; a row without a
 check or a caught variant fails the test suite.
@@ -18,6 +20,8 @@ check or a caught variant fails the test suite.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+EXHAUSTIVE = "exhaustive"  # caught by the exhaustive crash-point run, not a scenario
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,14 @@ PROMISES: tuple[Promise, ...] = (
         "check_locked",
         "no_lock",
         "perfect",
+    ),
+    Promise(
+        "loss_reported_across_a_crash",
+        "a loss is reported at least once, even when the open that found it crashes before returning",
+        "kv.opening docstring (journals)",
+        "check_explained",
+        "settle_journals_inside_open",
+        EXHAUSTIVE,
     ),
     Promise(
         "typed_errors",

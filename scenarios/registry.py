@@ -257,5 +257,29 @@ SCENARIOS: dict[str, Scenario] = {
             swarm=True,
             defining_faults=EVERY_FAULT,  # those the seed's half of the faults can fire
         ),
+        Scenario(
+            "edges",
+            "workloads at the documented bounds, with crashes: bursts past BATCH_OPERATIONS_MAX, idle past "
+            "BATCH_INTERVAL_MS_MAX, empty and maximal values, full frames, set_many of thousands of keys, "
+            "colliding keys (empty, shared prefixes, maximal length)",
+            mix=WorkloadMix(
+                pause_weight=0.03,
+                key_count=6,  # a tiny key space, plus the colliding EDGE_KEYS
+                edge_keys=True,
+                empty_value_probability=0.1,
+                maximal_value_probability=0.0001,
+                target_frame_value_probability=0.002,
+                full_frame_probability=0.00005,
+                many_keys_probability=0.002,
+                burst_probability=0.001,
+                long_pause_probability=0.01,
+            ),
+            faults=FaultPlan(crash_survival=CRASHES),
+            durabilities=ALL_DURABILITIES,
+            operations=1000,  # a full 64 MiB frame costs seconds: fewer steps keep a seed near one
+            crash_probability=0.005,
+            crash_during_recovery_probability=0.2,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset"),
+        ),
     )
 }

@@ -25,7 +25,7 @@ from kv.store import Durability, State, Store
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
-from scenarios.workload import PAUSE_US, WRITE_KINDS, Model, Operation, Workload, run_operation
+from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, pause_us, run_operation
 
 __all__ = ["STORE_DIRECTORY", "Harness", "SeedResult", "Violation", "record_seed", "run_schedule", "run_seed"]
 
@@ -395,7 +395,7 @@ class Harness:
         kind, changes = operation
         self.oracle.starting(operation)
         if kind == "pause":
-            self.io.pause(PAUSE_US)
+            self.io.pause(pause_us(operation))
         if kind == "reopen":
             return self.reopen_armed(store)
         started_us = self.io.clock_us

@@ -537,6 +537,31 @@ def verify_checks_frames_only() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def settle_journals_inside_open() -> Iterator[None]:
+    """Recovery settles its journals at the end of the open itself (the torn-tail journal
+    unlinked, repair journals marked reported, the quarantine directory synced), before
+    the open has returned its report to the caller.
+
+    Models a recovery that deletes its intent journal as the last step of recovering
+    ("done, clean up") instead of after the caller has seen the report: a power loss in
+    the open's last I/Os keeps the removal but loses the report, so the next open finds
+    a tail already cut, no journal, and reports nothing. The window is one or two I/Os at
+    the very end of an open.
+    """
+    original_run = Recovery._run
+
+    def run(self: Recovery) -> None:
+        original_run(self)
+        self.settle_journals()
+        self.journals.clear()
+        self.journal_debris.clear()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_run", run)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -559,6 +584,7 @@ VARIANTS: dict[str, Variant] = {
     "untyped_error_on_failed_sync": untyped_error_on_failed_sync,
     "report_no_records_lost": report_no_records_lost,
     "verify_checks_frames_only": verify_checks_frames_only,
+    "settle_journals_inside_open": settle_journals_inside_open,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -39,7 +39,7 @@ import kv.store
 from kv.log import SegmentLog
 from kv.opening import Recovery
 from kv.store import Store
-from scenarios.promises import PROMISES
+from scenarios.promises import EXHAUSTIVE, PROMISES
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.runner import run_seed
 from tests.broken_variants import VARIANTS
@@ -50,9 +50,15 @@ SEEDS = range(200)
 OPERATIONS = 600
 
 # (variant, the scenario that catches it): one per promise of the inventory
-CAUGHT: list[tuple[str, str]] = [(promise.variant, promise.scenario) for promise in PROMISES]
+CAUGHT: list[tuple[str, str]] = [(p.variant, p.scenario) for p in PROMISES if p.scenario != EXHAUSTIVE]
 # Variants that break a promise even without faults (the lock is checked on every open).
 VISIBLE_WITHOUT_FAULTS = {"no_lock"}
+
+
+# Variants whose window (a few I/Os at the end of an open) the random campaign never
+# hits: `tests/test_exhaustive.py` shows that every crash point of opening catches them
+# and that `crash` seeds 0..199 at 600 operations do not.
+CAUGHT_EXHAUSTIVELY: list[str] = [p.variant for p in PROMISES if p.scenario == EXHAUSTIVE]
 
 
 def first_failure(scenario: Scenario) -> tuple[int, str] | None:
@@ -89,7 +95,7 @@ def test_variant_is_caught(variant: str, scenario: str, record_property: RecordP
 
 
 def test_every_variant_is_accounted_for() -> None:
-    assert {variant for variant, _ in CAUGHT} == set(VARIANTS)
+    assert {variant for variant, _ in CAUGHT} | set(CAUGHT_EXHAUSTIVELY) == set(VARIANTS)
 
 
 @pytest.mark.parametrize("variant", sorted(set(VARIANTS) - VISIBLE_WITHOUT_FAULTS))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from scenarios import oracle
 from scenarios.oracle import Oracle
-from scenarios.promises import PROMISES
+from scenarios.promises import EXHAUSTIVE, PROMISES
 from scenarios.registry import SCENARIOS
 from tests.broken_variants import VARIANTS
 from tests.test_broken_variants import CAUGHT
@@ -32,7 +33,7 @@ def test_every_promise_has_a_check_a_variant_and_a_scenario(promise: object) -> 
     assert isinstance(promise, Promise)
     assert callable(getattr(Oracle, promise.check, None)), f"{promise.name}: no Oracle.{promise.check}"
     assert promise.variant in VARIANTS, f"{promise.name}: no broken variant {promise.variant}"
-    assert promise.scenario in SCENARIOS, f"{promise.name}: no scenario {promise.scenario}"
+    assert promise.scenario in (*SCENARIOS, EXHAUSTIVE), f"{promise.name}: no scenario {promise.scenario}"
     assert promise.text and promise.source
 
 
@@ -40,8 +41,14 @@ def test_every_variant_proves_a_promise() -> None:
     assert set(VARIANTS) == {promise.variant for promise in PROMISES}
 
 
-def test_every_promise_is_a_case_of_the_caught_test() -> None:
-    assert set(CAUGHT) == {(promise.variant, promise.scenario) for promise in PROMISES}
+def test_every_promise_is_a_case_of_a_caught_test() -> None:
+    """Scenario rows are cases of `test_variant_is_caught`; exhaustive rows are checked by
+    `tests/test_exhaustive.py`, which must name each of them."""
+    assert set(CAUGHT) == {(p.variant, p.scenario) for p in PROMISES if p.scenario != EXHAUSTIVE}
+    exhaustive_tests = (Path(__file__).parent / "test_exhaustive.py").read_text()
+    for promise in PROMISES:
+        if promise.scenario == EXHAUSTIVE:
+            assert f'"{promise.variant}"' in exhaustive_tests, promise.variant
 
 
 def _raises_violation(method: str, seen: set[str] | None = None) -> bool:

@@ -39,6 +39,7 @@ def test_the_eleven_scenarios_are_registered() -> None:
         "filesystem",
         "fsyncgate",
         "swarm",
+        "edges",
     ]
 
 
@@ -46,7 +47,7 @@ def test_which_scenarios_draw_a_durability_mode() -> None:
     """The media scenarios other than swarm stay in `always`: a frame holds one operation
     there, so the oracle tells a torn last frame from relabelled mid-log damage."""
     several = {name for name, scenario in SCENARIOS.items() if scenario.durabilities != ("always",)}
-    assert several == {"crash", "truncation", "filesystem", "fsyncgate", "swarm"}
+    assert several == {"crash", "truncation", "filesystem", "fsyncgate", "swarm", "edges"}
     for name in several - {"swarm"}:
         assert not SCENARIOS[name].faults.damages_data(), name
     for name in several:

@@ -75,6 +75,7 @@ MACHINE_VARIANTS = sorted(
         "no_lock",
         "quarantine_reported_not_kept",
         "report_no_records_lost",
+        "settle_journals_inside_open",
         "torn_tail_as_corruption",
         "untyped_error_on_failed_sync",
         "verify_checks_frames_only",
