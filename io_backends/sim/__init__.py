@@ -138,12 +138,9 @@ class SimIo:
 
     def _eligible(self) -> list[int]:
         """Indexes (in issue order) of the queued operations that may complete next: all
-        but a `sync` behind an earlier write or truncate of the same file."""
+        but a `sync` behind an earlier write or truncate of the same file. (`_drive`
+        decides a queue of one or two operations inline, with the same outcome.)"""
         queue = self._queue
-        if len(queue) == 2:  # the common case (a frame's write, then its sync), decided directly
-            first, second = queue
-            blocks = first.kind in _ORDERED_BEFORE_SYNC and first.file_key is not None
-            return [0] if blocks and second.kind == "sync" and second.file_key == first.file_key else [0, 1]
         blocked: set[int | None] = set()
         eligible = []
         for index, operation in enumerate(queue):  # in issue order
@@ -163,12 +160,20 @@ class SimIo:
             self.crash_at_operation = None
             self.crash()
             raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
-        if len(queue) == 1:
-            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop()
+        count = len(queue)
+        if count == 1:
+            operation = queue.pop()
+        elif count == 2:  # the common case (a frame's write, then its sync), decided inline
+            first, second = queue
+            key = first.file_key
+            # the sync waits for the write before it; otherwise either may complete first
+            waits = second.kind == "sync" and key is not None and key == second.file_key
+            operation = queue.pop(0 if waits and first.kind in _ORDERED_BEFORE_SYNC else self.random.randrange(2))
         else:
             eligible = self._eligible()
             index = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
-            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop(index)
+            operation = queue.pop(index)
+        _kind, _file_key, ready_time_us, run, arguments, future = operation
         if ready_time_us > self.clock_us:
             self.clock_us = ready_time_us
         self.operations_completed += 1
@@ -286,13 +291,36 @@ class SimIo:
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        return self._submit("write", self._key(file), self.latency.write_us, self._write, file, offset, data)
+        # `_submit` inlined (with `_key`): a write and a sync are the two I/Os of every
+        # durable write, so their queueing is the simulator's hottest path.
+        handle = file.handle
+        latency_us = self.latency.write_us
+        if self.faults.jitter_us_max:
+            latency_us += self.random.randrange(self.faults.jitter_us_max + 1)
+        future: Future[None] = Future(self._driver)
+        self._queue.append(
+            _new_operation(
+                _Operation,
+                (
+                    "write",
+                    handle.inode.number if type(handle) is _Handle else None,
+                    self.clock_us + latency_us,
+                    self._write,
+                    (file, offset, data),
+                    future,
+                ),
+            )
+        )
+        return future
 
     def _write(self, file: File, offset: int, data: bytes) -> None:
-        handle = self._handle(file, "write")
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "write")  # `_handle` inlined for a live handle; this raises
         if not handle.writable:
             raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
-        if self.faults.quiet and not self.faults.persistent_errors and not handle.inode.bad_sectors:
+        faults = self.faults
+        if faults.quiet and not faults.persistent_errors and not handle.inode.bad_sectors:
             # No fault can fire: the same outcome as the full path, without its draws.
             if self.disk.capacity_bytes:
                 self._check_space(offset + len(data) - len(handle.inode.data), file.path, "write")
@@ -321,10 +349,31 @@ class SimIo:
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        return self._submit("sync", self._key(file), self.latency.sync_us, self._sync, file)
+        handle = file.handle  # `_submit` inlined, as in `write`
+        latency_us = self.latency.sync_us
+        if self.faults.jitter_us_max:
+            latency_us += self.random.randrange(self.faults.jitter_us_max + 1)
+        future: Future[None] = Future(self._driver)
+        self._queue.append(
+            _new_operation(
+                _Operation,
+                (
+                    "sync",
+                    handle.inode.number if type(handle) is _Handle else None,
+                    self.clock_us + latency_us,
+                    self._sync,
+                    (file,),
+                    future,
+                ),
+            )
+        )
+        return future
 
     def _sync(self, file: File) -> None:
-        inode = self._handle(file, "sync").inode
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "sync")  # `_handle` inlined for a live handle; this raises
+        inode = handle.inode
         if self.faults.quiet and not self.faults.persistent_errors:
             inode.sync()  # no fault can fire: no draws to make
             return

@@ -68,7 +68,8 @@ class Inode:
     bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
 
     def write(self, offset: int, data: bytes, lost: bool = False) -> None:
-        data = bytes(data)
+        if type(data) is not bytes:  # kept as a pending change: an immutable copy
+            data = bytes(data)
         target = self.data
         if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
             target.extend(bytes(offset - len(target)))
@@ -82,7 +83,15 @@ class Inode:
 
     def sync(self) -> None:
         """Make the unsynced changes durable, in order (lost writes stay lost)."""
-        for change in self.unsynced:
+        unsynced = self.unsynced
+        if len(unsynced) == 1:  # the common case (one frame since the last sync), inline
+            offset, data, truncate_to, lost = unsynced[0]
+            durable = self.durable
+            if truncate_to is None and not lost and offset <= len(durable):
+                durable[offset : offset + len(data)] = data
+                unsynced.clear()
+                return
+        for change in unsynced:
             if not change.lost:
                 apply_change(self.durable, change)
         self.unsynced.clear()
