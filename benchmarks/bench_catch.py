@@ -102,14 +102,21 @@ def row(catch: Catch) -> str:
 
 
 def summary(catches: list[Catch]) -> list[str]:
-    """The median and maximum lines and whether each target was met (an uncaught variant
-    counts at its lower bound and misses the per-variant target)."""
+    """The median and maximum lines and whether each target was met. A variant not caught,
+    or caught on a seed the real store fails too, misses the per-variant target (its
+    time still counts in the median and maximum, as a lower bound when not caught)."""
     seconds = [catch.cpu_seconds for catch in catches]
     median, maximum = statistics.median(seconds), max(seconds)
-    uncaught = [catch.variant for catch in catches if catch.seed is None or catch.real_store_passes is False]
-    slow = [catch.variant for catch in catches if catch.cpu_seconds > TARGET_EACH_CPU_SECONDS_MAX]
-    each = "met" if not uncaught and not slow else f"missed ({', '.join(sorted(set(uncaught + slow)))})"
-    middle = "met" if median <= TARGET_MEDIAN_CPU_SECONDS_MAX and not uncaught else "missed"
+    misses = [f"{catch.variant}: not caught" for catch in catches if catch.seed is None]
+    failing = [catch.variant for catch in catches if catch.real_store_passes is False]
+    misses += [f"{variant}: the real store fails its seed" for variant in failing]
+    misses += [
+        f"{catch.variant}: {catch.cpu_seconds:.1f} s"
+        for catch in catches
+        if catch.seed is not None and catch.cpu_seconds > TARGET_EACH_CPU_SECONDS_MAX
+    ]
+    each = "met" if not misses else f"missed ({'; '.join(misses)})"
+    middle = "met" if median <= TARGET_MEDIAN_CPU_SECONDS_MAX else "missed"
     return [
         f"{'median':<32} {'':<22} {'':>5} {'':>6} {median:>9.2f}",
         f"{'maximum':<32} {'':<22} {'':>5} {'':>6} {maximum:>9.2f}",

@@ -43,4 +43,4 @@ def test_bench_catch_reports_an_uncaught_variant_as_a_lower_bound() -> None:
     [row] = [line for line in lines if line.startswith("ack_before_sync ")]
     assert row.split()[2:4] == ["none", "2"] and row.split()[4].startswith(">"), row
     assert "(not caught)" in row
-    assert "  target every variant within 30 CPU s: missed (ack_before_sync)" in lines
+    assert "  target every variant within 30 CPU s: missed (ack_before_sync: not caught)" in lines
