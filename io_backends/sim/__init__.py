@@ -136,6 +136,21 @@ class SimIo:
         )
         return future
 
+    def _submit_file(
+        self, kind: str, file: File, latency_us: int, run: Callable[..., Any], arguments: tuple[Any, ...]
+    ) -> Future[Any]:
+        """`_submit` for an operation on an open file (read, write, sync: the I/Os of every
+        durable write and every read), in one call: the file's key, the jitter and the
+        queue entry without `_key` or packing the arguments again."""
+        handle = file.handle
+        jitter = self.faults.jitter_us_max
+        if jitter:
+            latency_us += self.random.randrange(jitter + 1)
+        future: Future[Any] = Future(self._driver)
+        key = handle.inode.number if type(handle) is _Handle else None
+        self._queue.append(_new_operation(_Operation, (kind, key, self.clock_us + latency_us, run, arguments, future)))
+        return future
+
     def _eligible(self) -> list[int]:
         """Indexes (in issue order) of the queued operations that may complete next: all
         but a `sync` behind an earlier write or truncate of the same file. (`_drive`
@@ -264,10 +279,13 @@ class SimIo:
         return File(path, mode, handle)
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
-        return self._submit("read", self._key(file), self.latency.read_us, self._read, file, offset, size)
+        return self._submit_file("read", file, self.latency.read_us, self._read, (file, offset, size))
 
     def _read(self, file: File, offset: int, size: int) -> bytes:
-        inode = self._handle(file, "read").inode
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "read")  # `_handle` inlined for a live handle; this raises
+        inode = handle.inode
         if self.faults.quiet and not self.faults.persistent_errors and not inode.bad_sectors:
             return bytes(inode.data[offset : offset + size])  # no fault can fire: no draws to make
         plan = self.faults.plan
@@ -291,27 +309,7 @@ class SimIo:
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        # `_submit` inlined (with `_key`): a write and a sync are the two I/Os of every
-        # durable write, so their queueing is the simulator's hottest path.
-        handle = file.handle
-        latency_us = self.latency.write_us
-        if self.faults.jitter_us_max:
-            latency_us += self.random.randrange(self.faults.jitter_us_max + 1)
-        future: Future[None] = Future(self._driver)
-        self._queue.append(
-            _new_operation(
-                _Operation,
-                (
-                    "write",
-                    handle.inode.number if type(handle) is _Handle else None,
-                    self.clock_us + latency_us,
-                    self._write,
-                    (file, offset, data),
-                    future,
-                ),
-            )
-        )
-        return future
+        return self._submit_file("write", file, self.latency.write_us, self._write, (file, offset, data))
 
     def _write(self, file: File, offset: int, data: bytes) -> None:
         handle = file.handle
@@ -349,25 +347,7 @@ class SimIo:
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        handle = file.handle  # `_submit` inlined, as in `write`
-        latency_us = self.latency.sync_us
-        if self.faults.jitter_us_max:
-            latency_us += self.random.randrange(self.faults.jitter_us_max + 1)
-        future: Future[None] = Future(self._driver)
-        self._queue.append(
-            _new_operation(
-                _Operation,
-                (
-                    "sync",
-                    handle.inode.number if type(handle) is _Handle else None,
-                    self.clock_us + latency_us,
-                    self._sync,
-                    (file,),
-                    future,
-                ),
-            )
-        )
-        return future
+        return self._submit_file("sync", file, self.latency.sync_us, self._sync, (file,))
 
     def _sync(self, file: File) -> None:
         handle = file.handle
