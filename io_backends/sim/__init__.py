@@ -116,7 +116,7 @@ class SimIo:
         self._driver = self._drive  # one bound method for every future
         self._owner = id(self)
         self.crash_at_operation: int | None = None  # crash instead of completing op N
-        self.crash_before_sync = False  # crash once a data sync is queued, before any completes
+        self.crash_before_sync = False  # crash once a data sync may complete next, before it does
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -147,14 +147,26 @@ class SimIo:
         )
         return future
 
+    def _submit_file(
+        self, kind: str, file: File, latency_us: int, run: Callable[..., Any], arguments: tuple[Any, ...]
+    ) -> Future[Any]:
+        """`_submit` for an operation on an open file (read, write, sync: the I/Os of every
+        durable write and every read), in one call: the file's key, the jitter and the
+        queue entry without `_key` or packing the arguments again."""
+        handle = file.handle
+        jitter = self.faults.jitter_us_max
+        if jitter:
+            latency_us += self.random.randrange(jitter + 1)
+        future: Future[Any] = Future(self._driver)
+        key = handle.inode.number if type(handle) is _Handle else None
+        self._queue.append(_new_operation(_Operation, (kind, key, self.clock_us + latency_us, run, arguments, future)))
+        return future
+
     def _eligible(self) -> list[int]:
         """Indexes (in issue order) of the queued operations that may complete next: all
-        but a `sync` behind an earlier write or truncate of the same file."""
+        but a `sync` behind an earlier write or truncate of the same file. (`_drive`
+        decides a queue of one or two operations inline, with the same outcome.)"""
         queue = self._queue
-        if len(queue) == 2:  # the common case (a frame's write, then its sync), decided directly
-            first, second = queue
-            blocks = first.kind in _ORDERED_BEFORE_SYNC and first.file_key is not None
-            return [0] if blocks and second.kind == "sync" and second.file_key == first.file_key else [0, 1]
         blocked: set[int | None] = set()
         eligible = []
         for index, operation in enumerate(queue):  # in issue order
@@ -166,6 +178,17 @@ class SimIo:
                 blocked.add(operation.file_key)
         return eligible
 
+    def _sync_ready(self) -> bool:
+        """A queued `sync` is eligible (no write or truncate of its file queued before it)."""
+        blocked: set[int | None] = set()
+        for operation in self._queue:
+            kind = operation.kind
+            if kind == "sync" and operation.file_key not in blocked:
+                return True
+            if kind in _ORDERED_BEFORE_SYNC and operation.file_key is not None:
+                blocked.add(operation.file_key)
+        return False
+
     def _drive(self) -> None:
         """Complete one queued operation, chosen by the seeded RNG among the eligible."""
         queue = self._queue
@@ -174,19 +197,27 @@ class SimIo:
             self.crash_at_operation = None
             self.crash()
             raise SimulatedCrash(f"crash planned at operation {self.operations_completed}")
-        if self.crash_before_sync and any(operation.kind == "sync" for operation in queue):
-            # A data sync is queued: what it would make durable is not yet. (Decided
-            # before the completion order is drawn, so a replay that crashes after this
-            # many operations draws the same.)
+        if self.crash_before_sync and self._sync_ready():
+            # A data sync could complete next: the writes before it completed and are not
+            # yet durable. (Decided before the completion order is drawn, so a replay that
+            # crashes after this many operations draws the same.)
             self.crash_before_sync = False
             self.crash()
             raise SimulatedCrash(f"crash planned before a sync, at operation {self.operations_completed}")
-        if len(queue) == 1:
-            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop()
+        count = len(queue)
+        if count == 1:
+            operation = queue.pop()
+        elif count == 2:  # the common case (a frame's write, then its sync), decided inline
+            first, second = queue
+            key = first.file_key
+            # the sync waits for the write before it; otherwise either may complete first
+            waits = second.kind == "sync" and key is not None and key == second.file_key
+            operation = queue.pop(0 if waits and first.kind in _ORDERED_BEFORE_SYNC else self.random.randrange(2))
         else:
             eligible = self._eligible()
             index = eligible[self.random.randrange(len(eligible))] if len(eligible) > 1 else eligible[0]
-            _kind, _file_key, ready_time_us, run, arguments, future = queue.pop(index)
+            operation = queue.pop(index)
+        _kind, _file_key, ready_time_us, run, arguments, future = operation
         if ready_time_us > self.clock_us:
             self.clock_us = ready_time_us
         self.operations_completed += 1
@@ -320,10 +351,13 @@ class SimIo:
         return File(path, mode, handle)
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
-        return self._submit("read", self._key(file), self.latency.read_us, self._read, file, offset, size)
+        return self._submit_file("read", file, self.latency.read_us, self._read, (file, offset, size))
 
     def _read(self, file: File, offset: int, size: int) -> bytes:
-        inode = self._handle(file, "read").inode
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "read")  # `_handle` inlined for a live handle; this raises
+        inode = handle.inode
         if self.faults.quiet and not self.faults.persistent_errors and not inode.bad_sectors:
             return bytes(inode.data[offset : offset + size])  # no fault can fire: no draws to make
         plan = self.faults.plan
@@ -345,13 +379,16 @@ class SimIo:
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
-        return self._submit("write", self._key(file), self.latency.write_us, self._write, file, offset, data)
+        return self._submit_file("write", file, self.latency.write_us, self._write, (file, offset, data))
 
     def _write(self, file: File, offset: int, data: bytes) -> None:
-        handle = self._handle(file, "write")
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "write")  # `_handle` inlined for a live handle; this raises
         if not handle.writable:
             raise IoError(errno.EBADF, "Bad file descriptor", file.path, "write")
-        if self.faults.quiet and not self.faults.persistent_errors and not handle.inode.bad_sectors:
+        faults = self.faults
+        if faults.quiet and not faults.persistent_errors and not handle.inode.bad_sectors:
             # No fault can fire: the same outcome as the full path, without its draws.
             if self.disk.capacity_bytes:
                 self._check_space(offset + len(data) - len(handle.inode.data), file.path, "write")
@@ -385,10 +422,13 @@ class SimIo:
             inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
-        return self._submit("sync", self._key(file), self.latency.sync_us, self._sync, file)
+        return self._submit_file("sync", file, self.latency.sync_us, self._sync, (file,))
 
     def _sync(self, file: File) -> None:
-        inode = self._handle(file, "sync").inode
+        handle = file.handle
+        if type(handle) is not _Handle or handle.closed or handle.generation != self.disk.generation:
+            handle = self._handle(file, "sync")  # `_handle` inlined for a live handle; this raises
+        inode = handle.inode
         if self.faults.quiet and not self.faults.persistent_errors:
             inode.sync()  # no fault can fire: no draws to make
             return

@@ -53,7 +53,8 @@ class Inode:
         if self.ledger is not None:
             self.write_altered(offset, data, None, "", lost)
             return
-        data = bytes(data)
+        if type(data) is not bytes:  # kept as a pending change: an immutable copy
+            data = bytes(data)
         target = self.data
         if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
             target.extend(bytes(offset - len(target)))
@@ -81,10 +82,18 @@ class Inode:
         """Make the unsynced changes durable, in order (lost writes stay lost)."""
         ledger = self.ledger
         if ledger is None:
-            for change in self.unsynced:
+            unsynced = self.unsynced
+            if len(unsynced) == 1:  # the common case (one frame since the last sync), inline
+                change = unsynced[0]
+                durable = self.durable
+                if change.truncate_to is None and not change.lost and change.offset <= len(durable):
+                    durable[change.offset : change.offset + len(change.data)] = change.data
+                    unsynced.clear()
+                    return
+            for change in unsynced:
                 if not change.lost:
                     apply_change(self.durable, change)
-            self.unsynced.clear()
+            unsynced.clear()
             return
         ledger.sync(self.durable, self.unsynced)
         self.unsynced.clear()
