@@ -35,7 +35,7 @@ from kv.recovery import (
     TornTail,
     apply_frames,
     frames_in_damaged_tail,
-    scan_segment,
+    scan_confirmed,
 )
 
 OnCorruption = Literal["raise", "repair"]
@@ -411,17 +411,18 @@ class Recovery:
         return file, self._read(file, 0, size)
 
     def _scan(self, segment_id: int, file: File, data: bytes, compacted: bool) -> tuple[bytes, SegmentScan]:
-        """Scan a file; on damage, read it again (READ_RETRIES_MAX times) so a transient
-        read error is not mistaken for damage on disk, which repair would cut away."""
-        scan = scan_segment(segment_id, data, compacted=compacted)
-        for _ in range(READ_RETRIES_MAX):
-            if scan.bad_offset is None:
-                break
-            again = self._read(file, 0, len(data))
-            if again == data:
-                break
-            mark("read_again_differed")
-            data, scan = again, scan_segment(segment_id, again, compacted=compacted)
+        """Scan a file, damage confirmed by a second read (`scan_confirmed`): repair
+        would cut away what a transient read error made look damaged. Reads that never
+        agree raise `IoError`: the disk is unreliable now, and nothing is cut."""
+        data, scan, trusted = scan_confirmed(segment_id, data, lambda: self._read(file, 0, len(data)), compacted)
+        if not trusted:
+            raise IoError(
+                errno.EIO,
+                f"{1 + READ_RETRIES_MAX} reads of {file.path} disagree (transient read errors); "
+                "not judging it damaged: open again when the disk is healthy",
+                file.path,
+                "read",
+            )
         return data, scan
 
     def _read(self, file: File, start: int, size: int) -> bytes:

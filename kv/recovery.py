@@ -17,11 +17,12 @@ Recovery keeps two failures apart:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from crc32c import crc32c
 
-from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES
+from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, READ_RETRIES_MAX
 from kv.marks import mark
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -199,6 +200,25 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
             scan.frames_after_damage.append((position, header))
             position += header.size
     return scan
+
+
+def scan_confirmed(
+    segment_id: int, data: bytes, read_again: Callable[[], bytes], compacted: bool = False
+) -> tuple[bytes, SegmentScan, bool]:
+    """`scan_segment`, with damage confirmed: on damage the file is read again (up to
+    READ_RETRIES_MAX times) and counts as damaged only once two reads in a row agree, so
+    a transient read error is not taken for damage on disk. Returns the bytes, their scan
+    and whether it can be trusted (False: the reads never agreed, and they showed damage)."""
+    scan = scan_segment(segment_id, data, compacted=compacted)
+    for _ in range(READ_RETRIES_MAX):
+        if scan.bad_offset is None:
+            return data, scan, True
+        again = read_again()
+        if again == data:
+            return data, scan, True
+        mark("read_again_differed")
+        data, scan = again, scan_segment(segment_id, again, compacted=compacted)
+    return data, scan, scan.bad_offset is None
 
 
 def frames_in_damaged_tail(data: bytes, start: int, first_header: FrameHeader | None = None) -> tuple[bool, int]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ from kv.record import (
     encode_record,
     record_offsets,
 )
-from kv.recovery import Keydir, RecoveryReport, scan_segment
+from kv.recovery import Keydir, RecoveryReport
 
 _Key = TypeVar("_Key", bound=bytes | str)
 _Value = TypeVar("_Value", bound=bytes | str)
@@ -637,7 +638,11 @@ class Store:
             size = self.io.size(file).result()
             if self._log is not None and file is self._log.file:
                 size = min(size, self._log.write_offset)
-            scan = scan_segment(segment_id, read_exact(self.io, file, 0, size), compacted=compacted)
+            data = read_exact(self.io, file, 0, size)
+            reread = functools.partial(read_exact, self.io, file, 0, size)
+            _data, scan, trusted = recovery.scan_confirmed(segment_id, data, reread, compacted)
+            if not trusted:
+                raise IoError(errno.EIO, "reads disagree (transient read errors): not damage", file.path, "read")
             report.files_checked += 1
             report.checked_bytes[file.path] = size
             report.frames_checked += len(scan.frames)

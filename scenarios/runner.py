@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import kv
-from io_backends.sim import SimIo, SimulatedCrash
+from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store
@@ -80,6 +80,34 @@ class SeedResult:
 RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
 
 
+@dataclass(frozen=True)
+class _DamageSeen:
+    """A damage ledger: the disk's now, or any of `seen`."""
+
+    io: SimIo
+    seen: tuple[Damage, ...]
+
+    def _all(self) -> list[Damage]:
+        """Seen, now, and the paths whose reads fail for good (as lost as bad sectors)."""
+        unreadable = [path for operation, path in self.io.faults.persistent_errors if operation == "read"]
+        return [
+            *self.seen,
+            *self.io.damage(),
+            *(Damage(path, 0, 1 << 62, "operation_errors.read") for path in unreadable),
+        ]
+
+    def damaged(self, path: str, start: int, end: int) -> bool:
+        return any(d.path == path and d.offset < end and start < d.offset + d.length for d in self._all())
+
+    def damaged_in(self, directory: str, nested: bool) -> bool:
+        """Damage in a file directly in `directory` (or below it, when `nested`)."""
+        prefix = directory.rstrip("/") + "/"
+        for damage in self._all():
+            if damage.path.startswith(prefix) and (nested or "/" not in damage.path[len(prefix) :]):
+                return True
+        return False
+
+
 def _shown(value: bytes | None) -> str:
     if value is None:
         return "None"
@@ -133,6 +161,7 @@ class Harness:
         self.last_outcome = Outcome("acknowledged")  # how the last recovery was judged
         self.open_ios_last = 0  # I/Os the last open that completed took
         self.step_started_ios = 0  # the I/O count when the current step started
+        self._damage_seen: list[Damage] = []  # the disk's damage as each open since the last check began
 
     # -- the oracle's view of the faults and the model ---------------------------------
 
@@ -163,8 +192,15 @@ class Harness:
         self.oracle.faulty = self.oracle.faulty or bool(plan.enabled())
 
     def ledger(self) -> DamageLedger | None:
-        """What the simulated disk knows it damaged (None for a disk that keeps no ledger)."""
-        return self.io if hasattr(self.io, "damaged") else None
+        """What the simulated disk knows it damaged now (None for a disk that keeps no ledger)."""
+        return _DamageSeen(self.io, ()) if hasattr(self.io, "damage") else None
+
+    def ledger_since_open(self) -> DamageLedger | None:
+        """The damage on the disk now or when an open since the last check began (a
+        repair moves damaged bytes away, or cuts them, before the oracle looks)."""
+        if not hasattr(self.io, "damage"):
+            return None
+        return _DamageSeen(self.io, (*self._damage_seen, *self.io.damage_events))
 
     # -- what drivers call ---------------------------------------------------------------
 
@@ -261,6 +297,8 @@ class Harness:
     # -- opening and recovery --------------------------------------------------------------
 
     def open(self) -> Store:
+        if hasattr(self.io, "damage"):
+            self._damage_seen.extend(_DamageSeen(self.io, ())._all())
         return kv.open(
             STORE_DIRECTORY,
             io=self.io,
@@ -376,7 +414,9 @@ class Harness:
         if not report.clean:
             self.event(f"recovery: {report.summary()}")
             self.result.losses_reported += report.records_lost + len(report.torn_tails)
-        outcome = self.oracle.check_recovered(self.recovered(store, in_flight), self.ledger())
+        outcome = self.oracle.check_recovered(self.recovered(store, in_flight), self.ledger_since_open())
+        self._damage_seen.clear()
+        self.io.damage_events.clear()
         self.last_outcome = outcome
         if outcome.kind == "unsynced":
             self.event(f"recovered without the last {outcome.writes_lost} unsynced writes ({self.durability})")

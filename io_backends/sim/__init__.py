@@ -117,6 +117,10 @@ class SimIo:
         self._owner = id(self)
         self.crash_at_operation: int | None = None  # crash instead of completing op N
         self.crash_before_sync = False  # crash once a data sync may complete next, before it does
+        # Every damage a fault left as it fired during a read or write, in order (the
+        # caller clears it): `damage()` shows what is damaged now, this what ever was,
+        # even after the store moved or cut the damaged bytes (a repair).
+        self.damage_events: list[Damage] = []
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -376,6 +380,7 @@ class SimIo:
             data[position] ^= bit
             if self.faults.draw("read_corruption.sticky", plan.read_corruption.sticky_probability):
                 inode.flip(offset + position, bit, "read_corruption.sticky")
+                self.damage_events.append(Damage(file.path, offset + position, 1, "read_corruption.sticky"))
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
@@ -416,10 +421,16 @@ class SimIo:
             kind = "lost_write"
         if kind:  # the ledger learns what a fault-free disk would have written
             inode.write_altered(offset, stored, PendingWrite(intended, bytes(data)), kind, lost)
+            events = self.damage_events
+            events.append(Damage(file.path, offset, len(data), kind))
+            if intended != offset:
+                events.append(Damage(file.path, intended, len(data), kind))
         else:
             inode.write(offset, stored)
         if data and self.faults.draw("latent_sector_error", plan.latent_sector_error.probability):
-            inode.bad_sectors.add(self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1))
+            bad = self.random.randrange(offset // sector, (offset + len(data) - 1) // sector + 1)
+            inode.bad_sectors.add(bad)
+            self.damage_events.append(Damage(file.path, bad * sector, sector, "latent_sector_error"))
 
     def sync(self, file: File, data_only: bool = True) -> Future[None]:
         return self._submit_file("sync", file, self.latency.sync_us, self._sync, (file,))
