@@ -32,6 +32,7 @@ class Promise:
     check: str  # the `Oracle` method that enforces it
     variant: str  # the broken variant that breaks it
     scenario: str  # the scenario that catches that variant
+    operations: int = 600  # per seed, when the test searches seeds for the catch
 
 
 PROMISES: tuple[Promise, ...] = (
@@ -66,6 +67,7 @@ PROMISES: tuple[Promise, ...] = (
         "check_recovered",
         "batch_ignores_operation_bound",
         "edges",
+        1500,  # a burst longer than the bound must fit in the run
     ),
     Promise(
         "batch_window_bounded",

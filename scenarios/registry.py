@@ -271,12 +271,12 @@ SCENARIOS: dict[str, Scenario] = {
                 target_frame_value_probability=0.002,
                 full_frame_probability=0.00005,
                 many_keys_probability=0.002,
-                burst_probability=0.001,
+                burst_probability=0.004,
                 long_pause_probability=0.01,
             ),
             faults=FaultPlan(crash_survival=CRASHES),
             durabilities=ALL_DURABILITIES,
-            operations=1000,  # a full 64 MiB frame costs seconds: fewer steps keep a seed near one
+            operations=1500,  # room for a burst past BATCH_OPERATIONS_MAX; a full 64 MiB frame costs seconds
             crash_probability=0.005,
             crash_during_recovery_probability=0.2,
             defining_faults=("crash_survival.prefix", "crash_survival.subset"),

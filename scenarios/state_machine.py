@@ -200,9 +200,7 @@ class StoreMachine(RuleBasedStateMachine):
             return
         inode = inodes[file % len(inodes)]
         position %= len(inode.durable)
-        inode.durable[position] ^= 1 << bit
-        if position < len(inode.data):
-            inode.data[position] ^= 1 << bit
+        inode.flip(position, 1 << bit, "bit_flip.at_rest")  # in the page cache too; the ledger knows
         self.harness.media = self.harness.faulty = True
         self.harness.event(f"bit {bit} of byte {position} flipped at rest")
 

@@ -5,9 +5,9 @@ of the real `kv` modules for as long as it is active, so that the store makes on
 realistic mistake; its docstring names the real-world bug it models. The patches are in-process:
 `scenarios.runner.run_seed` called inside the `with` block drives the broken store.
 
-A patch replaces the name where the caller looks it up (`kv.opening.scan_segment`, not
-`kv.recovery.scan_segment`, when `kv.opening` is the caller), and is undone on exit
-even when the body raises.
+A patch replaces the name where the caller looks it up (`kv.store.BATCH_INTERVAL_MS_MAX`,
+not `kv.limits.BATCH_INTERVAL_MS_MAX`, when `kv.store` is the caller), and is undone on
+exit even when the body raises.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def apply_half_a_frame() -> Iterator[None]:
         return scan
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kv.opening, "scan_segment", scan_segment)
+        patch.setattr(kv.recovery, "scan_segment", scan_segment)  # what scan_confirmed calls
         yield
 
 

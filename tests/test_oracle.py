@@ -32,8 +32,7 @@ def damage_last_frame(io: SimIo) -> None:
     inode, frames = newest_segment(io)
     offset, header = frames[-1]
     position = offset + header.size - 1
-    inode.durable[position] ^= 0x01
-    inode.data[position] ^= 0x01
+    inode.flip(position, 0x01, "bit_flip.at_rest")  # the disk's damage ledger records it
 
 
 def media_harness() -> Harness:
@@ -89,7 +88,7 @@ def test_two_damaged_frames_at_the_tail_are_corruption_not_a_torn_tail() -> None
     inode, frames = newest_segment(harness.io)
     offset, _ = frames[-2]
     damage_last_frame(harness.io)
-    inode.durable[offset + 40] ^= 0x01  # the frame before it too: two acknowledged writes
+    inode.flip(offset + 40, 0x01, "bit_flip.at_rest", data=False)  # the frame before it too: two acknowledged writes
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
     assert harness.result.losses_reported >= 2  # both writes reported lost
@@ -104,8 +103,8 @@ def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
         harness.do(("set", {key: b"1"}))
     inode, frames = newest_segment(harness.io)
     (second_last, _), (last, _) = frames[-2], frames[-1]
-    inode.durable[second_last + 40] ^= 0x01  # a record byte of b's frame
-    inode.durable[last + 20] ^= 0x01  # the count in c's frame header
+    inode.flip(second_last + 40, 0x01, "bit_flip.at_rest", data=False)  # a record byte of b's frame
+    inode.flip(last + 20, 0x01, "bit_flip.at_rest", data=False)  # the count in c's frame header
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
     assert harness.result.losses_reported >= 2
