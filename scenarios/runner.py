@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import kv
+from kv import marks
 from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
@@ -613,13 +614,16 @@ class Harness:
 
 
 def _finished(harness: Harness, drive: Callable[[], None], defining: tuple[str, ...] = ()) -> SeedResult:
-    """Run `drive`; a violated invariant gives `passed=False`, never an exception."""
-    try:
-        drive()
-    except Violation as violation:
-        harness.result.passed = False
-        harness.result.violation = str(violation)
-        harness.event(f"VIOLATION {violation}")
+    """Run `drive`; a violated invariant gives `passed=False`, never an exception. The
+    store's coverage marks are counted while it runs (`SeedResult.marks`)."""
+    with marks.recording() as hits:
+        try:
+            drive()
+        except Violation as violation:
+            harness.result.passed = False
+            harness.result.violation = str(violation)
+            harness.event(f"VIOLATION {violation}")
+    harness.result.marks = dict(sorted(hits.items()))
     harness.result.faults = {
         name: (count.fired, count.opportunities, count.configured_probability)
         for name, count in harness.io.faults.report().items()

@@ -1,10 +1,10 @@
 """Coverage marks (`kv.marks`): one table, one call site per mark, free when off,
-counted when recording, and reached by the default campaign."""
+counted when recording. (That the default campaign reaches them is
+`tests/test_default_campaign.py`.)"""
 
 from __future__ import annotations
 
 import ast
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,35 +14,8 @@ import kv
 from io_backends.sim import SimIo
 from kv import marks
 from kv.marks import MARKS, mark, recording
-from scenarios.registry import SCENARIOS
-from scenarios.runner import run_seed
 
 ROOT = Path(__file__).resolve().parent.parent
-CAMPAIGN_SEEDS = 20  # sim_runner's default campaign: seeds 0..19 of every scenario
-# Marks the default campaign does not reach, and why (see the report of issue 10):
-# each needs a workload edge or a fault the campaign does not have yet.
-KNOWN_UNREACHED = {
-    # 1000 writes with no pause, flush, compact or crash between: every batch-mode
-    # scenario pauses (5%) and flushes (3%), so the interval bound always comes first.
-    "batch_sync_by_operations",
-    # 1 MiB pending within one interval: batch-mode scenarios write values of at most 256 B.
-    "batch_sync_by_frame_size",
-    # damage spanning two or more frames at the log's end: tail corruption flips one bit
-    # in the last 64 bytes (one frame); two independent faults at the tail are needed.
-    "damage_spanning_frames",
-    # a whole valid frame at the log's end in the wrong place with nothing valid after it:
-    # a misdirected write (p = 0.0005 per write) shifted forward lands past zeros and
-    # reads as mid-log damage; backwards it is followed by the frames it overwrote.
-    "damage_misplaced_frame",
-    # a sealed segment with a damaged tail that held no records: rolling cuts and syncs
-    # the sealed segment, so only a write landing past a sealed segment's end makes one.
-    "sealed_tail_torn",
-    # a segment id missing between two: no fault removes a durable directory entry.
-    "segment_missing",
-    # segments but no CLEAN marker: only a crash inside the first open, between creating
-    # segment 1 and syncing the directory, with the segment's entry surviving and not CLEAN's.
-    "clean_marker_missing",
-}
 
 
 def _mark_calls() -> list[tuple[str, int, ast.Call]]:
@@ -115,31 +88,3 @@ def test_a_real_rare_path_is_counted_only_while_recording() -> None:
     with recording() as hits, _open_with_a_torn_tail(SimIo(seed=1)) as store:
         assert len(store.recovery.torn_tails) == 1
     assert hits["torn_tail_cut"] == 1
-
-
-class MarksUnreached(AssertionError):
-    """The default campaign left marks unreached (the expected failure below)."""
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=MarksUnreached,
-    reason=f"the default campaign does not reach {sorted(KNOWN_UNREACHED)} (workload edges and faults it lacks)",
-)
-def test_the_default_campaign_reaches_every_mark() -> None:
-    """Every scenario, seeds 0..19, default operations (sim_runner's default campaign).
-    A mark outside KNOWN_UNREACHED left unreached is a plain failure (a regression), and
-    so is a known one that is now reached (update the list); only the known gaps xfail."""
-    started = time.process_time()
-    with recording() as hits:
-        for scenario in SCENARIOS.values():
-            for seed in range(CAMPAIGN_SEEDS):
-                run_seed(scenario, seed)
-    seconds = time.process_time() - started
-    unreached = {name for name in MARKS if not hits[name]}
-    assert unreached == KNOWN_UNREACHED, (
-        f"unreached {sorted(unreached - KNOWN_UNREACHED)}, now reached {sorted(KNOWN_UNREACHED - unreached)}"
-    )
-    if unreached:
-        raise MarksUnreached(f"unreached after {seconds:.0f} CPU s: {sorted(unreached)}")
