@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import kv
-from kv import marks
 from io_backends.sim import Damage, SimIo, SimulatedCrash
+from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store
@@ -50,6 +50,10 @@ REOPEN_ATTEMPTS_MAX = 4
 # took (opens of the stores the scenarios build take 11-133), so every point is reachable;
 # ... and never within fewer than this many (the first open of an empty store is short).
 RECOVERY_CRASH_IOS_MIN = 30
+# The disk's RNG streams of a seed: one per step (numbered from 1), one for the first
+# open and one for the liveness phase, so shrinking away steps moves no later fault.
+OPENING_STREAM = 0
+CLOSING_STREAM = -1
 # Values shown in a timeline are cut to this many characters.
 VALUE_SHOWN_CHARS_MAX = 24
 
@@ -710,6 +714,7 @@ def record_seed(
     def drive() -> None:
         nonlocal opening, phase
         forced_crashes = 0
+        harness.io.begin_stream(OPENING_STREAM)
         harness.start()
         opening, phase = _trimmed(phase), []
         for number in range(1, count + 1):
@@ -724,6 +729,7 @@ def record_seed(
                 else:
                     harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
             operation = workload.next()
+            harness.io.begin_stream(number)
             forced = forcer.step(harness, number)
             harness.crash_landed_after_ios = None
             try:
@@ -731,8 +737,9 @@ def record_seed(
             finally:
                 # The schedule names the step a crash landed in, not the one that planned
                 # it, so deleting the steps in between (shrinking) does not move it.
-                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase), forced))
+                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase), forced, number))
                 phase = []
+        harness.io.begin_stream(CLOSING_STREAM)
         harness.finish()
 
     result = _finished(harness, drive, defining)
@@ -778,8 +785,12 @@ def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
 
     def drive() -> None:
         pending[:] = schedule.opening_crashes
+        if schedule.streams:
+            harness.io.begin_stream(OPENING_STREAM)
         harness.start()
-        for step in schedule.steps:
+        for number, step in enumerate(schedule.steps, 1):
+            if schedule.streams:
+                harness.io.begin_stream(step.stream if step.stream is not None else number)
             pending[:] = step.recovery_crashes
             if step.crash_after_ios is not None:
                 harness.plan_crash(step.crash_after_ios)
@@ -789,6 +800,8 @@ def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
                 harness.event(f"forced a first firing of {', '.join(step.forced)}")
             harness.do(step.operation)
         pending[:] = schedule.closing_crashes
+        if schedule.streams:
+            harness.io.begin_stream(CLOSING_STREAM)
         harness.finish()
 
     scenario = SCENARIOS.get(schedule.scenario)

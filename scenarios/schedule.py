@@ -21,7 +21,8 @@ from io_backends.sim.faults import FaultPlan
 from kv.store import Durability
 from scenarios.workload import Operation
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each step draws the disk's decisions from its own stream
+FORMATS_READ = (1, 2)
 OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify", "pause", "reopen")
 
 
@@ -46,6 +47,7 @@ class Step:
     crash_after_ios: int | None = None
     recovery_crashes: tuple[int | None, ...] = ()
     forced: tuple[str, ...] = ()
+    stream: int | None = None  # the disk's RNG stream for this step (its number when recorded)
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,16 @@ class Schedule:
     steps: tuple[Step, ...]
     durability: Durability = "always"
     segment_size_target_bytes: int = 16 * 1024
+    # Each step's disk decisions come from its own RNG stream (`SimIo.begin_stream`,
+    # numbered by `Step.stream`), so deleting steps does not move later faults. False
+    # for a format-1 replay file: one stream for the whole run.
+    streams: bool = True
     opening_crashes: tuple[int | None, ...] = ()  # recovery attempts of the first open
     closing_crashes: tuple[int | None, ...] = ()  # recovery attempts of the liveness phase
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT_VERSION,
+            "format": FORMAT_VERSION if self.streams else 1,
             "scenario": self.scenario,
             "seed": self.seed,
             "sim_seed": self.sim_seed,
@@ -81,7 +87,7 @@ class Schedule:
     def from_json(cls, document: Any) -> Schedule:
         """Parse a replay document; raises `ScheduleError` with what is wrong."""
         try:
-            if document.get("format") != FORMAT_VERSION:
+            if document.get("format") not in FORMATS_READ:
                 raise ScheduleError(f"unsupported replay format {document.get('format')!r} (expected {FORMAT_VERSION})")
             return cls(
                 scenario=str(document["scenario"]),
@@ -93,6 +99,7 @@ class Schedule:
                 segment_size_target_bytes=int(document.get("segment_size_target_bytes", 16 * 1024)),
                 opening_crashes=_crashes(document.get("opening_crashes", [])),
                 closing_crashes=_crashes(document.get("closing_crashes", [])),
+                streams=document["format"] >= 2,
             )
         except ScheduleError:
             raise
@@ -138,6 +145,8 @@ def _step_to_json(step: Step) -> dict[str, Any]:
         encoded["recovery_crashes"] = list(step.recovery_crashes)
     if step.forced:
         encoded["forced"] = list(step.forced)
+    if step.stream is not None:
+        encoded["stream"] = step.stream
     return encoded
 
 
@@ -151,7 +160,14 @@ def _step_from_json(encoded: Any) -> Step:
     if not isinstance(forced, list) or not all(isinstance(name, str) for name in forced):
         raise ScheduleError(f"'forced' must be a list of fault names, not {forced!r}")
     crashes = _crashes(encoded.get("recovery_crashes", []))
-    return Step((kind, changes), None if crash is None else int(crash), crashes, tuple(forced))
+    stream = encoded.get("stream")
+    return Step(
+        (kind, changes),
+        None if crash is None else int(crash),
+        crashes,
+        tuple(forced),
+        None if stream is None else int(stream),
+    )
 
 
 def _crashes(values: Any) -> tuple[int | None, ...]:

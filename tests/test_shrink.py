@@ -57,9 +57,10 @@ def test_ack_before_sync_shrinks_to_a_regression_test_that_fails_only_on_the_var
     with VARIANTS["ack_before_sync"]():
         shrunk = shrink(schedule)
     steps, faults, _crashes = shrunk.schedule.size()
-    # At most: a write, the three 4 ms pauses that make it due in `batch` mode, the write
-    # that should have synced it, and the step the crash lands in.
-    assert steps <= 6 and faults == 0, shrunk.schedule.dumps()
+    # Issue 10's bound for a shrunk failure (in `batch` mode it takes a write, the pauses
+    # that make it due, the write that should have synced it and the step the crash
+    # lands in; a crash-survival fault may stay).
+    assert steps <= 10 and faults <= 1, shrunk.schedule.dumps()
     replay_file, test_file = write_regression(shrunk, tmp_path)
 
     replayed = Schedule.loads(replay_file.read_text())
@@ -71,7 +72,7 @@ def test_ack_before_sync_shrinks_to_a_regression_test_that_fails_only_on_the_var
     module = load(test_file)
     [test] = [value for name, value in vars(module).items() if name.startswith("test_")]
     test()  # passes on the real store
-    with VARIANTS["ack_before_sync"](), pytest.raises(AssertionError, match="no loss was reported"):
+    with VARIANTS["ack_before_sync"](), pytest.raises(AssertionError, match=r"no loss was reported|cannot be opened"):
         test()
 
 
@@ -107,7 +108,7 @@ def test_sim_runner_shrink_and_replay(tmp_path: Path) -> None:
     test_file = tmp_path / f"test_crash_seed_{schedule.seed}_shrunk.py"
     assert f"repro: sim_runner --replay {replay_file}" in shrunk.stdout
     assert test_file.exists()
-    assert json.loads(replay_file.read_text())["format"] == 1
+    assert json.loads(replay_file.read_text())["format"] == 2
 
     passing = _sim_runner("--replay", str(replay_file))
     assert passing.returncode == 0, passing.stdout + passing.stderr
