@@ -1,0 +1,1 @@
+"""Benchmarks, each runnable as a script: `python benchmarks/NAME.py --help`."""
