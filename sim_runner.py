@@ -53,6 +53,7 @@ from scenarios.campaign import (
     run_campaign,
 )
 from scenarios.cluster import dask_available
+from scenarios.exhaustive import run_exhaustive
 from scenarios.failure_log import FAILURE_LOG_FILE, FailureLog, LoggedRun, read_log, replay_failures
 from scenarios.merge import merge
 from scenarios.registry import SCENARIOS
@@ -67,6 +68,7 @@ from scenarios.target_run import COMMAND_LINE_BUDGET_STATES, TargetOptions, expl
 from scenarios.target_run import load as load_target
 
 DEFAULT_REPORT_DIRECTORY = Path("reports")
+FAILURES_SHOWN_MAX = 20  # --exhaustive prints this many failures in full
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2); no artifacts are written
 
 
@@ -126,6 +128,11 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help=f"append every failing seed to this JSON-lines file (default: --report-dir's {FAILURE_LOG_FILE})",
+    )
+    group.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="crash opening, repair, compaction and close at every I/O of seven prepared stores (alone)",
     )
     group.add_argument(
         "--replay-failures",
@@ -280,6 +287,8 @@ def command_line(argv: list[str] | None) -> int:
             raise UsageError(f"{', '.join(given)} need --target FILE.py")
         if arguments.merge is not None or arguments.replay_failures is not None:
             return merge_or_replay_failures(arguments)
+        if arguments.exhaustive:
+            return exhaustive()
         if arguments.replay is not None:
             return replay(arguments.replay, arguments.trace)
         campaign = campaign_from(arguments)
@@ -290,6 +299,17 @@ def command_line(argv: list[str] | None) -> int:
         print(f"sim_runner: {error}", file=sys.stderr)
         return EXIT_USAGE
     return run(campaign, arguments.report_dir, arguments.failure_log or arguments.report_dir / FAILURE_LOG_FILE)
+
+
+def exhaustive() -> int:
+    """`--exhaustive`: every crash point of the prepared stores; each failure printed with
+    its store, action, I/O index and survival mode."""
+    result = run_exhaustive()
+    for line in result.summary():
+        say(line)
+    for failure in result.failures[:FAILURES_SHOWN_MAX]:
+        say(f"FAIL {failure}")
+    return EXIT_PASSED if result.passed else EXIT_VIOLATION
 
 
 def merge_or_replay_failures(arguments: argparse.Namespace) -> int:

@@ -131,6 +131,9 @@ class SegmentScan:
     bad_header: FrameHeader | None = None  # the damaged frame's header, when readable
     resume_offset: int | None = None  # first valid frame after the damage
     frames_after_damage: list[tuple[int, FrameHeader]] = field(default_factory=list)
+    # the highest lsn of any valid frame past the damage, further damage included (what
+    # point-in-time recovery loses runs at least this far)
+    lsn_max_beyond: int | None = None
 
     @property
     def first_lsn(self) -> int | None:
@@ -148,9 +151,10 @@ class SegmentScan:
         """The highest lsn in any valid frame, damaged region included."""
         frames = self.frames_after_damage or self.frames
         if not frames:
-            return None
+            return self.lsn_max_beyond
         header = frames[-1][1]
-        return header.first_lsn + header.count - 1
+        last = header.first_lsn + header.count - 1
+        return last if self.lsn_max_beyond is None else max(last, self.lsn_max_beyond)
 
 
 def _valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) -> FrameHeader | None:
@@ -199,7 +203,23 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
                 break
             scan.frames_after_damage.append((position, header))
             position += header.size
+        scan.lsn_max_beyond = _lsn_max_from(data, position, segment_id, compacted)
     return scan
+
+
+def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) -> int | None:
+    """The highest lsn of a valid frame at or after `position`, past any damage."""
+    highest = None
+    position = data.find(MAGIC_BYTES, position)
+    while position != -1:
+        header = _valid_frame_at(data, position, segment_id, compacted)
+        if header is None:
+            position = data.find(MAGIC_BYTES, position + 1)
+            continue
+        last = header.first_lsn + header.count - 1
+        highest = last if highest is None else max(highest, last)
+        position = data.find(MAGIC_BYTES, position + header.size)
+    return highest
 
 
 def scan_confirmed(

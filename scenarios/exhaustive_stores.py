@@ -126,6 +126,18 @@ class ExhaustiveIo(SimIo):
 
         return super()._submit(kind, file_key, latency_us, traced, *arguments)
 
+    def _submit_file(
+        self, kind: str, file: File, latency_us: int, run: Callable[..., Any], arguments: tuple[Any, ...]
+    ) -> Future[Any]:
+        """The file operations' own submit path (read, write, sync), traced the same way."""
+        trace = self.trace
+
+        def traced(*values: Any) -> Any:
+            trace.append(f"{kind} {file.path}")
+            return run(*values)
+
+        return super()._submit_file(kind, file, latency_us, traced, arguments)
+
 
 @dataclass(frozen=True)
 class PreparedStore:

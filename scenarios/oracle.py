@@ -232,10 +232,19 @@ class Oracle:
                 self.observed[key] = value
 
     def check_verify(
-        self, ok: bool, problem_files: Iterable[str], checked: dict[str, int], ledger: DamageLedger | None
+        self,
+        ok: bool,
+        problem_files: Iterable[str],
+        checked: dict[str, int],
+        ledger: DamageLedger | None,
+        data_files: Iterable[str] = (),
     ) -> None:
         """`verify()` reported damage in `problem_files` after checking `checked` (path ->
-        bytes checked from offset 0): exactly the files the ledger has damage in."""
+        bytes checked from offset 0): it checked every data file of the store
+        (`data_files`), and reported exactly the files the ledger has damage in."""
+        skipped = sorted(set(data_files) - set(checked))
+        if skipped:
+            raise Violation(f"verify() said {'ok' if ok else 'damaged'} without reading {skipped[:3]}")
         problems = set(problem_files)
         if problems and not self.media:
             raise Violation(f"verify() found damage where no media fault was injected: {sorted(problems)[:3]}")

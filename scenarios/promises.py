@@ -182,11 +182,19 @@ PROMISES: tuple[Promise, ...] = (
         "corruption",
     ),
     Promise(
-        "verify_finds_damage",
+        "verify_reads_everything",
         "`verify()` reads every file and every live record back and checks every checksum",
         "kv.store.Store.verify docstring",
         "check_verify",
         "verify_checks_frames_only",
+        "comprehensive",
+    ),
+    Promise(
+        "verify_reports_damage",
+        "`verify()` reports every file that holds damage, and no healthy one",
+        "kv.store.Store.verify docstring; kv.store.VerifyReport",
+        "check_verify",
+        "verify_drops_old_damage",
         "comprehensive",
     ),
     Promise(

@@ -328,21 +328,17 @@ class Harness:
             return
         self.io.crash_at_operation = self.io.operations_completed + crash_after
         self._names_before_open = self._store_names()
-        crash = self.io.crash
 
-        def crash_and_note() -> None:
+        def note_site() -> None:
             new = self._store_names() - self._names_before_open
             repairing = any(name.startswith((JOURNAL_PREFIX, QUARANTINE_DIRECTORY)) for name in new)
             self._crash_site = "repair" if repairing else "open"
-            del self.io.crash
-            crash()
 
-        self.io.crash = crash_and_note  # type: ignore[method-assign]
+        self.io.on_crash = note_site
 
     def _disarm_open_crash(self) -> None:
         self.io.crash_at_operation = None
-        if "crash" in vars(self.io):
-            del self.io.crash
+        self.io.on_crash = None
 
     def _open_attempt(self, attempt: int) -> Store | None:
         self._crash_site = "open"
@@ -537,7 +533,10 @@ class Harness:
             store.stats()
             report = store.verify()
             self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
-            self.oracle.check_verify(report.ok, report.damaged_files, report.checked_bytes, self.ledger())
+            data_files = [
+                f"{STORE_DIRECTORY}/{name}" for name in self._store_names() if name.endswith((".seg", ".compacted"))
+            ]
+            self.oracle.check_verify(report.ok, report.damaged_files, report.checked_bytes, self.ledger(), data_files)
             return None
         return run_operation(store, operation)
 

@@ -516,21 +516,28 @@ def report_no_records_lost() -> Iterator[None]:
 
 @contextmanager
 def verify_checks_frames_only() -> Iterator[None]:
-    """`verify()` checks every frame's CRC but not the live records in compacted files
-    and not the records themselves.
+    """`verify()` checks the frames of the newest segment only: not the sealed segments,
+    not the compacted file, not the live records one by one.
 
-    Models a scrubber that trusts one checksum layer: damage inside a compacted file's
-    record (whose frame CRC was recomputed after compaction, or skipped) goes unreported.
+    Models a scrubber that trusts what was checked when it was written and rereads only
+    recent writes: damage at rest in older files goes unreported, and a user told "ok"
+    learns of it when a read fails.
     """
     original = Store.verify
 
     def verify(self: Store) -> kv.store.VerifyReport:
         keydir, self._keydir = self._keydir, {}
         compacted, self._compacted_file = self._compacted_file, None
+        log = self._log
+        sealed = dict(log.sealed) if log is not None else {}
+        if log is not None:
+            log.sealed.clear()
         try:
             return original(self)
         finally:
             self._keydir, self._compacted_file = keydir, compacted
+            if log is not None:
+                log.sealed.update(sealed)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Store, "verify", verify)
@@ -562,6 +569,27 @@ def settle_journals_inside_open() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def verify_drops_old_damage() -> Iterator[None]:
+    """`verify()` reads every file but reports damage only in the newest segment.
+
+    Models a scrubber that filters its findings ("older files were checked when they
+    were written"): it reads the damaged sealed segment or compacted file and says ok.
+    """
+    original = Store.verify
+
+    def verify(self: Store) -> kv.store.VerifyReport:
+        report = original(self)
+        newest = self._log.file.path if self._log is not None else None
+        report.problems = [problem for problem in report.problems if newest is not None and newest in problem]
+        report.damaged_files = [path for path in report.damaged_files if path == newest]
+        return report
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "verify", verify)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -584,6 +612,7 @@ VARIANTS: dict[str, Variant] = {
     "untyped_error_on_failed_sync": untyped_error_on_failed_sync,
     "report_no_records_lost": report_no_records_lost,
     "verify_checks_frames_only": verify_checks_frames_only,
+    "verify_drops_old_damage": verify_drops_old_damage,
     "settle_journals_inside_open": settle_journals_inside_open,
 }
 

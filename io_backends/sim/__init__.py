@@ -121,6 +121,7 @@ class SimIo:
         # caller clears it): `damage()` shows what is damaged now, this what ever was,
         # even after the store moved or cut the damaged bytes (a repair).
         self.damage_events: list[Damage] = []
+        self.on_crash: Callable[[], None] | None = None  # called first thing in every crash (a harness's look)
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -242,6 +243,8 @@ class SimIo:
 
     def crash(self) -> None:
         """Power loss for the whole disk; this process's queued operations vanish."""
+        if self.on_crash is not None:
+            self.on_crash()
         for operation in self._queue:
             operation.future.set_error(IoError(errno.EIO, "lost in a crash", None, operation.kind))
         self._queue.clear()
