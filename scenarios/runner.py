@@ -647,7 +647,7 @@ def _fired(io: SimIo, name: str) -> int:
 
 @dataclass
 class _Forcer:
-    """Makes each of a seed's defining faults fire: from step `start` on, whenever no
+    """Plans a seed's crashes and makes each of its defining faults fire: from step `start` on, whenever no
     forced fault is pending, the next one that has not fired yet is forced (one at a
     time, so one forced failure's recovery does not swallow the others), each at most
     `FORCED_TIMES_MAX` times."""
@@ -655,6 +655,22 @@ class _Forcer:
     defining: tuple[str, ...]
     start: int
     tries: dict[str, int] = field(default_factory=dict)
+    crashes: int = 0  # crashes planned for a forced crash fault
+
+    def plan_crash(self, harness: Harness, rng: random.Random, probability: float) -> None:
+        """Before a step: plan a crash for a forced crash fault still waiting for one (a
+        crash that finds unsynced writes), or with the scenario's `probability`."""
+        if harness.crash_countdown is not None or harness.crash_before_sync:
+            return
+        waiting = any(name.startswith(CRASH_FAULTS) for name in harness.io.faults.forced)
+        if waiting and self.crashes < FORCED_CRASHES_MAX:
+            self.crashes += 1
+            harness.plan_crash_before_sync()
+        elif rng.random() < probability:
+            if rng.random() < CRASH_BEFORE_SYNC_PROBABILITY:
+                harness.plan_crash_before_sync()
+            else:
+                harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
 
     def step(self, harness: Harness, number: int) -> tuple[str, ...]:
         if number < self.start or harness.io.faults.forced:
@@ -712,21 +728,11 @@ def record_seed(
 
     def drive() -> None:
         nonlocal opening, phase
-        forced_crashes = 0
         harness.io.begin_stream(OPENING_STREAM)
         harness.start()
         opening, phase = _trimmed(phase), []
         for number in range(1, count + 1):
-            planned = harness.crash_countdown is not None or harness.crash_before_sync
-            waiting = any(name.startswith(CRASH_FAULTS) for name in harness.io.faults.forced)
-            if not planned and waiting and forced_crashes < FORCED_CRASHES_MAX:
-                forced_crashes += 1  # a forced crash fault still waits for a crash with unsynced writes
-                harness.plan_crash_before_sync()
-            elif not planned and rng.random() < scenario.crash_probability:
-                if rng.random() < CRASH_BEFORE_SYNC_PROBABILITY:
-                    harness.plan_crash_before_sync()
-                else:
-                    harness.plan_crash(rng.randrange(1, CRASH_DELAY_OPERATIONS_MAX))
+            forcer.plan_crash(harness, rng, scenario.crash_probability)
             operation = workload.next()
             harness.io.begin_stream(number)
             forced = forcer.step(harness, number)
