@@ -15,7 +15,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import kv
 from io_backends.sim import Damage, SimIo, SimulatedCrash
@@ -750,18 +750,9 @@ def record_seed(
     result = _finished(harness, drive, defining)
     result.seed = seed
     result.operations = count
-    schedule = Schedule(
-        scenario=scenario.name,
-        seed=seed,
-        sim_seed=sim_seed,
-        faults=plan,
-        steps=tuple(steps),
-        durability=durability,
-        segment_size_target_bytes=scenario.segment_size_target_bytes,
-        opening_crashes=opening,
-        closing_crashes=_trimmed(phase),
-    )
-    return result, schedule
+    size = scenario.segment_size_target_bytes
+    schedule = Schedule(scenario.name, seed, sim_seed, plan, tuple(steps), durability, size)
+    return result, replace(schedule, opening_crashes=opening, closing_crashes=_trimmed(phase))
 
 
 def _trimmed(crashes: list[int | None]) -> tuple[int | None, ...]:
