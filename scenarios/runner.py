@@ -33,9 +33,9 @@ __all__ = ["STORE_DIRECTORY", "Harness", "SeedResult", "Violation", "record_seed
 STORE_DIRECTORY = "/store"
 # A crash lands within this many I/O operations of being planned.
 CRASH_DELAY_OPERATIONS_MAX = 60
-# A planned crash replaces the next data sync with this probability (else it lands a
-# number of I/Os in): the moment unsynced writes are sure to exist, which a count of I/Os
-# mostly misses (an operation's I/Os are mostly reads).
+# A planned crash lands, with this probability, once a data sync may complete next (else
+# a number of I/Os in): the moment unsynced writes are sure to exist, which a count of
+# I/Os mostly misses (an operation's I/Os are mostly reads).
 CRASH_BEFORE_SYNC_PROBABILITY = 0.5
 # Faults that fire only at a crash that finds unsynced writes (draw-name prefixes).
 CRASH_FAULTS = ("crash_survival.", "torn_write", "size_before_data")
@@ -47,8 +47,8 @@ FORCED_TIMES_MAX = 3
 # fault "clears") so the run can go on.
 REOPEN_ATTEMPTS_MAX = 4
 # A crash planned inside recovery lands anywhere within as many I/Os as the last open
-# took (opens of the stores the scenarios build take 11-133), so every point is reachable;
-# ... and never within fewer than this many (the first open of an empty store is short).
+# took (opens of the stores the scenarios build take 11-133), so every point is
+# reachable; the range is never shorter than this (the first open of an empty store is).
 RECOVERY_CRASH_IOS_MIN = 30
 # The disk's RNG streams of a seed: one per step (numbered from 1), one for the first
 # open and one for the liveness phase, so shrinking away steps moves no later fault.
