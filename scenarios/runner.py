@@ -218,15 +218,22 @@ class Harness:
 
     def check_lock(self) -> None:
         """A second open of the open store must fail with `StoreLocked` (faults paused)."""
+        with self.faults_paused():
+            try:
+                second = self.open()
+            except KvError as error:
+                self.oracle.check_locked(error)
+            else:
+                second.close()
+                self.oracle.check_locked(None)
+
+    @contextmanager
+    def faults_paused(self) -> Iterator[None]:
+        """No fault fires inside the block (the harness's own look at the store)."""
         plan = self.io.faults.plan
         self.io.faults.plan = type(plan)()
         try:
-            second = self.open()
-        except KvError as error:
-            self.oracle.check_locked(error)
-        else:
-            second.close()
-            self.oracle.check_locked(None)
+            yield
         finally:
             self.io.faults.plan = plan
 
@@ -384,11 +391,9 @@ class Harness:
     def read_state(self, store: Store) -> tuple[Model, list[bytes]]:
         """The store's state as the oracle sees it (faults paused while reading); keys
         whose read raised a typed error are returned apart."""
-        plan = self.io.faults.plan
-        self.io.faults.plan = type(plan)()
         state: Model = {}
         unreadable: list[bytes] = []
-        try:
+        with self.faults_paused():
             for key in store.keys():
                 try:
                     value = store.get(key)
@@ -397,8 +402,6 @@ class Harness:
                     continue
                 assert value is not None
                 state[key] = value
-        finally:
-            self.io.faults.plan = plan
         return state, unreadable
 
     def recovered(self, store: Store, in_flight: Operation | None) -> Recovered:
@@ -565,17 +568,13 @@ class Harness:
     def read_back(self, store: Store, in_flight: Operation) -> bool:
         """Read the failed write's keys from the read-only store (faults paused); True
         when one returned the failed write's own value (the oracle then holds it to it)."""
-        plan = self.io.faults.plan
-        self.io.faults.plan = type(plan)()
-        try:
+        with self.faults_paused():
             for key in sorted(in_flight[1]):
                 try:
                     value = store.get(key)
                 except (CorruptionDetected, IoError):
                     continue
                 self.oracle.observe_read_only(key, value, in_flight)
-        finally:
-            self.io.faults.plan = plan
         return bool(self.oracle.observed)
 
     def close(self, store: Store) -> None:
