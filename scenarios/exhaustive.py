@@ -62,9 +62,9 @@ ACTIONS: tuple[Action, ...] = ("open", "repair", "compact", "close")
 # A close is crashed with these `batch` writes unsynced (no virtual time passes between
 # them, far fewer than BATCH_OPERATIONS_MAX: the close's flush is their only sync).
 CLOSE_WRITES: tuple[Operation, ...] = (
-    ("set", {b"close-a": b"a" * 40}),
-    ("set_many", {b"close-b": b"b" * 30, b"close-c": b"c" * 50, b"key0001": b"overwritten at close"}),
-    ("delete", {b"close-a": None}),
+    Operation("set", {b"close-a": b"a" * 40}),
+    Operation("set_many", {b"close-b": b"b" * 30, b"close-c": b"c" * 50, b"key0001": b"overwritten at close"}),
+    Operation("delete", {b"close-a": None}),
 )
 # For an open, recovery is crashed once more at these fractions of the open's I/Os.
 REOPEN_CRASH_FRACTIONS = (0.0, 0.5, 1.0)

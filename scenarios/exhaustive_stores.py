@@ -34,7 +34,7 @@ from kv.errors import IoError
 from kv.io import File, Future
 from kv.recovery import scan_segment
 from kv.store import Durability, Store
-from scenarios.workload import Model, Operation, Workload, WorkloadMix, apply, run_operation
+from scenarios.workload import Model, Operation, Workload, WorkloadMix, apply, run_operation, weighted
 
 STORE_DIRECTORY = "/store"
 # Small segments: a recipe of a dozen writes spans two or three of them.
@@ -42,12 +42,7 @@ SEGMENT_SIZE_TARGET_BYTES = 1024
 RECIPE_SEED = 10
 # Writes only, few keys (overwrites and deletes of live keys), values of up to 120 bytes.
 RECIPE_MIX = WorkloadMix(
-    set_weight=0.55,
-    delete_weight=0.2,
-    set_many_weight=0.25,
-    get_weight=0.0,
-    flush_weight=0.0,
-    compact_weight=0.0,
+    weights=weighted(set=0.55, delete=0.2, set_many=0.25, get=0.0, flush=0.0, compact=0.0),
     key_count=8,
     value_size_max_bytes=120,
     batch_size_max=4,
@@ -270,7 +265,7 @@ def build_fsync_failed(io: SimIo) -> tuple[Model, tuple[Model, ...] | None]:
     store = _open(io)
     model = _write(store, {}, 10, 9)
     io.faults.force("fsync_gate")
-    failed: Operation = ("set", {b"failed": b"f" * 90})
+    failed: Operation = Operation("set", {b"failed": b"f" * 90})
     try:
         run_operation(store, failed)
     except IoError:

@@ -59,7 +59,8 @@ from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
-from scenarios.workload import WRITE_KINDS, Model, Operation, apply
+from scenarios.operations import Model, Operation, kind_of
+from scenarios.workload import apply
 
 
 class Violation(Exception):
@@ -138,24 +139,23 @@ class Oracle:
 
     def starting(self, operation: Operation) -> None:
         """An operation is about to run: remember the values it may write."""
-        kind, changes = operation
-        if kind in WRITE_KINDS:
-            for key, value in changes.items():
+        if kind_of(operation).writes:
+            for key, value in operation.changes.items():
                 if value is not None:
                     self.written.setdefault(key, set()).add(value)
 
     def acknowledged(self, operation: Operation, started_us: int) -> None:
         """The store returned from `operation` (a write, flush, compact or read)."""
-        kind, changes = operation
-        if kind in WRITE_KINDS:
+        kind = kind_of(operation)
+        if kind.writes:
             unknown_before = frozenset(self.unknown)
-            self.unknown.difference_update(changes)
+            self.unknown.difference_update(operation.changes)
             if self.writes_a_frame(operation):
                 self.before_last = self.model
                 if self.durability != "always":
                     self.history.append(self.model)
                     self._acknowledged_unsynced(operation, started_us, unknown_before)
-        elif kind in ("flush", "compact"):  # both sync every earlier write before returning
+        elif kind.syncs:  # it synced every earlier write before returning
             self.unsynced.clear()
         self.model = apply(self.model, operation)
 
@@ -164,10 +164,13 @@ class Oracle:
         self.unsynced.clear()
 
     def writes_a_frame(self, operation: Operation) -> bool:
-        """False for a delete the store acknowledges without writing: its key is absent
-        (then the last frame in the log is still the previous write's)."""
-        kind, changes = operation
-        return kind != "delete" or any(key in self.model or key in self.unknown for key in changes)
+        """False for a write the store acknowledges without writing (a delete of an absent
+        key: `skips_when_absent`); then the last frame in the log is still the previous
+        write's."""
+        changes = operation.changes
+        return not kind_of(operation).skips_when_absent or any(
+            key in self.model or key in self.unknown for key in changes
+        )
 
     def _acknowledged_unsynced(self, operation: Operation, started_us: int, unknown_before: frozenset[bytes]) -> None:
         """A write acknowledged in batch or none mode: it may be lost in a crash, with
@@ -175,8 +178,10 @@ class Oracle:
         known again are unknown once more if it is lost)."""
         unsynced = self.unsynced
         unsynced.append((self.model, started_us, unknown_before))
-        kind, changes = operation
-        counted = kind != "delete" or any(key in self.model and key not in self.unknown for key in changes)
+        changes = operation.changes
+        counted = not kind_of(operation).skips_when_absent or any(
+            key in self.model and key not in self.unknown for key in changes
+        )
         if self.durability != "batch" or not counted:
             return
         # The store checks its batch bounds on every write it counts (a delete of an
@@ -223,9 +228,9 @@ class Oracle:
         if key in self.unknown:
             return  # the oracle cannot vouch for its value (an earlier read failed, or a reported loss)
         if value != self.model.get(key):
-            if value != in_flight[1].get(key, self.model.get(key)):
+            if value != in_flight.changes.get(key, self.model.get(key)):
                 raise Violation(
-                    f"after a failed {in_flight[0]}, get({key!r}) returned {value!r:.60}: neither the "
+                    f"after a failed {in_flight.kind}, get({key!r}) returned {value!r:.60}: neither the "
                     f"acknowledged value {self.model.get(key)!r:.60} nor the failed write's"
                 )
             if self.durability == "always":

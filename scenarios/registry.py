@@ -26,7 +26,7 @@ from io_backends.sim.faults import (
     TornWrite,
 )
 from kv.store import Durability
-from scenarios.workload import WorkloadMix
+from scenarios.workload import WorkloadMix, weighted
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _scaled(fault: Any, factor: float) -> Any:
 ALL_DURABILITIES: tuple[Durability, ...] = ("always", "batch", "none")
 # ... and their clients sometimes pause, so that `batch` mode's sync deadline matters,
 # and sometimes close and reopen the store (crashes then land in close and open too).
-PAUSING = WorkloadMix(pause_weight=0.05, reopen_weight=0.01)
+PAUSING = WorkloadMix(weighted(pause=0.05, reopen=0.01))
 CRASHES = CrashSurvival(prefix_probability=0.3, subset_probability=0.2)
 TORN = TornWrite(probability=0.3, sector_bytes=512, garbage_probability=0.3)
 MEDIA = FaultPlan(
@@ -172,7 +172,7 @@ SCENARIOS: dict[str, Scenario] = {
             "completion_corruption",
             "damage to what marks completion: torn and flipped frame tails, hint and compacted files, "
             "crashes mid-compaction",
-            mix=WorkloadMix(compact_weight=0.1, flush_weight=0.05, reopen_weight=0.01),
+            mix=WorkloadMix(weighted(compact=0.1, flush=0.05, reopen=0.01)),
             faults=replace(
                 MEDIA,
                 bit_flip=BitFlip(on_write_probability=0.001, at_rest_probability=0.2),
@@ -187,7 +187,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "massive",
             "large values and volumes, many segments and several compactions, with crashes",
-            mix=WorkloadMix(key_count=400, value_size_max_bytes=16 * 1024, batch_size_max=32, compact_weight=0.01),
+            mix=WorkloadMix(weighted(compact=0.01), key_count=400, value_size_max_bytes=16 * 1024, batch_size_max=32),
             faults=FaultPlan(crash_survival=CRASHES),
             operations=1000,
             crash_probability=0.003,
@@ -217,7 +217,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "comprehensive",
             "every fault at once, stats and verify in the mix",
-            mix=WorkloadMix(compact_weight=0.03, verify_weight=0.02, reopen_weight=0.01),
+            mix=WorkloadMix(weighted(compact=0.03, verify=0.02, reopen=0.01)),
             faults=EVERYTHING,
             crash_probability=0.005,
             crash_during_recovery_probability=0.2,
@@ -263,7 +263,7 @@ SCENARIOS: dict[str, Scenario] = {
             "BATCH_INTERVAL_MS_MAX, empty and maximal values, full frames, set_many of thousands of keys, "
             "colliding keys (empty, shared prefixes, maximal length)",
             mix=WorkloadMix(
-                pause_weight=0.03,
+                weighted(pause=0.03),
                 key_count=6,  # a tiny key space, plus the colliding EDGE_KEYS
                 edge_keys=True,
                 empty_value_probability=0.1,

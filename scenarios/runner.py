@@ -22,11 +22,12 @@ from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
-from kv.store import Durability, State, Store
+from kv.store import Durability, State, Store, VerifyReport
+from scenarios.operations import Model, Operation, kind_of, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
-from scenarios.workload import WRITE_KINDS, Model, Operation, Workload, pause_us, run_operation
+from scenarios.workload import Workload, pause_us
 
 __all__ = ["STORE_DIRECTORY", "Harness", "SeedResult", "Violation", "record_seed", "run_schedule", "run_seed"]
 
@@ -54,8 +55,8 @@ RECOVERY_CRASH_IOS_MIN = 30
 # open and one for the liveness phase, so shrinking away steps moves no later fault.
 OPENING_STREAM = 0
 CLOSING_STREAM = -1
-# Values shown in a timeline are cut to this many characters.
-VALUE_SHOWN_CHARS_MAX = 24
+# The write the liveness phase makes once faults are off.
+LIVENESS_WRITE = Operation("set", {b"liveness": b"ok"})
 
 
 @dataclass
@@ -113,21 +114,9 @@ class _DamageSeen:
         return False
 
 
-def _shown(value: bytes | None) -> str:
-    if value is None:
-        return "None"
-    text = repr(value)
-    return text if len(text) <= VALUE_SHOWN_CHARS_MAX else f"{text[: VALUE_SHOWN_CHARS_MAX - 1]}…({len(value)}B)"
-
-
 def describe(operation: Operation) -> str:
-    """One operation for a timeline: its kind, and up to three keys with their values."""
-    kind, changes = operation
-    if kind not in WRITE_KINDS:
-        return f"{kind} {b' '.join(sorted(changes)[:3]).decode(errors='replace')}".rstrip()
-    shown = [f"{key.decode(errors='replace')}={_shown(value)}" for key, value in sorted(changes.items())[:3]]
-    more = f" (+{len(changes) - 3} keys)" if len(changes) > 3 else ""
-    return f"{kind} {' '.join(shown)}{more}"
+    """One operation for a timeline, as its kind shows it (hashed into the trace)."""
+    return kind_of(operation).describe(operation)
 
 
 class Harness:
@@ -436,40 +425,50 @@ class Harness:
     # -- one operation -------------------------------------------------------------------
 
     def step(self, store: Store, operation: Operation) -> Store:
-        kind, changes = operation
+        kind = kind_of(operation)
         self.oracle.starting(operation)
-        if kind == "pause":
+        if kind.idles:
             self.io.pause(pause_us(operation))
-        if kind == "reopen":
+        if kind.reopens:
             return self.reopen_armed(store)
         started_us = self.io.clock_us
         try:
-            value = self.run_armed(store, operation)
+            result = self.run_armed(store, operation)
         except SimulatedCrash:
-            self.crash_landed(kind)
-            self.event(f"crash during {kind}")
+            self.crash_landed(kind.name)
+            self.event(f"crash during {kind.name}")
             return self.reopen_twice(operation)
         except Violation:
             raise
         except (IoError, CorruptionDetected) as error:
             return self.after_error(store, operation, error)
         except KvError as error:
-            self.event(f"{kind} refused: {type(error).__name__}")
+            self.event(f"{kind.name} refused: {type(error).__name__}")
             return self.after_error(store, operation, error)
         except Exception as error:  # SimulatedCrash is handled above: this came from the store
-            raise Violation(f"{kind} raised an untyped {type(error).__name__}: {error}") from error
-        if kind == "get":
-            [key] = changes
-            self.note(f"  -> {_shown(value)}")
-            self.oracle.check_read(key, value)
+            raise Violation(f"{kind.name} raised an untyped {type(error).__name__}: {error}") from error
+        kind.check(self, operation, result)
         self.oracle.acknowledged(operation, started_us)
         return store
 
-    def run_armed(self, store: Store, operation: Operation) -> bytes | None:
+    # -- what operation kinds check (`OperationKind.check`) ------------------------------
+
+    def check_read(self, key: bytes, value: bytes | None) -> None:
+        self.note(f"  -> {shown(value)}")
+        self.oracle.check_read(key, value)
+
+    def check_verify(self, report: VerifyReport) -> None:
+        self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
+        data_files = [
+            f"{STORE_DIRECTORY}/{name}" for name in self._store_names() if name.endswith((".seg", ".compacted"))
+        ]
+        self.oracle.check_verify(report.ok, report.damaged_files, report.checked_bytes, self.ledger(), data_files)
+
+    def run_armed(self, store: Store, operation: Operation) -> object:
         """Run one operation with the planned crash armed: crashes land inside store
         operations (and inside recovery, armed by `reopen`), never in the harness."""
         with self.armed():
-            return self.run_operation(store, operation)
+            return kind_of(operation).run(store, operation)
 
     @contextmanager
     def armed(self) -> Iterator[None]:
@@ -528,32 +527,17 @@ class Harness:
         self.check_recovered(reopened, None)
         return reopened
 
-    def run_operation(self, store: Store, operation: Operation) -> bytes | None:
-        """`workload.run_operation`, except `verify` and `reopen`, which the oracle checks
-        more closely."""
-        kind = operation[0]
-        if kind == "verify":
-            store.stats()
-            report = store.verify()
-            self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
-            data_files = [
-                f"{STORE_DIRECTORY}/{name}" for name in self._store_names() if name.endswith((".seg", ".compacted"))
-            ]
-            self.oracle.check_verify(report.ok, report.damaged_files, report.checked_bytes, self.ledger(), data_files)
-            return None
-        return run_operation(store, operation)
-
     def after_error(self, store: Store, operation: Operation, error: KvError) -> Store:
         """A typed error: allowed only where a fault is on; a failed write leaves the
         store read-only, so read its keys back, then reopen it (the operation is in
         flight: whole or absent)."""
-        kind = operation[0]
+        kind = kind_of(operation)
         self.result.errors_typed += 1
-        self.event(f"{kind} failed: {type(error).__name__}: {error}")
-        self.oracle.check_error(kind, error)
-        if kind == "get" and store.state is State.OPEN:
+        self.event(f"{kind.name} failed: {type(error).__name__}: {error}")
+        self.oracle.check_error(kind.name, error)
+        if kind.reads and store.state is State.OPEN:  # a failed read leaves the store usable
             return store
-        in_flight = operation if kind in WRITE_KINDS else None
+        in_flight = operation if kind.writes else None
         # In batch and none modes a failed commit takes acknowledged, unsynced writes with
         # it (their promise allows that), so only `always` mode's reads are pinned.
         read_only = store.state is State.READ_ONLY and self.durability == "always"
@@ -569,7 +553,7 @@ class Harness:
         """Read the failed write's keys from the read-only store (faults paused); True
         when one returned the failed write's own value (the oracle then holds it to it)."""
         with self.faults_paused():
-            for key in sorted(in_flight[1]):
+            for key in sorted(in_flight.changes):
                 try:
                     value = store.get(key)
                 except (CorruptionDetected, IoError):
@@ -605,12 +589,12 @@ class Harness:
         self.event("liveness phase: faults off")
         self.close(store)
         store = self.reopen(None)
-        self.oracle.starting(("set", {b"liveness": b"ok"}))
+        self.oracle.starting(LIVENESS_WRITE)
         store.set(b"liveness", b"ok")
         store.close()
         with self.open() as reopened:
             state, unreadable = self.read_state(reopened)
-            self.oracle.acknowledged(("set", {b"liveness": b"ok"}), self.io.clock_us)
+            self.oracle.acknowledged(LIVENESS_WRITE, self.io.clock_us)
             self.oracle.check_liveness(state, unreadable)
         self.event(f"end keys={len(self.oracle.model)} clock_us={self.io.clock_us}")
 

@@ -19,11 +19,13 @@ from typing import Any
 
 from io_backends.sim.faults import FaultPlan
 from kv.store import Durability
-from scenarios.workload import Operation
+from scenarios.operations import KINDS, KindError, Operation, kind_of
 
-FORMAT_VERSION = 2  # 2: each step draws the disk's decisions from its own stream
-FORMATS_READ = (1, 2)
-OPERATION_KINDS = ("set", "delete", "set_many", "get", "flush", "compact", "verify", "pause", "reopen")
+# 2: each step draws the disk's decisions from its own stream; 3: an operation's other
+# arguments are a list of their own (a pause's length was a key "us=N" before)
+FORMAT_VERSION = 3
+FORMATS_READ = (1, 2, 3)
+_PAUSE_LENGTH_PREFIX = "us="  # formats 1 and 2
 
 
 class ScheduleError(ValueError):
@@ -89,20 +91,23 @@ class Schedule:
         try:
             if document.get("format") not in FORMATS_READ:
                 raise ScheduleError(f"unsupported replay format {document.get('format')!r} (expected {FORMAT_VERSION})")
+            version = document["format"]
             return cls(
                 scenario=str(document["scenario"]),
                 seed=int(document["seed"]),
                 sim_seed=int(document["sim_seed"]),
                 faults=_plan_from_json(document["faults"]),
-                steps=tuple(_step_from_json(step) for step in document["steps"]),
+                steps=tuple(_step_from_json(step, version) for step in document["steps"]),
                 durability=document.get("durability", "always"),
                 segment_size_target_bytes=int(document.get("segment_size_target_bytes", 16 * 1024)),
                 opening_crashes=_crashes(document.get("opening_crashes", [])),
                 closing_crashes=_crashes(document.get("closing_crashes", [])),
-                streams=document["format"] >= 2,
+                streams=version >= 2,
             )
         except ScheduleError:
             raise
+        except KindError as error:
+            raise ScheduleError(str(error)) from None
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ScheduleError(f"not a replay schedule: {type(error).__name__}: {error}") from None
 
@@ -123,22 +128,8 @@ class Schedule:
         return replace(self, steps=steps)
 
 
-def _text(data: bytes) -> str:
-    return data.decode("latin-1")
-
-
-def _bytes(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ScheduleError(f"expected a string, got {text!r}")
-    return text.encode("latin-1")
-
-
 def _step_to_json(step: Step) -> dict[str, Any]:
-    kind, changes = step.operation
-    encoded: dict[str, Any] = {
-        "op": kind,
-        "changes": [[_text(key), None if value is None else _text(value)] for key, value in changes.items()],
-    }
+    encoded = kind_of(step.operation).to_json(step.operation)
     if step.crash_after_ios is not None:
         encoded["crash_after_ios"] = step.crash_after_ios
     if step.recovery_crashes:
@@ -150,11 +141,12 @@ def _step_to_json(step: Step) -> dict[str, Any]:
     return encoded
 
 
-def _step_from_json(encoded: Any) -> Step:
+def _step_from_json(encoded: Any, version: int) -> Step:
     kind = encoded["op"]
-    if kind not in OPERATION_KINDS:
-        raise ScheduleError(f"unknown operation {kind!r} (known: {', '.join(OPERATION_KINDS)})")
-    changes = {_bytes(key): None if value is None else _bytes(value) for key, value in encoded["changes"]}
+    if kind not in KINDS:
+        raise ScheduleError(f"unknown operation {kind!r} (known: {', '.join(KINDS)})")
+    if version < 3 and kind == "pause" and "arguments" not in encoded:
+        encoded = _pause_from_format_2(encoded)
     crash = encoded.get("crash_after_ios")
     forced = encoded.get("forced", [])
     if not isinstance(forced, list) or not all(isinstance(name, str) for name in forced):
@@ -162,12 +154,20 @@ def _step_from_json(encoded: Any) -> Step:
     crashes = _crashes(encoded.get("recovery_crashes", []))
     stream = encoded.get("stream")
     return Step(
-        (kind, changes),
+        KINDS[kind].from_json(encoded),
         None if crash is None else int(crash),
         crashes,
         tuple(forced),
         None if stream is None else int(stream),
     )
+
+
+def _pause_from_format_2(encoded: dict[str, Any]) -> dict[str, Any]:
+    """A pause of format 1 or 2 carried its length as a key "us=N": an argument now."""
+    lengths = [
+        int(key[len(_PAUSE_LENGTH_PREFIX) :]) for key, _ in encoded["changes"] if key.startswith(_PAUSE_LENGTH_PREFIX)
+    ]
+    return {**encoded, "changes": [], "arguments": lengths[:1]}
 
 
 def _crashes(values: Any) -> tuple[int | None, ...]:

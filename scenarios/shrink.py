@@ -8,7 +8,8 @@ through the oracle (runs are deterministic, so "still fails" is a fact, not a gu
 3. switch faults off one at a time;
 4. drop planned crashes and recovery crashes one at a time, and bring the remaining
    crash points earlier;
-5. simplify operations: fewer keys in a `set_many`, shorter values.
+5. simplify operations, as each kind defines it (`scenarios.operations`): fewer keys in
+   a `set_many`, shorter values.
 
 Any violation counts as "still fails" (the message may change as the run shrinks; the
 original one is kept in the result). `write_regression` writes the replay file (JSON)
@@ -25,6 +26,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from io_backends.sim.faults import FaultPlan
+from scenarios.operations import kind_of
 from scenarios.runner import SeedResult, run_schedule
 from scenarios.schedule import Schedule, Step
 
@@ -131,18 +133,10 @@ def _without_crashes(schedule: Schedule) -> Iterator[Schedule]:
 
 
 def _simpler_operations(schedule: Schedule) -> Iterator[Schedule]:
+    """Each step's simpler variants, as its kind defines them (`OperationKind.simpler`)."""
     for index, step in enumerate(schedule.steps):
-        kind, changes = step.operation
-        if kind == "set_many" and len(changes) > 1:
-            items = list(changes.items())
-            for drop in range(len(items)):
-                fewer = dict(items[:drop] + items[drop + 1 :])
-                yield _with_step(schedule, index, replace(step, operation=(kind, fewer)))
-        if any(value is not None and len(value) > 1 for value in changes.values()):
-            # Short but still distinct per step, so a stale value is still told apart.
-            short = {key: None if value is None else f"v{index}".encode() for key, value in changes.items()}
-            if short != changes:
-                yield _with_step(schedule, index, replace(step, operation=(kind, short)))
+        for simpler in kind_of(step.operation).simpler(step.operation, index):
+            yield _with_step(schedule, index, replace(step, operation=simpler))
 
 
 def _with_step(schedule: Schedule, index: int, step: Step) -> Schedule:

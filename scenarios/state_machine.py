@@ -38,8 +38,9 @@ from io_backends.sim.faults import (
     TornWrite,
 )
 from kv.store import Durability
+from scenarios.operations import KINDS, Operation
 from scenarios.runner import STORE_DIRECTORY, Harness, Violation
-from scenarios.workload import Operation
+from scenarios.strategies import OPERATION_KINDS
 
 KEYS = tuple(f"k{index}".encode() for index in range(6))
 VALUE_SIZE_MAX_BYTES = 400  # with 1 KiB segments, a few writes roll a segment
@@ -85,9 +86,11 @@ def _value(step: int, size: int) -> bytes:
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Rules: set, get, delete, set_many, flush, compact, pause, crash (now, or planned
-    a few I/Os ahead, or inside the next recovery), reopen and inject (switch a fault on).
-    Each example runs in one durability mode, drawn first from `durabilities`."""
+    """Rules: one per operation kind hypothesis draws (`scenarios.strategies.OPERATION_KINDS`:
+    set, delete, set_many, get, flush, compact, from the registry), pause, crash (now,
+    or planned a few I/Os ahead, or inside the next recovery), reopen and inject (switch
+    a fault on). Each example runs in one durability mode, drawn first from
+    `durabilities`."""
 
     durabilities: tuple[Durability, ...] = DURABILITIES  # a subclass may narrow them
 
@@ -122,36 +125,14 @@ class StoreMachine(RuleBasedStateMachine):
                 error.add_note("timeline:\n  " + "\n  ".join(self.harness.result.timeline[-TIMELINE_NOTE_EVENTS:]))
             raise
 
+    def operate(self, operation: Operation) -> None:
+        """Run one operation, its values stamped with the step (lengths kept); the
+        operation rules call it, and so may a test replaying a shrunk example."""
+        self._do(_stamped(operation, self.step_number))
+
     def _do(self, operation: Operation) -> None:
         self.step_number += 1
         self._run(lambda harness: harness.do(operation))
-
-    @rule(key=st.sampled_from(KEYS), size=st.integers(0, VALUE_SIZE_MAX_BYTES))
-    def set(self, key: bytes, size: int) -> None:
-        self._do(("set", {key: _value(self.step_number, size)}))
-
-    @rule(key=st.sampled_from(KEYS))
-    def get(self, key: bytes) -> None:
-        self._do(("get", {key: None}))
-
-    @rule(key=st.sampled_from(KEYS))
-    def delete(self, key: bytes) -> None:
-        self._do(("delete", {key: None}))
-
-    @rule(
-        keys=st.lists(st.sampled_from(KEYS), min_size=2, max_size=len(KEYS), unique=True),
-        size=st.integers(0, VALUE_SIZE_MAX_BYTES // 2),
-    )
-    def set_many(self, keys: list[bytes], size: int) -> None:
-        self._do(("set_many", {key: _value(self.step_number, size) for key in keys}))
-
-    @rule()
-    def flush(self) -> None:
-        self._do(("flush", {}))
-
-    @rule()
-    def compact(self) -> None:
-        self._do(("compact", {}))
 
     def _survive(self, survival: str) -> None:
         assert self.harness is not None
@@ -180,7 +161,7 @@ class StoreMachine(RuleBasedStateMachine):
     def pause(self, times: int) -> None:
         """The client is idle for `times` x `PAUSE_US` of virtual time (deadlines come due)."""
         for _ in range(times):
-            self._do(("pause", {}))
+            self._do(Operation("pause", {}))
 
     @rule()
     def reopen(self) -> None:
@@ -225,3 +206,28 @@ class StoreMachine(RuleBasedStateMachine):
         """Faults off: a clean close and reopen give the model (liveness)."""
         if self.harness is not None and self.harness.store is not None and not self.violated:
             self._run(Harness.finish)
+
+
+def _stamped(operation: Operation, step: int) -> Operation:
+    """The operation with each value made to name the step (its length kept)."""
+    changes = {key: None if value is None else _value(step, len(value)) for key, value in operation.changes.items()}
+    return operation._replace(changes=changes)
+
+
+def _operation_rule(name: str) -> Callable[[StoreMachine, Operation], None]:
+    """The rule that runs one operation of kind `name`, drawn by its registry strategy
+    (values drawn as lengths, then stamped with the step)."""
+    strategy = KINDS[name].strategy(st.sampled_from(KEYS), st.integers(0, VALUE_SIZE_MAX_BYTES).map(bytes), len(KEYS))
+    assert strategy is not None, name
+
+    def run(self: StoreMachine, operation: Operation) -> None:
+        self.operate(operation)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"One `{name}` (scenarios.operations.KINDS[{name!r}])."
+    decorated: Callable[[StoreMachine, Operation], None] = rule(operation=strategy)(run)
+    return decorated
+
+
+for _name in OPERATION_KINDS:
+    setattr(StoreMachine, _name, _operation_rule(_name))

@@ -46,7 +46,7 @@ from io_backends.sim.faults import (
     TailCorruption,
     TornWrite,
 )
-from scenarios.workload import Operation
+from scenarios.operations import KINDS, Operation
 
 __all__ = [
     "FAULT_KINDS",
@@ -62,8 +62,12 @@ __all__ = [
 FAULT_KINDS: tuple[str, ...] = tuple(item.name for item in fields(FaultPlan))
 """Every fault a plan holds, by its `FaultPlan` field name, in declaration order."""
 
-OPERATION_KINDS: tuple[str, ...] = ("set", "get", "delete", "set_many", "flush", "compact")
-"""The kinds `operations()` draws, simplest first."""
+_PROBE = st.just(b"")
+OPERATION_KINDS: tuple[str, ...] = tuple(
+    name for name, kind in KINDS.items() if kind.strategy(_PROBE, _PROBE, 1) is not None
+)
+"""The kinds `operations()` draws (each kind of `scenarios.operations.KINDS` that has a
+strategy), in registry order: the first shrinks simplest."""
 
 # -- limits: what each fault may be set to --------------------------------------------
 # Each ladder is ordered from the mildest setting to the harshest, so a fault that is
@@ -300,10 +304,6 @@ def sim_ios(
     return backends()
 
 
-def _key_alone(key: bytes) -> dict[bytes, bytes | None]:
-    return {key: None}
-
-
 def operations(
     *,
     kinds: Iterable[str] = OPERATION_KINDS,
@@ -311,15 +311,16 @@ def operations(
     value_size_max_bytes: int = VALUE_SIZE_MAX_BYTES,
     batch_size_max: int = BATCH_SIZE_MAX,
 ) -> st.SearchStrategy[Operation]:
-    """One store operation as `scenarios.workload.Operation`: `(kind, {key: value})`.
+    """One store operation, a `scenarios.operations.Operation`: `(kind, {key: value},
+    arguments)`, drawn by its kind's definition in `scenarios.operations.KINDS`.
 
     `set` carries one key and its value; `get` and `delete` one key mapped to `None`;
     `set_many` 1 to `batch_size_max` keys; `flush` and `compact` no keys. Keys are
     `b"key0"` .. `b"key{key_count - 1}"`; values are any bytes up to
-    `value_size_max_bytes`. Shrinks toward fewer keys, `b"key0"` and empty values (an
-    operation that needs a `set` shrinks to `("set", {b"key0": b""})`); `flush` and
-    `compact`, which draw nothing more, are the simplest of all. Run one with
-    `scenarios.workload.run_operation` and model it with `scenarios.workload.apply`.
+    `value_size_max_bytes`. Shrinks toward the first kind, fewer keys, `b"key0"` and
+    empty values (an operation that needs a `set` shrinks to `Operation("set", {b"key0":
+    b""})`). Run one with `scenarios.workload.run_operation` and model it with
+    `scenarios.workload.apply`.
 
     Raises `hypothesis.errors.InvalidArgument` for an unknown kind, no kinds, or sizes
     out of range.
@@ -333,18 +334,16 @@ def operations(
             f"{key_count}, {value_size_max_bytes} and {batch_size_max}"
         )
     keys = st.sampled_from([f"key{index}".encode() for index in range(key_count)])
-    values: st.SearchStrategy[bytes | None] = st.binary(max_size=value_size_max_bytes)
-    one_key = keys.map(_key_alone)
-    by_kind: dict[str, st.SearchStrategy[dict[bytes, bytes | None]]] = {
-        "set": st.dictionaries(keys, values, min_size=1, max_size=1),
-        "get": one_key,
-        "delete": one_key,
-        "set_many": st.dictionaries(keys, values, min_size=1, max_size=batch_size_max),
-        "flush": st.just({}),
-        "compact": st.just({}),
-    }
-    ordered = [kind for kind in OPERATION_KINDS if kind in chosen]
-    return st.one_of(*(st.tuples(st.just(kind), by_kind[kind]) for kind in ordered))
+    values = st.binary(max_size=value_size_max_bytes)
+    return st.one_of(*(_strategy(kind, keys, values, batch_size_max) for kind in OPERATION_KINDS if kind in chosen))
+
+
+def _strategy(
+    kind: str, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+) -> st.SearchStrategy[Operation]:
+    strategy = KINDS[kind].strategy(keys, values, batch_size_max)
+    assert strategy is not None, kind
+    return strategy
 
 
 def workloads(

@@ -1,7 +1,8 @@
 """Seeded operation workloads and the model they are checked against.
 
-An operation is data: a kind and the key changes it makes. The model is a plain dict
-replayed from operations; the store is driven with `run_operation`.
+An operation is data (`scenarios.operations.Operation`); each kind is defined once in
+`scenarios.operations.KINDS`, which draws, models and runs it. The model is a plain dict
+replayed from operations (`apply`); the store is driven with `run_operation`.
 
 Edges (`WorkloadMix`'s edge fields, all off by default: a mix without them draws
 exactly what it drew before they existed): empty and maximal values, values whose
@@ -29,17 +30,25 @@ from kv.limits import (
 )
 from kv.record import RECORD_HEADER_SIZE
 from kv.store import Store
+from scenarios.operations import KINDS, PAUSE_US, WRITE_KINDS, Model, Operation, kind_of, pause_length
 
-# (kind, {key: value or None for a delete}); kinds: set, delete, set_many, get, flush,
-# compact, verify, pause, reopen (a clean close and open, which crashes may hit)
-Operation = tuple[str, dict[bytes, bytes | None]]
-Model = dict[bytes, bytes]
-WRITE_KINDS = ("set", "delete", "set_many")
-# A "pause": this much virtual time passes with no request (an idle client), so time
-# bounds such as `batch` mode's sync deadline come into play. The harness moves the clock
-# (by `pause_us(operation)`: a long pause carries its length, `pause_operation`).
-PAUSE_US = 4_000
-_PAUSE_LENGTH_PREFIX = b"us="
+__all__ = [
+    "EDGE_KEYS",
+    "KINDS",
+    "PAUSE_US",
+    "WRITE_KINDS",
+    "Model",
+    "Operation",
+    "Workload",
+    "WorkloadMix",
+    "apply",
+    "pause_operation",
+    "pause_us",
+    "read_state",
+    "run_operation",
+    "weighted",
+]
+
 # Keys that collide or nearly do: the empty key, keys sharing a prefix (one a prefix of
 # the next, one differing in a NUL byte), and the longest key the store accepts.
 BURST_KEY_SIZE_MAX_BYTES = 64
@@ -50,15 +59,8 @@ EDGE_KEYS: tuple[bytes, ...] = (b"", b"p", b"p\x00", b"pp", b"p" * 255, b"p" * K
 class WorkloadMix:
     """Relative weights of each operation kind and the shape of keys and values."""
 
-    set_weight: float = 0.45
-    delete_weight: float = 0.15
-    set_many_weight: float = 0.15
-    get_weight: float = 0.2
-    flush_weight: float = 0.03
-    compact_weight: float = 0.02
-    verify_weight: float = 0.0
-    pause_weight: float = 0.0
-    reopen_weight: float = 0.0
+    # Each kind's weight, where it differs from the kind's `default_weight` (`weighted`).
+    weights: tuple[tuple[str, float], ...] = ()
     key_count: int = 64
     value_size_max_bytes: int = 256
     batch_size_max: int = 8
@@ -84,21 +86,22 @@ class WorkloadMix:
             self.long_pause_probability,
         )
 
+    def __post_init__(self) -> None:
+        unknown = sorted({name for name, _ in self.weights} - set(KINDS))
+        if unknown:
+            raise ValueError(f"weights for unknown operation kinds {unknown} (known: {', '.join(KINDS)})")
+
+    def weight(self, kind: str) -> float:
+        return dict(self.weights).get(kind, KINDS[kind].default_weight)
+
     def kinds(self) -> tuple[list[str], list[float]]:
-        return (
-            ["set", "delete", "set_many", "get", "flush", "compact", "verify", "pause", "reopen"],
-            [
-                self.set_weight,
-                self.delete_weight,
-                self.set_many_weight,
-                self.get_weight,
-                self.flush_weight,
-                self.compact_weight,
-                self.verify_weight,
-                self.pause_weight,
-                self.reopen_weight,
-            ],
-        )
+        """Every kind (in `KINDS` order) and its weight."""
+        return list(KINDS), [self.weight(kind) for kind in KINDS]
+
+
+def weighted(**weights: float) -> tuple[tuple[str, float], ...]:
+    """`WorkloadMix.weights` from keyword arguments: `weighted(pause=0.05, reopen=0.01)`."""
+    return tuple(weights.items())
 
 
 @dataclass
@@ -125,10 +128,14 @@ class Workload:
             mix.empty_value_probability or mix.maximal_value_probability or mix.target_frame_value_probability
         )
 
-    def _key(self) -> bytes:
+    @property
+    def batch_size_max(self) -> int:
+        return self.mix.batch_size_max
+
+    def key(self) -> bytes:
         return self._keys[self.rng.randrange(len(self._keys))]
 
-    def _value(self, stamp: bytes, key: bytes = b"") -> bytes:
+    def value(self, stamp: bytes, key: bytes = b"") -> bytes:
         size = self._edge_value_size(key) if self._edge_values else None
         if size is None:
             size = self.rng.randrange(self.mix.value_size_max_bytes + 1)
@@ -160,20 +167,7 @@ class Workload:
         self.step += 1
         if self._edges and (edge := self._edge()) is not None:
             return edge
-        kind = self._kind()
-        if kind == "set":
-            key = self._key()
-            return (kind, {key: self._value(b"%d:" % self.step, key)})
-        if kind in ("delete", "get"):
-            return (kind, {self._key(): None})
-        if kind == "set_many":
-            stamp = b"%d:" % self.step
-            changes: dict[bytes, bytes | None] = {}
-            for _ in range(self.rng.randrange(1, self.mix.batch_size_max + 1)):
-                key = self._key()  # drawn before its value, as always
-                changes[key] = self._value(stamp, key)
-            return (kind, changes)
-        return (kind, {})
+        return KINDS[self._kind()].draw(self)
 
     def _edge(self) -> Operation | None:
         """One draw: an edge operation (the first of a burst), or None for an ordinary one."""
@@ -195,7 +189,7 @@ class Workload:
         assert 0 <= last <= VALUE_SIZE_MAX_BYTES, last
         stamp = b"%d:" % self.step
         sizes = (VALUE_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES, last)
-        return (
+        return Operation(
             "set_many",
             {key: (stamp * (size // len(stamp) + 1))[:size] for key, size in zip(keys, sizes, strict=True)},
         )
@@ -204,7 +198,7 @@ class Workload:
         """A set_many of many small values over many keys (beyond the usual key space)."""
         count = self.rng.randint(1, self.mix.many_keys_max)
         stamp = b"%d" % self.step
-        return ("set_many", {b"many%06d" % index: stamp for index in range(count)})
+        return Operation("set_many", {b"many%06d" % index: stamp for index in range(count)})
 
     def _burst(self) -> Operation:
         """More writes than BATCH_OPERATIONS_MAX, back to back (no pause, no read)."""
@@ -215,7 +209,7 @@ class Workload:
         burst: list[Operation] = []
         for index in range(count):
             key = keys[self.rng.randrange(len(keys))]
-            burst.append(("set", {key: b"%d.%d" % (self.step, index)}))
+            burst.append(Operation("set", {key: b"%d.%d" % (self.step, index)}))
         burst.reverse()
         self._queued = burst
         return self._queued.pop()
@@ -226,60 +220,24 @@ class Workload:
 
 
 def pause_operation(microseconds: int) -> Operation:
-    """A pause of this length (a plain `("pause", {})` lasts PAUSE_US)."""
-    return ("pause", {_PAUSE_LENGTH_PREFIX + b"%d" % microseconds: None})
+    """A pause of this length (a plain `Operation("pause", {})` lasts PAUSE_US)."""
+    return Operation("pause", {}, (microseconds,))
 
 
 def pause_us(operation: Operation) -> int:
-    """How long a pause operation idles: its encoded length, else PAUSE_US."""
-    kind, changes = operation
-    assert kind == "pause", kind
-    for key in changes:
-        if key.startswith(_PAUSE_LENGTH_PREFIX):
-            return int(key[len(_PAUSE_LENGTH_PREFIX) :])
-    return PAUSE_US
+    """How long a pause operation idles: its length argument, else PAUSE_US."""
+    return pause_length(operation)
 
 
 def apply(model: Model, operation: Operation) -> Model:
     """The model after `operation` (a new dict; reads change nothing)."""
-    kind, changes = operation
-    if kind not in ("set", "delete", "set_many"):
-        return model
-    result = dict(model)
-    for key, value in changes.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = value
-    return result
+    return kind_of(operation).apply(model, operation)
 
 
-def run_operation(store: Store, operation: Operation) -> bytes | None:
-    """Drive the store with one operation; return what a `get` read."""
-    kind, changes = operation
-    if kind == "set":
-        [(key, value)] = changes.items()
-        assert value is not None
-        store.set(key, value)
-    elif kind == "delete":
-        [key] = changes
-        store.delete(key)
-    elif kind == "set_many":
-        store.set_many({key: value for key, value in changes.items() if value is not None})
-    elif kind == "get":
-        [key] = changes
-        return store.get(key)
-    elif kind == "flush":
-        store.flush()
-    elif kind == "verify":
-        store.stats()
-        return b"ok" if store.verify().ok else b"damaged"
-    elif kind in ("pause", "reopen"):
-        pass  # the driver moves the clock, or closes and opens the store itself
-    else:
-        assert kind == "compact", kind
-        store.compact()
-    return None
+def run_operation(store: Store, operation: Operation) -> object:
+    """Drive the store with one operation; return what its kind checks (what a `get`
+    read, a `verify`'s report), else None."""
+    return kind_of(operation).run(store, operation)
 
 
 def read_state(store: Store) -> Model:

@@ -30,15 +30,15 @@ def _random_operation(rng: random.Random, step: int) -> Operation:
     roll = rng.random()
     key = f"key{rng.randrange(40)}".encode()
     if roll < 0.5:
-        return ("set", {key: f"value{step}-".encode() * rng.randrange(1, 30)})
+        return Operation("set", {key: f"value{step}-".encode() * rng.randrange(1, 30)})
     if roll < 0.7:
-        return ("delete", {key: None})
+        return Operation("delete", {key: None})
     if roll < 0.95:
-        return (
+        return Operation(
             "set_many",
             {f"key{rng.randrange(40)}".encode(): f"batch{step}".encode() for _ in range(rng.randrange(1, 6))},
         )
-    return ("compact", {})
+    return Operation("compact", {})
 
 
 @dataclass

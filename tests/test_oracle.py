@@ -15,7 +15,7 @@ from kv.record import FrameHeader
 from kv.recovery import scan_segment
 from kv.store import Durability
 from scenarios.runner import STORE_DIRECTORY, Harness, Violation
-from scenarios.workload import PAUSE_US
+from scenarios.workload import PAUSE_US, Operation
 from tests.broken_variants import VARIANTS
 
 
@@ -44,8 +44,8 @@ def media_harness() -> Harness:
 
 def test_a_torn_last_frame_may_take_the_last_acknowledged_write() -> None:
     harness = media_harness()
-    harness.do(("set", {b"a": b"1"}))
-    harness.do(("set", {b"b": b"2"}))
+    harness.do(Operation("set", {b"a": b"1"}))
+    harness.do(Operation("set", {b"b": b"2"}))
     damage_last_frame(harness.io)
     harness.crash_now()  # recovery reports a torn tail: losing set b is accepted, reported
     assert harness.model == {b"a": b"1"}
@@ -55,9 +55,9 @@ def test_a_torn_last_frame_may_take_the_last_acknowledged_write() -> None:
 def test_a_delete_of_an_absent_key_writes_no_frame_so_the_excuse_stays_with_the_write_before() -> None:
     """Found by `random` seed 133: the oracle took the no-op delete for the last frame."""
     harness = media_harness()
-    harness.do(("set", {b"a": b"1"}))
-    harness.do(("set_many", {b"b": b"2", b"c": b"3"}))
-    harness.do(("delete", {b"absent": None}))  # acknowledged, nothing written
+    harness.do(Operation("set", {b"a": b"1"}))
+    harness.do(Operation("set_many", {b"b": b"2", b"c": b"3"}))
+    harness.do(Operation("delete", {b"absent": None}))  # acknowledged, nothing written
     damage_last_frame(harness.io)  # the set_many's frame
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
@@ -67,12 +67,12 @@ def test_an_in_flight_write_that_made_it_is_the_last_frame() -> None:
     """Found by `comprehensive` seed 406: recovery kept the in-flight set_many, then the
     next open found its frame damaged (a sticky read error) and reported a torn tail."""
     harness = media_harness()
-    harness.do(("set", {b"a": b"1"}))
+    harness.do(Operation("set", {b"a": b"1"}))
     store = harness.store
     assert store is not None
     store.set(b"b", b"2")  # the harness does not know: as if a crash hit right after it
     harness.oracle.written[b"b"] = {b"2"}
-    harness.check_recovered(store, ("set", {b"b": b"2"}))
+    harness.check_recovered(store, Operation("set", {b"b": b"2"}))
     assert harness.model == {b"a": b"1", b"b": b"2"}
     damage_last_frame(harness.io)
     harness.crash_now()
@@ -84,7 +84,7 @@ def test_two_damaged_frames_at_the_tail_are_corruption_not_a_torn_tail() -> None
     damage, and the store must report the loss of both."""
     harness = media_harness()
     for key in (b"a", b"b", b"c"):
-        harness.do(("set", {key: b"1"}))
+        harness.do(Operation("set", {key: b"1"}))
     inode, frames = newest_segment(harness.io)
     offset, _ = frames[-2]
     damage_last_frame(harness.io)
@@ -100,7 +100,7 @@ def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
     an lsn past the first damaged frame's, shows two frames were lost."""
     harness = media_harness()
     for key in (b"a", b"b", b"c"):
-        harness.do(("set", {key: b"1"}))
+        harness.do(Operation("set", {key: b"1"}))
     inode, frames = newest_segment(harness.io)
     (second_last, _), (last, _) = frames[-2], frames[-1]
     inode.flip(second_last + 40, 0x01, "bit_flip.at_rest", data=False)  # a record byte of b's frame
@@ -116,8 +116,8 @@ def test_a_later_record_behind_a_damaged_frame_header_is_corruption() -> None:
 def test_batch_mode_may_lose_the_unsynced_acknowledged_writes() -> None:
     harness = Harness("test", SimIo(seed=7), durability="batch", keep_timeline=True)
     harness.start()
-    harness.do(("set", {b"a": b"1"}))
-    harness.do(("set_many", {b"b": b"2", b"c": b"3"}))
+    harness.do(Operation("set", {b"a": b"1"}))
+    harness.do(Operation("set_many", {b"b": b"2", b"c": b"3"}))
     harness.crash_now()  # nothing unsynced survives (the default crash)
     assert harness.model == {}
     assert "recovered without the last 2 unsynced writes (batch)" in "\n".join(harness.result.timeline)
@@ -126,8 +126,8 @@ def test_batch_mode_may_lose_the_unsynced_acknowledged_writes() -> None:
 def test_a_recovered_state_that_is_no_prefix_is_a_violation() -> None:
     harness = Harness("test", SimIo(seed=7), durability="none")
     harness.start()
-    harness.do(("set", {b"a": b"1"}))
-    harness.do(("set", {b"b": b"2"}))
+    harness.do(Operation("set", {b"a": b"1"}))
+    harness.do(Operation("set", {b"b": b"2"}))
     store = harness.store
     assert store is not None
     store.delete(b"a")  # behind the harness's back: b without the write before it
@@ -140,14 +140,14 @@ def test_a_recovered_state_that_is_no_prefix_is_a_violation() -> None:
 def test_writes_before_a_flush_survive(durability: Durability) -> None:
     harness = Harness("test", SimIo(seed=7), durability=durability)
     harness.start()
-    harness.do(("set", {b"a": b"1"}))
-    harness.do(("flush", {}))
-    harness.do(("set", {b"b": b"2"}))
+    harness.do(Operation("set", {b"a": b"1"}))
+    harness.do(Operation("flush", {}))
+    harness.do(Operation("set", {b"b": b"2"}))
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
     with VARIANTS["flush_without_sync"]():
-        harness.do(("set", {b"c": b"3"}))
-        harness.do(("flush", {}))
+        harness.do(Operation("set", {b"c": b"3"}))
+        harness.do(Operation("flush", {}))
         with pytest.raises(Violation, match="not a legal outcome"):
             harness.crash_now()
 
@@ -158,16 +158,16 @@ def test_batch_mode_syncs_a_write_once_its_deadline_passed() -> None:
     pauses = BATCH_INTERVAL_MS_MAX * 1000 // PAUSE_US + 1
     harness = Harness("test", SimIo(seed=7), durability="batch")
     harness.start()
-    harness.do(("set", {b"a": b"1"}))
+    harness.do(Operation("set", {b"a": b"1"}))
     for _ in range(pauses):
-        harness.do(("pause", {}))
-    harness.do(("set", {b"b": b"2"}))
+        harness.do(Operation("pause", {}))
+    harness.do(Operation("set", {b"b": b"2"}))
     harness.crash_now()
     assert harness.model == {b"a": b"1", b"b": b"2"}  # b's write synced both
     with VARIANTS["batch_without_deadline"]():
-        harness.do(("set", {b"c": b"3"}))
+        harness.do(Operation("set", {b"c": b"3"}))
         for _ in range(pauses):
-            harness.do(("pause", {}))
-        harness.do(("set", {b"d": b"4"}))
+            harness.do(Operation("pause", {}))
+        harness.do(Operation("set", {b"d": b"4"}))
         with pytest.raises(Violation, match="not a legal outcome"):
             harness.crash_now()  # c was due for a sync: it may not be lost

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+from scenarios.operations import Operation
 from scenarios.state_machine import StoreMachine
 
 SEEDS = range(300)
@@ -29,12 +30,12 @@ def _run(seed: int) -> None:
     machine.start(rng=random.Random(seed), data=_Batch())
     machine.crash("nothing")
     machine.pause(3)
-    machine.set_many([b"k0", b"k1"], 40)
+    machine.operate(Operation("set_many", dict.fromkeys([b"k0", b"k1"], bytes(40))))
     machine.inject("latent_sector_error")
-    machine.flush()
+    machine.operate(Operation("flush", {}))
     machine.crash("nothing")
-    machine.flush()
-    machine.set(b"k0", 40)
+    machine.operate(Operation("flush", {}))
+    machine.operate(Operation("set", {b"k0": bytes(40)}))
     machine.crash("nothing")
     machine.teardown()
 

@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from scenarios.operations import Operation
 from scenarios.runner import STORE_DIRECTORY, Harness
 from scenarios.state_machine import StoreMachine
 
@@ -27,19 +28,19 @@ def _damaged_store(seed: int) -> StoreMachine:
     machine = StoreMachine()
     machine.start(rng=random.Random(seed), data=_Batch())
     machine.fail_next_sync()
-    machine.set_many([b"k0", b"k1", b"k2", b"k3", b"k4", b"k5"], 42)
+    machine.operate(Operation("set_many", dict.fromkeys([b"k0", b"k1", b"k2", b"k3", b"k4", b"k5"], bytes(42))))
     for _ in range(5):
-        machine.compact()
-    machine.set_many([b"k0", b"k1", b"k2"], 0)
-    machine.compact()
+        machine.operate(Operation("compact", {}))
+    machine.operate(Operation("set_many", dict.fromkeys([b"k0", b"k1", b"k2"], bytes(0))))
+    machine.operate(Operation("compact", {}))
     machine.flip_bit(file=0, position=254, bit=0)
     for _ in range(4):
-        machine.compact()
-    machine.delete(b"k1")
-    machine.compact()
-    machine.compact()
+        machine.operate(Operation("compact", {}))
+    machine.operate(Operation("delete", {b"k1": None}))
+    machine.operate(Operation("compact", {}))
+    machine.operate(Operation("compact", {}))
     machine.flip_bit(file=2, position=0, bit=0)  # the first frame of a sealed segment
-    machine.set_many([b"k0", b"k1"], 0)
+    machine.operate(Operation("set_many", dict.fromkeys([b"k0", b"k1"], bytes(0))))
     return machine
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from scenarios.registry import SCENARIOS
 from scenarios.runner import record_seed, run_schedule
-from scenarios.schedule import Schedule, ScheduleError
+from scenarios.schedule import FORMAT_VERSION, Schedule, ScheduleError
 from scenarios.shrink import shrink, write_regression
 from tests.broken_variants import VARIANTS
 
@@ -108,7 +108,7 @@ def test_sim_runner_shrink_and_replay(tmp_path: Path) -> None:
     test_file = tmp_path / f"test_crash_seed_{schedule.seed}_shrunk.py"
     assert f"repro: sim_runner --replay {replay_file}" in shrunk.stdout
     assert test_file.exists()
-    assert json.loads(replay_file.read_text())["format"] == 2
+    assert json.loads(replay_file.read_text())["format"] == FORMAT_VERSION
 
     passing = _sim_runner("--replay", str(replay_file))
     assert passing.returncode == 0, passing.stdout + passing.stderr

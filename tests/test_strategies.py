@@ -217,7 +217,7 @@ def test_faults_fire_about_as_often_as_configured() -> None:
 @QUICK
 @given(operations())
 def test_operations_have_the_workload_format(operation: Operation) -> None:
-    kind, changes = operation
+    kind, changes, _arguments = operation
     assert kind in OPERATION_KINDS
     assert all(re.fullmatch(rb"key[0-7]", key) for key in changes)
     assert all(value is None or len(value) <= 64 for value in changes.values())
@@ -235,15 +235,19 @@ def test_operations_have_the_workload_format(operation: Operation) -> None:
 @given(workloads(operations(kinds=("get", "delete"), key_count=2), max_size=5))
 def test_workloads_keep_to_their_options(workload: list[Operation]) -> None:
     assert len(workload) <= 5
-    assert all(kind in ("get", "delete") and set(changes) <= {b"key0", b"key1"} for kind, changes in workload)
+    assert all(kind in ("get", "delete") and set(changes) <= {b"key0", b"key1"} for kind, changes, _ in workload)
 
 
 def test_operations_and_workloads_shrink_to_short_simple_ones() -> None:
-    assert find(operations(), lambda operation: True, settings=QUICK) == ("flush", {})
-    assert find(operations(), lambda operation: operation[0] == "set", settings=QUICK) == ("set", {b"key0": b""})
+    assert find(operations(), lambda operation: True, settings=QUICK) == Operation("flush", {})
+    assert find(operations(), lambda operation: operation[0] == "set", settings=QUICK) == Operation(
+        "set", {b"key0": b""}
+    )
     assert find(workloads(), lambda workload: True, settings=QUICK) == []
-    batch = find(workloads(), lambda workload: any(kind == "set_many" for kind, _ in workload), settings=QUICK)
-    assert batch == [("set_many", {b"key0": b""})]
+    batch = find(
+        workloads(), lambda workload: any(operation.kind == "set_many" for operation in workload), settings=QUICK
+    )
+    assert batch == [Operation("set_many", {b"key0": b""})]
 
 
 @QUICK

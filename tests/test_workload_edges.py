@@ -31,6 +31,7 @@ from scenarios.workload import (
     WorkloadMix,
     pause_operation,
     pause_us,
+    weighted,
 )
 
 EDGES = SCENARIOS["edges"].mix
@@ -48,7 +49,7 @@ def _payload_bytes(operation: Operation) -> int:
 def test_a_mix_with_its_edges_off_draws_what_the_plain_mix_draws() -> None:
     """Every edge field at its default draws nothing: the edges scenario's mix with the
     edges switched off gives the stream of a mix that never had them."""
-    plain = WorkloadMix(pause_weight=EDGES.pause_weight, key_count=EDGES.key_count)
+    plain = WorkloadMix(weighted(pause=EDGES.weight("pause")), key_count=EDGES.key_count)
     off = replace(EDGES, edge_keys=False, empty_value_probability=0.0, maximal_value_probability=0.0)
     off = replace(off, target_frame_value_probability=0.0, full_frame_probability=0.0, many_keys_probability=0.0)
     off = replace(off, burst_probability=0.0, long_pause_probability=0.0)
@@ -60,24 +61,24 @@ def test_a_burst_is_more_writes_than_a_batch_with_no_pause_between() -> None:
     mix = WorkloadMix(burst_probability=0.01, burst_extra_writes_max=5)
     operations = _operations(mix, 4000)
     longest = run = 0
-    for kind, _changes in operations:
+    for kind, _changes, _arguments in operations:
         run = run + 1 if kind in WRITE_KINDS else 0
         longest = max(longest, run)
     assert longest > BATCH_OPERATIONS_MAX, longest
 
 
 def test_a_long_pause_outlasts_the_batch_interval() -> None:
-    operations = _operations(WorkloadMix(pause_weight=0.1, long_pause_probability=0.05), 2000)
+    operations = _operations(WorkloadMix(weighted(pause=0.1), long_pause_probability=0.05), 2000)
     lengths = [pause_us(operation) for operation in operations if operation[0] == "pause"]
     assert PAUSE_US in lengths
     assert all(length in (PAUSE_US,) or length > BATCH_INTERVAL_MS_MAX * 1000 for length in lengths)
     assert max(lengths) > BATCH_INTERVAL_MS_MAX * 1000
-    assert pause_us(pause_operation(12_345)) == 12_345 and pause_us(("pause", {})) == PAUSE_US
+    assert pause_us(pause_operation(12_345)) == 12_345 and pause_us(Operation("pause", {})) == PAUSE_US
 
 
 def test_values_at_the_edges_are_drawn() -> None:
     mix = WorkloadMix(empty_value_probability=0.1, maximal_value_probability=0.01, target_frame_value_probability=0.01)
-    pairs = [(key, value) for _kind, changes in _operations(mix, 1500) for key, value in changes.items()]
+    pairs = [(key, value) for _kind, changes, _ in _operations(mix, 1500) for key, value in changes.items()]
     sizes = {len(key) + len(value) for key, value in pairs if value is not None}
     values = [value for _key, value in pairs if value is not None]
     assert b"" in values and max(map(len, values)) == VALUE_SIZE_MAX_BYTES
@@ -86,7 +87,7 @@ def test_values_at_the_edges_are_drawn() -> None:
 
 
 def test_colliding_keys_are_in_the_key_space() -> None:
-    keys = {key for _kind, changes in _operations(WorkloadMix(key_count=2, edge_keys=True), 2000) for key in changes}
+    keys = {key for _kind, changes, _ in _operations(WorkloadMix(key_count=2, edge_keys=True), 2000) for key in changes}
     assert set(EDGE_KEYS) <= keys and b"" in keys
     assert max(map(len, keys)) == KEY_SIZE_MAX_BYTES
 
@@ -107,7 +108,7 @@ def test_a_full_frame_is_exactly_the_frame_limit_and_the_store_takes_it() -> Non
 
 def test_many_keys_in_one_set_many() -> None:
     mix = WorkloadMix(many_keys_probability=0.05, many_keys_max=4096)
-    counts = [len(changes) for kind, changes in _operations(mix, 2000) if kind == "set_many"]
+    counts = [len(changes) for kind, changes, _ in _operations(mix, 2000) if kind == "set_many"]
     assert max(counts) > 1000
 
 

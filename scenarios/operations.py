@@ -1,0 +1,434 @@
+"""The operation registry: every kind of workload operation, defined once.
+
+An operation is data (`Operation`: its kind, the keys it touches with the values it
+writes, and any further arguments). Each kind is one `OperationKind` in `KINDS`, which
+knows everything the harness needs of it:
+
+- `draw`: make one in a seeded workload (`scenarios.workload.Workload`);
+- `apply`: the model after it (`scenarios.workload.apply`);
+- `run`: do it on a store (`scenarios.workload.run_operation`);
+- `check`: what the oracle checks of its answer (a `get`'s value, a `verify`'s report);
+- `describe`: one line of a timeline (hashed into the trace: keep it stable);
+- `to_json` / `from_json`: its form in a replay file (`scenarios.schedule`);
+- `simpler`: smaller variants, for the shrinker (`scenarios.shrink`);
+- `strategy`: a hypothesis strategy (`scenarios.strategies.operations`, the state machine).
+
+The class flags say how the oracle and the harness treat a kind: `writes` (it changes
+keys: the model moves, a crash may leave it in flight), `syncs` (it returns only once
+every earlier write is durable), `reads` (a plain read: when it fails the store stays
+usable), `skips_when_absent` (a write the store acknowledges without writing when none
+of its keys exists), `idles` (virtual time passes, nothing is asked of the store) and
+`reopens` (a clean close and open, which planned crashes may hit).
+
+Adding an operation: give the store its method, then add one `OperationKind` here. A
+kind's `default_weight` is its weight in a `WorkloadMix` that does not name it; new kinds
+default to 0, so an existing scenario draws exactly what it drew before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+
+from kv.store import Store, VerifyReport
+
+if TYPE_CHECKING:
+    import random
+
+    from hypothesis import strategies as st
+
+Model = dict[bytes, bytes]
+Changes = dict[bytes, bytes | None]
+Argument = int | bytes
+# Values shown in a timeline are cut to this many characters.
+VALUE_SHOWN_CHARS_MAX = 24
+# A timeline line names at most this many of an operation's keys.
+KEYS_SHOWN_MAX = 3
+
+
+class Operation(NamedTuple):
+    """One operation: `kind` (a key of `KINDS`), the keys it touches (each mapped to the
+    value it writes, or None: a delete, or a key it only reads) and its other arguments
+    (a pause's length, ...)."""
+
+    kind: str
+    changes: Changes
+    arguments: tuple[Argument, ...] = ()
+
+
+class Drawing(Protocol):
+    """What a kind's `draw` may ask of the workload drawing it."""
+
+    rng: random.Random
+    step: int  # the number of the operation being drawn (values are stamped with it)
+
+    @property
+    def batch_size_max(self) -> int: ...
+
+    def key(self) -> bytes: ...
+
+    def value(self, stamp: bytes, key: bytes = b"") -> bytes: ...
+
+
+class Checker(Protocol):
+    """What a kind's `check` may ask of the harness (which asks the oracle)."""
+
+    def check_read(self, key: bytes, value: bytes | None) -> None: ...
+
+    def check_verify(self, report: VerifyReport) -> None: ...
+
+
+class KindError(ValueError):
+    """An operation that its kind does not accept (a bad replay file, a bad argument)."""
+
+
+def shown(value: bytes | None) -> str:
+    """A value for a timeline: its repr, cut to VALUE_SHOWN_CHARS_MAX characters."""
+    if value is None:
+        return "None"
+    text = repr(value)
+    return text if len(text) <= VALUE_SHOWN_CHARS_MAX else f"{text[: VALUE_SHOWN_CHARS_MAX - 1]}…({len(value)}B)"
+
+
+def _text(key: bytes) -> str:
+    return key.decode(errors="replace")
+
+
+class OperationKind:
+    """The defaults every kind starts from: an operation of no keys that changes
+    nothing, checks nothing and has nothing simpler."""
+
+    name: ClassVar[str]
+    default_weight: ClassVar[float] = 0.0
+    writes: ClassVar[bool] = False
+    syncs: ClassVar[bool] = False
+    idles: ClassVar[bool] = False
+    reopens: ClassVar[bool] = False
+    reads = False  # a plain read: when it fails, an open store stays usable
+    # a write the store acknowledges without writing when none of its keys is present
+    skips_when_absent: ClassVar[bool] = False
+    key_count: ClassVar[tuple[int, int | None]] = (0, 0)  # keys it takes: at least, at most (None: any)
+    values: ClassVar[bool] = False  # its keys carry values (else they map to None)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {})
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        return model
+
+    def run(self, store: Store, operation: Operation) -> object:
+        """Do it; return what the oracle checks (`check`), or None."""
+        return None
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        return None
+
+    def describe(self, operation: Operation) -> str:
+        return f"{self.name} {b' '.join(sorted(operation.changes)[:KEYS_SHOWN_MAX]).decode(errors='replace')}".rstrip()
+
+    def simpler(self, operation: Operation, index: int) -> Iterator[Operation]:
+        return iter(())
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        """A hypothesis strategy for it, or None when hypothesis should not draw it."""
+        return None
+
+    # -- the replay file -----------------------------------------------------------------
+
+    def to_json(self, operation: Operation) -> dict[str, Any]:
+        encoded: dict[str, Any] = {
+            "op": self.name,
+            "changes": [
+                [key.decode("latin-1"), None if value is None else value.decode("latin-1")]
+                for key, value in operation.changes.items()
+            ],
+        }
+        if operation.arguments:
+            encoded["arguments"] = [
+                argument if isinstance(argument, int) else argument.decode("latin-1")
+                for argument in operation.arguments
+            ]
+        return encoded
+
+    def from_json(self, encoded: Mapping[str, Any]) -> Operation:
+        """Parse its replay form (`to_json`); raises `KindError` with what is wrong."""
+        changes = {_latin1(key): None if value is None else _latin1(value) for key, value in encoded["changes"]}
+        arguments = tuple(_argument(argument) for argument in encoded.get("arguments", []))
+        operation = Operation(self.name, changes, arguments)
+        self.validate(operation)
+        return operation
+
+    def validate(self, operation: Operation) -> None:
+        """Raise `KindError` unless the store could be asked to do `operation`."""
+        least, most = self.key_count
+        count = len(operation.changes)
+        if count < least or (most is not None and count > most):
+            raise KindError(f"{self.name} takes {least}..{most if most is not None else 'any'} keys, not {count}")
+        carried = [value is not None for value in operation.changes.values()]
+        if any(carried) != self.values or (self.values and not all(carried)):
+            raise KindError(f"{self.name}: its keys {'need' if self.values else 'take no'} values")
+        if operation.arguments:
+            raise KindError(f"{self.name} takes no arguments, not {list(operation.arguments)}")
+
+
+def _latin1(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise KindError(f"expected a string, got {text!r}")
+    return text.encode("latin-1")
+
+
+def _argument(argument: Any) -> Argument:
+    if isinstance(argument, bool) or not isinstance(argument, int | str):
+        raise KindError(f"an argument is a number or a string, not {argument!r}")
+    return argument if isinstance(argument, int) else argument.encode("latin-1")
+
+
+# -- the kinds ---------------------------------------------------------------------------
+
+
+def _apply_changes(model: Model, operation: Operation) -> Model:
+    result = dict(model)
+    for key, value in operation.changes.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+class _Write(OperationKind):
+    """A kind that writes its keys' values (None: deletes the key)."""
+
+    writes = True
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        return _apply_changes(model, operation)
+
+    def describe(self, operation: Operation) -> str:
+        changes = operation.changes
+        listed = [f"{_text(key)}={shown(value)}" for key, value in sorted(changes.items())[:KEYS_SHOWN_MAX]]
+        more = f" (+{len(changes) - KEYS_SHOWN_MAX} keys)" if len(changes) > KEYS_SHOWN_MAX else ""
+        return f"{self.name} {' '.join(listed)}{more}"
+
+    def simpler(self, operation: Operation, index: int) -> Iterator[Operation]:
+        changes = operation.changes
+        if any(value is not None and len(value) > 1 for value in changes.values()):
+            # Short but still distinct per step, so a stale value is still told apart.
+            short = {key: None if value is None else f"v{index}".encode() for key, value in changes.items()}
+            if short != changes:
+                yield operation._replace(changes=short)
+
+
+class SetKind(_Write):
+    name = "set"
+    default_weight = 0.45
+    key_count = (1, 1)
+    values = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        key = drawing.key()
+        return Operation(self.name, {key: drawing.value(b"%d:" % drawing.step, key)})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [(key, value)] = operation.changes.items()
+        assert value is not None
+        store.set(key, value)
+        return None
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        from hypothesis import strategies as st
+
+        changes: st.SearchStrategy[Changes] = st.dictionaries(keys, values, min_size=1, max_size=1)
+        return changes.map(lambda drawn: Operation(self.name, drawn))
+
+
+class DeleteKind(_Write):
+    name = "delete"
+    default_weight = 0.15
+    skips_when_absent = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {drawing.key(): None})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        store.delete(key)
+        return None
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        return keys.map(lambda key: Operation(self.name, {key: None}))
+
+
+class SetManyKind(_Write):
+    name = "set_many"
+    default_weight = 0.15
+    key_count = (1, None)
+    values = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        stamp = b"%d:" % drawing.step
+        changes: Changes = {}
+        for _ in range(drawing.rng.randrange(1, drawing.batch_size_max + 1)):
+            key = drawing.key()  # drawn before its value, as always
+            changes[key] = drawing.value(stamp, key)
+        return Operation(self.name, changes)
+
+    def run(self, store: Store, operation: Operation) -> object:
+        store.set_many({key: value for key, value in operation.changes.items() if value is not None})
+        return None
+
+    def simpler(self, operation: Operation, index: int) -> Iterator[Operation]:
+        items = list(operation.changes.items())
+        if len(items) > 1:
+            for drop in range(len(items)):
+                yield operation._replace(changes=dict(items[:drop] + items[drop + 1 :]))
+        yield from super().simpler(operation, index)
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        from hypothesis import strategies as st
+
+        changes: st.SearchStrategy[Changes] = st.dictionaries(keys, values, min_size=1, max_size=batch_size_max)
+        return changes.map(lambda drawn: Operation(self.name, drawn))
+
+
+class GetKind(OperationKind):
+    name = "get"
+    default_weight = 0.2
+    reads = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {drawing.key(): None})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.get(key)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert result is None or isinstance(result, bytes)
+        [key] = operation.changes
+        checker.check_read(key, result)
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        return keys.map(lambda key: Operation(self.name, {key: None}))
+
+
+class _Sync(OperationKind):
+    """A kind that returns only once every earlier write is durable."""
+
+    syncs = True
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        from hypothesis import strategies as st
+
+        return st.just(Operation(self.name, {}))
+
+
+class FlushKind(_Sync):
+    name = "flush"
+    default_weight = 0.03
+
+    def run(self, store: Store, operation: Operation) -> object:
+        store.flush()
+        return None
+
+
+class CompactKind(_Sync):
+    name = "compact"
+    default_weight = 0.02
+
+    def run(self, store: Store, operation: Operation) -> object:
+        store.compact()
+        return None
+
+
+class VerifyKind(OperationKind):
+    """`stats()`, then `verify()`, whose report the oracle compares with the damage the
+    disk knows it left."""
+
+    name = "verify"
+
+    def run(self, store: Store, operation: Operation) -> object:
+        store.stats()
+        return store.verify()
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, VerifyReport)
+        checker.check_verify(result)
+
+
+# A plain pause lasts this long: virtual time passes with no request (an idle client),
+# so time bounds such as `batch` mode's sync deadline come into play.
+PAUSE_US = 4_000
+
+
+class PauseKind(OperationKind):
+    """Idle: the harness moves the virtual clock (PAUSE_US, or its one argument, in us)."""
+
+    name = "pause"
+    idles = True
+
+    def describe(self, operation: Operation) -> str:
+        return f"pause us={pause_length(operation)}" if operation.arguments else "pause"
+
+    def validate(self, operation: Operation) -> None:
+        arguments = operation.arguments
+        if operation.changes or len(arguments) > 1 or (arguments and not _positive(arguments[0])):
+            raise KindError(f"pause takes no keys and at most one positive length in us, not {operation!r}")
+
+
+def pause_length(operation: Operation) -> int:
+    """How long a pause idles, in us: its argument, else PAUSE_US."""
+    assert operation.kind == "pause", operation.kind
+    [length] = operation.arguments or (PAUSE_US,)
+    assert isinstance(length, int), length
+    return length
+
+
+def _positive(argument: Argument) -> bool:
+    return isinstance(argument, int) and argument > 0
+
+
+class ReopenKind(OperationKind):
+    """A clean close and open (the harness does both; planned crashes may hit either)."""
+
+    name = "reopen"
+    reopens = True
+
+
+KINDS: dict[str, OperationKind] = {
+    kind.name: kind
+    for kind in (
+        SetKind(),
+        DeleteKind(),
+        SetManyKind(),
+        GetKind(),
+        FlushKind(),
+        CompactKind(),
+        VerifyKind(),
+        PauseKind(),
+        ReopenKind(),
+    )
+}
+WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)
+
+
+def kind_of(operation: Operation) -> OperationKind:
+    """The definition of `operation`'s kind; raises `KindError` for an unknown one."""
+    try:
+        return KINDS[operation.kind]
+    except KeyError:
+        raise KindError(f"unknown operation {operation.kind!r} (known: {', '.join(KINDS)})") from None
