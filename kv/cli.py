@@ -311,28 +311,23 @@ class Output:
 
 
 def _stdout_write() -> Callable[[bytes], object]:
-    """Unbuffered writes to stdout's file, so nothing is left in a buffer for the
-    interpreter to fail flushing at exit once the pipe is closed."""
+    """Unbuffered writes to stdout's file (its raw file under a buffered writer), so no
+    bytes wait in a buffer for the interpreter to fail flushing at exit once the pipe
+    is closed. Each piece is written whole: a raw write may take only part of it."""
     stream = sys.stdout.buffer
     stream.flush()
-    raw = getattr(stream, "raw", None)
-    if raw is None:  # stdout was replaced by something without a raw file
+    target = getattr(stream, "raw", stream)
 
-        def write_buffered(data: bytes) -> None:
-            stream.write(data)
-            stream.flush()
-
-        return write_buffered
-
-    def write_unbuffered(data: bytes) -> None:
+    def write(data: bytes) -> None:
         view = memoryview(data)
         while view:  # each pass writes at least one byte or raises
-            written = raw.write(view)
+            written = target.write(view)
             if not written:
                 raise BlockingIOError("stdout accepted no bytes")
             view = view[written:]
+        target.flush()
 
-    return write_unbuffered
+    return write
 
 
 def pipe_lines(stream: BinaryIO) -> Iterator[bytes]:
