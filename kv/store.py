@@ -59,6 +59,7 @@ from kv.limits import (
 from kv.log import SegmentLog, Written, segment_name, write_clean_marker
 from kv.marks import mark
 from kv.opening import OnCorruption, Recovery
+from kv.ordered import Cursor, KeyIndex, keys_between, prefix_stop
 from kv.record import (
     FRAME_HEADER_SIZE,
     KIND_DELETE,
@@ -182,6 +183,7 @@ class Store:
         self.state = State.OPENING
         self.recovery = RecoveryReport()
         self._keydir: Keydir = {}
+        self._index: KeyIndex | None = None  # the keys in order, built by the first scan
         self._staged: dict[bytes, bytes | None] = {}  # buffered modes: not yet written
         self._cache: dict[bytes, bytes] = {}
         self._cache_bytes = 0
@@ -270,6 +272,7 @@ class Store:
         for file in files:
             close_quietly(self.io, file)  # nothing to lose: every acknowledged write was synced
         self._keydir.clear()
+        self._index = None
         self._cache.clear()
         if self._owns_io:
             self.io.shutdown()
@@ -419,6 +422,14 @@ class Store:
             lsns = range(records.first_lsn, records.first_lsn + len(records.keys))
             locations = zip(repeat(segment_id), offsets, records.lengths, lsns, repeat(0))
             keydir.update(zip(records.keys, locations, strict=True))
+        if self._index is not None:
+            self._index_written(written)
+
+    def _index_written(self, written: Written) -> None:
+        """Keep the ordered index (once a scan built it) in step with the keydir."""
+        assert self._index is not None
+        for records in written.records:
+            (self._index.discard if records.kind == KIND_DELETE else self._index.add)(records.keys)
 
     def flush(self) -> None:
         """Write and sync everything pending, in every durability mode."""
@@ -451,6 +462,80 @@ class Store:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.keys())
+
+    def _key_index(self) -> KeyIndex:
+        if self._index is None:
+            self._index = KeyIndex(self._keydir)  # O(n log n) once; O(log n) per new key from then on
+        return self._index
+
+    def scan(
+        self,
+        start: bytes | str | None = None,
+        stop: bytes | str | None = None,
+        *,
+        prefix: bytes | str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Live `(key, value)` pairs with `start <= key < stop` (and starting with
+        `prefix`), in byte order (descending when `reverse`), at most `limit` of them.
+
+        Lazy: each value is read when the iteration reaches its key, and writes made
+        meanwhile are seen or not (a key deleted before it is reached is skipped). A
+        range of k keys costs O(log n + k) after the first scan of an open store, which
+        builds the ordered index (O(n log n)). Raises as `get` does while iterating, and
+        `InvalidArgument` for a bad bound or limit before it starts.
+        """
+        low = None if start is None else _as_bytes(start, "start")
+        high = None if stop is None else _as_bytes(stop, "stop")
+        if prefix is not None:
+            prefix_bytes = _as_bytes(prefix, "prefix")
+            low = prefix_bytes if low is None or low < prefix_bytes else low
+            end = prefix_stop(prefix_bytes)
+            high = end if high is None or (end is not None and end < high) else high
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise InvalidArgument(f"limit must be a non-negative int or None, not {limit!r}")
+        self._check_readable()
+        return self._scan(low, high, reverse, limit)
+
+    def _scan(
+        self, low: bytes | None, high: bytes | None, reverse: bool, limit: int | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        if limit == 0 or (low is not None and high is not None and high <= low):
+            return
+        found = 0
+        for key in keys_between(self._key_index(), self._staged, low, high, reverse):
+            value = self.get(key)
+            if value is None:
+                continue
+            yield key, value
+            found += 1
+            if found == limit:
+                return
+
+    def scan_cursor(self, cursor: int = 0, count: int = 10) -> tuple[int, list[bytes]]:
+        """One step of a cursor scan (Redis `SCAN`): about `count` keys in byte order
+        from `cursor` (0: the start), and the cursor to pass next (0: done). Every key
+        present for the whole scan is returned at least once, whatever is written
+        between the steps. Raises `InvalidArgument` for a cursor this store did not hand
+        out or a count below 1."""
+        if type(count) is not int or count < 1:
+            raise InvalidArgument(f"count must be a positive int, not {count!r}")
+        resume = Cursor.decode(cursor)
+        self._check_readable()
+        start, after = (None, None) if resume is None else resume.start()
+        if resume is not None and resume.whole_prefix and start is None:
+            return 0, []  # past every key that starts with 0xff bytes only: nothing is left
+        keys: list[bytes] = []
+        stopped: Cursor | None = None
+        for key in keys_between(self._key_index(), self._staged, start, None, after=after):
+            if stopped is not None and not stopped.covers(key):
+                return stopped.encode(), keys
+            if self._exists(key):
+                keys.append(key)
+                if len(keys) >= count and stopped is None:
+                    stopped = Cursor.after(key)
+        return 0, keys
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, (bytes, str)) and self.exists(key)
