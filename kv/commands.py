@@ -23,9 +23,11 @@ Adding a command is one `Command(...)` entry in `COMMANDS` and its handler.
 
 Conditional SET (NX, XX, GET) is an exists-check followed by a set: the store has no
 conditional write yet (issue 11 point 5 adds one). A REPL and a server that runs one
-command at a time cannot interleave a write between the two. SCAN's cursor is a
-position in the sorted key list, so a key written or removed during a scan can shift
-the keys after it; the store's ordered scan (issue 11 point 6) will replace it.
+command at a time cannot interleave a write between the two. SCAN walks the keys in
+byte order with the store's stateless cursors (`Store.scan_cursor`: every key present
+for the whole scan is returned at least once, whatever is written meanwhile); unlike
+Redis's, a cursor names a key, so it can be longer than 64 bits, and a number the store
+did not hand out is an invalid cursor.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kv.errors import CorruptionDetected, IoError, KvError, StoreReadOnly
+from kv.errors import CorruptionDetected, InvalidArgument, IoError, KvError, StoreReadOnly
+from kv.ordered import CURSOR_KEY_BYTES_MAX
 from kv.pattern import matcher
 from kv.replies import (
     NIL,
@@ -195,9 +198,10 @@ def error_for(failure: KvError) -> ErrorReply:
 # -- argument parsing as Redis parses -----------------------------------------------------
 
 _INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,19}")
-_CURSOR = re.compile(rb"[+-]?[0-9]+")
+_CURSOR = re.compile(rb"[0-9]+")
+# The longest cursor the store hands out (a marker byte and CURSOR_KEY_BYTES_MAX bytes).
+CURSOR_DIGITS_MAX = len(str(1 << (8 * (CURSOR_KEY_BYTES_MAX + 1))))
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_UINT64_MAX = (1 << 64) - 1
 
 
 def parse_integer(data: bytes) -> int | None:
@@ -210,16 +214,13 @@ def parse_integer(data: bytes) -> int | None:
 
 
 def parse_cursor(data: bytes) -> int | None:
-    """A SCAN cursor as Redis's `strtoul` check accepts it (the empty string is 0, a
-    sign is allowed, `-1` wraps to 2**64 - 1), or None."""
+    """A SCAN cursor: the empty string is 0 (as Redis's `strtoul` check has it), else
+    the decimal digits of a cursor the store handed out, or None."""
     if not data:
         return 0
-    if _CURSOR.fullmatch(data) is None:
+    if _CURSOR.fullmatch(data) is None or len(data) > CURSOR_DIGITS_MAX:
         return None
-    value = int(data)
-    if abs(value) > _UINT64_MAX:
-        return None
-    return value % (1 << 64)
+    return int(data)
 
 
 def _option(data: bytes) -> str:
@@ -332,9 +333,10 @@ def _scan(store: Store, arguments: list[bytes]) -> Reply:
     if isinstance(options, ErrorReply):
         return options
     count, pattern, type_name = options
-    keys = store.keys()
-    page = keys[cursor : cursor + count]
-    following = cursor + count if cursor + count < len(keys) else 0
+    try:
+        following, page = store.scan_cursor(cursor, count)
+    except InvalidArgument:
+        return error("invalid cursor")
     if pattern is not None:
         page = list(filter(matcher(pattern), page))
     if type_name is not None and bytes_text(type_name).lower() != "string":

@@ -86,7 +86,8 @@ def test_keys_and_scan(store: Store) -> None:
     [
         (["SCAN", "abc"], err("invalid cursor")),
         (["SCAN", " 1"], err("invalid cursor")),
-        (["SCAN", "18446744073709551616"], err("invalid cursor")),
+        (["SCAN", "17"], err("invalid cursor")),  # 0x11: no cursor the store hands out
+        (["SCAN", "-1"], err("invalid cursor")),
         (["SCAN", "0", "COUNT", "0"], err("syntax error")),
         (["SCAN", "0", "COUNT", "x"], err("value is not an integer or out of range")),
         (["SCAN", "0", "COUNT", "05"], err("value is not an integer or out of range")),
@@ -112,15 +113,18 @@ def test_parsing_as_redis_parses() -> None:
     ]
     assert parse_integer(b"9223372036854775807") == (1 << 63) - 1
     assert parse_integer(b"9223372036854775808") is None
+    # The store's cursors are plain digits, of any length up to a key's cursor.
     assert [parse_cursor(text) for text in (b"", b"0", b"+3", b"-1", b"1 ", b"-", b"0x1")] == [
         0,
         0,
-        3,
-        (1 << 64) - 1,
+        None,
+        None,
         None,
         None,
         None,
     ]
+    assert parse_cursor(b"18446744073709551616") == 1 << 64
+    assert parse_cursor(b"9" * 3000) is None
 
 
 def test_ping_echo_quit(store: Store) -> None:
