@@ -21,9 +21,9 @@ What `execute` does, in the order Redis's `processCommand` does it:
 
 Adding a command is one `Command(...)` entry in `COMMANDS` and its handler.
 
-Conditional SET (NX, XX, GET) is an exists-check followed by a set: the store has no
-conditional write yet (issue 11 point 5 adds one). A REPL and a server that runs one
-command at a time cannot interleave a write between the two. SCAN walks the keys in
+Conditional SET (NX, XX) is the store's conditional write (`set(only_if_missing=...)`),
+and GET beside it reads first: a REPL and a server that run one command at a time
+cannot interleave a write between the two. SCAN walks the keys in
 byte order with the store's stateless cursors (`Store.scan_cursor`: every key present
 for the whole scan is returned at least once, whatever is written meanwhile); unlike
 Redis's, a cursor names a key, so it can be longer than 64 bits, and a number the store
@@ -55,7 +55,7 @@ from kv.replies import (
     error,
     text_bytes,
 )
-from kv.store import Store
+from kv.store import INT64_MIN, Store, parse_int64
 
 Handler = Callable[[Store, list[bytes]], Reply]
 
@@ -197,20 +197,10 @@ def error_for(failure: KvError) -> ErrorReply:
 
 # -- argument parsing as Redis parses -----------------------------------------------------
 
-_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,19}")
 _CURSOR = re.compile(rb"[0-9]+")
 # The longest cursor the store hands out (a marker byte and CURSOR_KEY_BYTES_MAX bytes).
 CURSOR_DIGITS_MAX = len(str(1 << (8 * (CURSOR_KEY_BYTES_MAX + 1))))
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def parse_integer(data: bytes) -> int | None:
-    """A signed 64-bit integer written as Redis's `string2ll` accepts it (no sign `+`,
-    no spaces, no leading zeros), or None."""
-    if _INTEGER.fullmatch(data) is None:
-        return None
-    value = int(data)
-    return value if _INT64_MIN <= value <= _INT64_MAX else None
+parse_integer = parse_int64  # an integer argument, as Redis's `string2ll` accepts it
 
 
 def parse_cursor(data: bytes) -> int | None:
@@ -261,12 +251,28 @@ def _set(store: Store, arguments: list[bytes]) -> Reply:
     if isinstance(options, ErrorReply):
         return options
     old = store.get(key) if "GET" in options else None
-    if "NX" in options or "XX" in options:
-        present = old is not None if "GET" in options else store.exists(key)
-        if ("NX" in options and present) or ("XX" in options and not present):
-            return Bulk(old) if "GET" in options else NIL
-    store.set(key, value)
-    return Bulk(old) if "GET" in options else OK
+    written = store.set(key, value, only_if_missing="NX" in options, only_if_present="XX" in options)
+    if "GET" in options:
+        return Bulk(old)
+    return OK if written else NIL
+
+
+def _getdel(store: Store, arguments: list[bytes]) -> Reply:
+    return Bulk(store.getdel(arguments[0]))
+
+
+def _incr_by(sign: int, by_argument: bool) -> Handler:
+    """INCR, DECR (by one) and INCRBY, DECRBY (by their second argument)."""
+
+    def handler(store: Store, arguments: list[bytes]) -> Reply:
+        by = parse_integer(arguments[1]) if by_argument else 1
+        if by is None:
+            return NOT_AN_INTEGER
+        if sign < 0 and by == INT64_MIN:
+            return error("decrement would overflow")  # Redis's DECRBY cannot negate it
+        return Integer(store.incr(arguments[0], sign * by))
+
+    return handler
 
 
 def _delete(store: Store, arguments: list[bytes]) -> Reply:
@@ -504,6 +510,7 @@ def _command_help(_store: Store, _arguments: list[bytes]) -> Reply:
 _READ = frozenset({Flag.READONLY})
 _READ_FAST = frozenset({Flag.READONLY, Flag.FAST})
 _WRITE = frozenset({Flag.WRITE})
+_WRITE_FAST = frozenset({Flag.WRITE, Flag.FAST})
 _ADMIN = frozenset({Flag.ADMIN})
 _FAST = frozenset({Flag.FAST})
 _NONE: frozenset[Flag] = frozenset()
@@ -531,6 +538,11 @@ COMMANDS = CommandTable(
             key_step=1,
         ),
         Command("del", -2, _WRITE, _delete, "key [key ...]", "Remove keys; replies how many existed.", 1, -1, 1),
+        Command("getdel", 2, _WRITE_FAST, _getdel, "key", "The value of key, removing it (nil when missing).", 1, 1, 1),
+        Command("incr", 2, _WRITE_FAST, _incr_by(1, False), "key", "Add 1 to the integer under key.", 1, 1, 1),
+        Command("decr", 2, _WRITE_FAST, _incr_by(-1, False), "key", "Subtract 1 from it.", 1, 1, 1),
+        Command("incrby", 3, _WRITE_FAST, _incr_by(1, True), "key increment", "Add increment to it.", 1, 1, 1),
+        Command("decrby", 3, _WRITE_FAST, _incr_by(-1, True), "key decrement", "Subtract decrement.", 1, 1, 1),
         Command("exists", -2, _READ_FAST, _exists, "key [key ...]", "How many of the keys exist.", 1, -1, 1),
         Command("mget", -2, _READ_FAST, _mget, "key [key ...]", "The values of the keys (nil when missing).", 1, -1, 1),
         Command("mset", -3, _WRITE, _mset, "key value [key value ...]", "Store every pair, all or none.", 1, -1, 2),

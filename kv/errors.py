@@ -40,6 +40,11 @@ class BatchTooLarge(InvalidArgument):
     """A `set_many` batch does not fit in one frame (`FRAME_PAYLOAD_SIZE_MAX_BYTES`)."""
 
 
+class NotAnInteger(InvalidArgument):
+    """`incr` found a value that is not a signed 64-bit decimal integer, or the sum
+    would leave that range (nothing was written)."""
+
+
 class CorruptionDetected(KvError):
     """Stored bytes failed a checksum or structural check.
 

@@ -38,6 +38,7 @@ from kv.errors import (
     IoError,
     KeyTooLarge,
     KvError,
+    NotAnInteger,
     StoreClosed,
     StoreLocked,
     StoreReadOnly,
@@ -152,6 +153,21 @@ def _check_value(value: bytes | str) -> bytes:
     if len(value_bytes) > VALUE_SIZE_MAX_BYTES:
         raise ValueTooLarge(f"value is {len(value_bytes)} bytes; the limit is {VALUE_SIZE_MAX_BYTES}")
     return value_bytes
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def parse_int64(data: bytes) -> int | None:
+    """A signed 64-bit decimal integer as Redis's `string2ll` accepts it (an optional
+    minus, no plus, no spaces, no leading zeros), or None."""
+    if not data or len(data) > 20:
+        return None
+    digits = data[1:] if data[:1] == b"-" else data
+    if not digits.isdigit() or (digits[:1] == b"0" and (len(digits) > 1 or data[:1] == b"-")):
+        return None
+    value = int(data)
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def _parent_directory(path: str) -> str:
@@ -279,12 +295,20 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------
 
-    def set(self, key: bytes | str, value: bytes | str) -> None:
-        """Store `value` under `key`. In `always` mode it is durable on return.
+    def set(
+        self, key: bytes | str, value: bytes | str, *, only_if_missing: bool = False, only_if_present: bool = False
+    ) -> bool:
+        """Store `value` under `key`; True when it was written. In `always` mode it is
+        durable on return. `only_if_missing` (Redis NX) writes only when the key does not
+        exist, `only_if_present` (XX) only when it does; otherwise nothing is written and
+        False is returned.
 
-        Raises `KeyTooLarge`/`ValueTooLarge` (nothing written), `StoreReadOnly`,
-        `StoreClosed`, or `IoError` (the store then goes read-only).
+        Raises `KeyTooLarge`/`ValueTooLarge` (nothing written), `InvalidArgument` for
+        both conditions at once, `StoreReadOnly`, `StoreClosed`, or `IoError` (the store
+        then goes read-only).
         """
+        if only_if_missing or only_if_present:
+            return self._set_if(key, value, only_if_missing, only_if_present)
         # The common case (bytes within the limits, an open store) is checked inline.
         key_bytes = key if type(key) is bytes and len(key) <= KEY_SIZE_MAX_BYTES else _check_key(key)
         value_bytes = value if type(value) is bytes and len(value) <= VALUE_SIZE_MAX_BYTES else _check_value(value)
@@ -295,6 +319,50 @@ class Store:
         log.append(KIND_SET, keys, values)
         self._counters["sets"] += 1
         self._after_append(keys, values)
+        return True
+
+    def _set_if(self, key: bytes | str, value: bytes | str, if_missing: bool, if_present: bool) -> bool:
+        """A conditional `set`: the check and the write happen in one call, and calls do
+        not interleave (the store is not shared between threads)."""
+        if if_missing and if_present:
+            raise InvalidArgument("only_if_missing and only_if_present exclude each other")
+        key_bytes, value_bytes = _check_key(key), _check_value(value)
+        self._check_writable()
+        if self._exists(key_bytes) != if_present:
+            return False
+        return self.set(key_bytes, value_bytes)
+
+    def getdel(self, key: bytes | str) -> bytes | None:
+        """Remove `key` and return the value it held (None, and nothing written, when it
+        did not exist): Redis GETDEL. The delete is durable as any write of the mode is;
+        raises as `get` and `delete` do."""
+        key_bytes = _check_key(key)
+        self._check_writable()
+        value = self.get(key_bytes)
+        if value is not None:
+            self.delete(key_bytes)
+        return value
+
+    def incr(self, key: bytes | str, by: int = 1) -> int:
+        """Add `by` to the decimal integer stored under `key` (0 when it does not exist),
+        store the sum and return it: Redis INCRBY (DECRBY with a negative `by`).
+
+        Raises `NotAnInteger` (nothing written) for a value that is not a signed 64-bit
+        decimal integer or a sum outside that range, and as `set` does.
+        """
+        key_bytes = _check_key(key)
+        if type(by) is not int:
+            raise InvalidArgument(f"by must be an int, not {by!r}")
+        self._check_writable()
+        current = self.get(key_bytes)
+        base = 0 if current is None else parse_int64(current)
+        if base is None:
+            raise NotAnInteger("value is not an integer or out of range")  # Redis's words
+        total = base + by
+        if not INT64_MIN <= total <= INT64_MAX:
+            raise NotAnInteger("increment or decrement would overflow")
+        self.set(key_bytes, b"%d" % total)
+        return total
 
     def delete(self, key: bytes | str) -> bool:
         """Remove `key`; True when it existed. Raises as `set` does."""

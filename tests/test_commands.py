@@ -221,7 +221,7 @@ def test_flags_say_what_a_command_does() -> None:
     for command in COMMANDS:
         assert not {Flag.WRITE, Flag.READONLY} <= command.flags, command.name
     writes = {command.name for command in COMMANDS if Flag.WRITE in command.flags}
-    assert writes == {"set", "del", "mset", "compact"}
+    assert writes == {"set", "del", "getdel", "incr", "decr", "incrby", "decrby", "mset", "compact"}
 
 
 def test_store_errors_map_in_one_place(store: Store) -> None:
