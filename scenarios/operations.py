@@ -27,7 +27,7 @@ default to 0, so an existing scenario draws exactly what it drew before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from kv.store import Store, VerifyReport
@@ -77,6 +77,11 @@ class Checker(Protocol):
 
     def check_verify(self, report: VerifyReport) -> None: ...
 
+    def check_answer(self, operation: Operation, answer: object, expected: Callable[[Model], object]) -> None:
+        """`answer` must be `expected(model)` of the model before `operation`, unless
+        one of its keys has a value the oracle cannot vouch for."""
+        ...
+
 
 class KindError(ValueError):
     """An operation that its kind does not accept (a bad replay file, a bad argument)."""
@@ -107,6 +112,8 @@ class OperationKind:
     reads = False  # a plain read: when it fails, an open store stays usable
     # a write the store acknowledges without writing when none of its keys is present
     skips_when_absent: ClassVar[bool] = False
+    # its effect depends on its keys' values: one whose value is unknown stays unknown
+    conditional: ClassVar[bool] = False
     key_count: ClassVar[tuple[int, int | None]] = (0, 0)  # keys it takes: at least, at most (None: any)
     values: ClassVar[bool] = False  # its keys carry values (else they map to None)
 
@@ -115,6 +122,15 @@ class OperationKind:
 
     def apply(self, model: Model, operation: Operation) -> Model:
         return model
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        """Whether the store writes a frame for it in this state: True, False, or None
+        when a key whose value is unknown decides (only writes are asked)."""
+        if not self.skips_when_absent:
+            return True
+        if any(key in model and key not in unknown for key in operation.changes):
+            return True
+        return None if any(key in unknown for key in operation.changes) else False
 
     def run(self, store: Store, operation: Operation) -> object:
         """Do it; return what the oracle checks (`check`), or None."""
@@ -264,6 +280,58 @@ class DeleteKind(_Write):
         self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
     ) -> st.SearchStrategy[Operation] | None:
         return keys.map(lambda key: Operation(self.name, {key: None}))
+
+
+class GetDelKind(DeleteKind):
+    """Redis GETDEL: the value (checked as a `get`), and the key removed."""
+
+    name = "getdel"
+    default_weight = 0.0
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.getdel(key)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert result is None or isinstance(result, bytes)
+        [key] = operation.changes
+        checker.check_read(key, result)
+
+
+class _ConditionalSet(SetKind):
+    """A `set` that writes only when its key is absent (`only_if_missing`, Redis NX) or
+    present (`only_if_present`, XX); the store answers whether it wrote."""
+
+    default_weight = 0.0
+    conditional = True
+    if_present: ClassVar[bool]
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        [key] = operation.changes
+        return super().apply(model, operation) if (key in model) == self.if_present else model
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        [key] = operation.changes
+        return None if key in unknown else (key in model) == self.if_present
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [(key, value)] = operation.changes.items()
+        assert value is not None
+        return store.set(key, value, only_if_missing=not self.if_present, only_if_present=self.if_present)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        checker.check_answer(operation, result, lambda model: (key in model) == self.if_present)
+
+
+class SetIfMissingKind(_ConditionalSet):
+    name = "set_if_missing"
+    if_present = False
+
+
+class SetIfPresentKind(_ConditionalSet):
+    name = "set_if_present"
+    if_present = True
 
 
 class SetManyKind(_Write):
@@ -421,6 +489,9 @@ KINDS: dict[str, OperationKind] = {
         VerifyKind(),
         PauseKind(),
         ReopenKind(),
+        GetDelKind(),
+        SetIfMissingKind(),
+        SetIfPresentKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

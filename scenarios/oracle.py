@@ -49,7 +49,7 @@ and `none` modes held, the exact text of errors, and performance.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -149,7 +149,8 @@ class Oracle:
         kind = kind_of(operation)
         if kind.writes:
             unknown_before = frozenset(self.unknown)
-            self.unknown.difference_update(operation.changes)
+            if not kind.conditional:
+                self.unknown.difference_update(operation.changes)
             if self.writes_a_frame(operation):
                 self.before_last = self.model
                 if self.durability != "always":
@@ -165,12 +166,9 @@ class Oracle:
 
     def writes_a_frame(self, operation: Operation) -> bool:
         """False for a write the store acknowledges without writing (a delete of an absent
-        key: `skips_when_absent`); then the last frame in the log is still the previous
-        write's."""
-        changes = operation.changes
-        return not kind_of(operation).skips_when_absent or any(
-            key in self.model or key in self.unknown for key in changes
-        )
+        key, a conditional set whose condition failed): then the last frame in the log is
+        still the previous write's. True when an unknown value decides."""
+        return kind_of(operation).writes_now(self.model, self.unknown, operation) is not False
 
     def _acknowledged_unsynced(self, operation: Operation, started_us: int, unknown_before: frozenset[bytes]) -> None:
         """A write acknowledged in batch or none mode: it may be lost in a crash, with
@@ -178,10 +176,9 @@ class Oracle:
         known again are unknown once more if it is lost)."""
         unsynced = self.unsynced
         unsynced.append((self.model, started_us, unknown_before))
-        changes = operation.changes
-        counted = not kind_of(operation).skips_when_absent or any(
-            key in self.model and key not in self.unknown for key in changes
-        )
+        # Counted only when it surely wrote: counting one that did not would make the
+        # oracle believe the store synced earlier than it did.
+        counted = kind_of(operation).writes_now(self.model, self.unknown, operation) is True
         if self.durability != "batch" or not counted:
             return
         # The store checks its batch bounds on every write it counts (a delete of an
@@ -208,6 +205,16 @@ class Oracle:
                 self.check_not_invented({key: value})
         elif value != self.model.get(key):
             raise Violation(f"get({key!r}) returned {value!r:.80}, the model holds {self.model.get(key)!r:.80}")
+
+    def check_answer(self, operation: Operation, answer: object, expected: Callable[[Model], object]) -> None:
+        """An operation's answer (a conditional set's "written") is what the model says,
+        unless one of its keys has a value the oracle cannot vouch for."""
+        if any(key in self.unknown for key in operation.changes):
+            return
+        wanted = expected(self.model)
+        if answer != wanted:
+            keys = sorted(operation.changes)[:3]
+            raise Violation(f"{operation.kind} {keys} answered {answer!r:.60}, the model says {wanted!r:.60}")
 
     def check_error(self, kind: str, error: BaseException) -> None:
         if not isinstance(error, KvError):

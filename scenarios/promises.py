@@ -221,4 +221,20 @@ PROMISES: tuple[Promise, ...] = (
         "untyped_error_on_failed_sync",
         "filesystem",
     ),
+    Promise(
+        "getdel_durable",
+        "in `always` mode a getdel's delete is durable when it returns: the key never comes back",
+        "kv.store.Store.getdel docstring",
+        "check_recovered",
+        "getdel_before_sync",
+        "conditional",
+    ),
+    Promise(
+        "conditional_set_answers",
+        "a conditional set (only_if_missing / only_if_present) writes exactly when its condition holds, and says so",
+        "kv.store.Store.set docstring",
+        "check_answer",
+        "conditional_set_checks_the_cache",
+        "conditional",
+    ),
 )

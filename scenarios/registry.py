@@ -161,6 +161,18 @@ SCENARIOS: dict[str, Scenario] = {
             defining_faults=("crash_survival.prefix", "crash_survival.subset"),
         ),
         Scenario(
+            "conditional",
+            "getdel and conditional sets (NX, XX) beside every write, under crashes and failing syncs: "
+            "a getdel's value is the model's, an acknowledged one stays deleted, a conditional set "
+            "answers whether it wrote",
+            mix=WorkloadMix(weighted(getdel=0.08, set_if_missing=0.08, set_if_present=0.08, pause=0.03, reopen=0.01)),
+            faults=FaultPlan(crash_survival=CRASHES, fsync_gate=FsyncGate(probability=0.002)),
+            durabilities=ALL_DURABILITIES,
+            crash_probability=0.01,
+            crash_during_recovery_probability=0.2,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset", "fsync_gate"),
+        ),
+        Scenario(
             "corruption",
             "bit flips on write and at rest, transient and sticky read corruption, with crashes: "
             "every loss reported, no wrong value",

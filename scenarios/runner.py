@@ -457,6 +457,10 @@ class Harness:
         self.note(f"  -> {shown(value)}")
         self.oracle.check_read(key, value)
 
+    def check_answer(self, operation: Operation, answer: object, expected: Callable[[Model], object]) -> None:
+        self.note(f"  -> {answer!r:.40}")
+        self.oracle.check_answer(operation, answer, expected)
+
     def check_verify(self, report: VerifyReport) -> None:
         self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
         data_files = [

@@ -590,6 +590,53 @@ def verify_drops_old_damage() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def getdel_before_sync() -> Iterator[None]:
+    """A getdel's delete is staged, not committed: the value comes back to the caller at
+    once and the delete rides on the next write's sync.
+
+    Models a fetch-and-remove built from a read and a buffered delete (a queue's "pop"
+    acknowledged before its removal is durable): after a power loss the key, which the
+    caller took, is still there and is handed out again.
+    """
+    original_getdel = Store.getdel
+
+    def getdel(self: Store, key: bytes | str) -> bytes | None:
+        if self.durability != "always":
+            return original_getdel(self, key)
+        durability, self.durability = self.durability, "none"
+        try:
+            return original_getdel(self, key)
+        finally:
+            self.durability = durability
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "getdel", getdel)
+        yield
+
+
+@contextmanager
+def conditional_set_checks_the_cache() -> Iterator[None]:
+    """Only-if-missing and only-if-present ask the read cache whether the key exists,
+    not the index: a key that is live but not cached counts as missing.
+
+    Models a conditional write whose existence check consults a partial structure (a
+    cache, a bloom filter read the wrong way round): SET NX overwrites live keys and
+    SET XX refuses to update them.
+    """
+
+    def set_if(self: Store, key: bytes | str, value: bytes | str, if_missing: bool, if_present: bool) -> bool:
+        key_bytes = key if isinstance(key, bytes) else key.encode()
+        present = key_bytes in self._cache or self._staged.get(key_bytes) is not None
+        if present != if_present:
+            return False
+        return self.set(key_bytes, value)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_set_if", set_if)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -614,6 +661,8 @@ VARIANTS: dict[str, Variant] = {
     "verify_checks_frames_only": verify_checks_frames_only,
     "verify_drops_old_damage": verify_drops_old_damage,
     "settle_journals_inside_open": settle_journals_inside_open,
+    "getdel_before_sync": getdel_before_sync,
+    "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -221,9 +221,9 @@ def test_operations_have_the_workload_format(operation: Operation) -> None:
     assert kind in OPERATION_KINDS
     assert all(re.fullmatch(rb"key[0-7]", key) for key in changes)
     assert all(value is None or len(value) <= 64 for value in changes.values())
-    if kind == "set":
+    if kind in ("set", "set_if_missing", "set_if_present"):
         assert len(changes) == 1 and None not in changes.values()
-    elif kind in ("get", "delete"):
+    elif kind in ("get", "delete", "getdel"):
         assert list(changes.values()) == [None]
     elif kind == "set_many":
         assert 1 <= len(changes) <= 4 and None not in changes.values()
