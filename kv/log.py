@@ -120,6 +120,10 @@ class SegmentLog:
     pending_count: int = 0
     unsynced_files: list[File] = field(default_factory=list)
     directory_dirty: bool = False
+    # The CLEAN marker names an older segment than the active one (a roll since it was
+    # written): the next sync renames it, so the loss of a whole newest segment (a
+    # directory entry the file system lost) is damage the next open can see.
+    marker_stale: bool = False
     sealed: dict[int, File] = field(default_factory=dict)  # segment id -> read handle
 
     @property
@@ -194,6 +198,9 @@ class SegmentLog:
             if self.directory_dirty:
                 self.io.sync_dir(self.directory).result()
                 self.directory_dirty = False
+            if self.marker_stale:  # after the new segment's entry is durable, before any ack
+                write_clean_marker(self.io, self.directory, self.segment_id, 0, sync_directory=False)
+                self.marker_stale = False
             self.durable_lsn = self.next_lsn - 1
         return written
 
@@ -226,3 +233,4 @@ class SegmentLog:
         self.write_offset = 0
         self.allocated_bytes = 0
         self.directory_dirty = True
+        self.marker_stale = True

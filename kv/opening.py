@@ -91,6 +91,8 @@ class Recovery:
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
         self.clean_marker: tuple[int, int] | None = None
         self.clean_marker_present = False
+        self.covered = 0  # the newest compacted file's id: segments up to it are compacted
+        self.newest_named = 0  # the newest segment the CLEAN marker names (or `covered`)
         self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
         self.allocated: dict[int, int] = {}  # newest segment id -> size with its preallocated zeros
         self.expected_lsn: int | None = None  # the lsn the next log segment must start with
@@ -151,6 +153,8 @@ class Recovery:
         if covered:
             self._load_compacted(covered, covered in hints)
         live_segments = sorted(i for i in segments if i > covered)
+        self.covered = covered
+        self.newest_named = max(covered, self.clean_marker[0] if self.clean_marker is not None else 0)
         if not covered and live_segments[:1] == [1]:
             # The first segment of a store that never compacted starts at lsn 1: a frame
             # there with a later lsn (a misdirected write over the first) is damage.
@@ -234,9 +238,21 @@ class Recovery:
         continues the lsns (then it is reported as a torn tail and truncated).
         """
         kept: dict[int, tuple[File, int]] = {}
+        if segment_ids and not self.covered and segment_ids[0] != 1:
+            # Compaction always leaves a compacted file (empty, if nothing is live)
+            # before it removes a segment: without one, the log starts at segment 1.
+            mark("log_start_missing")
+            self._damaged(segment_name(segment_ids[0]), 0, f"segments before {segment_ids[0]} are missing")
         for index, segment_id in enumerate(segment_ids):
             previous = segment_ids[index - 1] if index > 0 else None
             self._replay_segment(segment_id, previous, index == len(segment_ids) - 1, kept)
+        if self.damage is None and self.newest_named > max(segment_ids, default=0):
+            # The CLEAN marker names the newest segment (rewritten at each roll before a
+            # write into the new segment is acknowledged): a newer id than any found
+            # means whole newest segments were lost (an entry the file system lost).
+            mark("newest_segment_missing")
+            detail = "the newest segment, which the CLEAN marker names, is missing"
+            self._damaged(segment_name(self.newest_named), 0, detail)
         if self.damaged_tail is not None and self.damage is None:
             self._quarantine_damaged_tail(kept)
         if moved := [segment_id for segment_id, offset in self.quarantine if offset == 0]:
@@ -394,13 +410,16 @@ class Recovery:
         marker that a repair or a new segment made stale. Raises `IoError`."""
         log = self.log
         assert log is not None
-        if self.clean_marker != (log.segment_id, log.write_offset):
-            write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=False)
-        if log.directory_dirty or not self.clean_marker_present:
-            # The marker names a segment this open created: both entries durable now, or
-            # a crash could take that segment and leave the marker naming none.
+        if log.directory_dirty:
+            # The marker will name a segment this open created: its entry is durable
+            # first, or a crash could leave the marker naming a segment that never was
+            # (which reads as a lost newest segment).
             self.io.sync_dir(self.path).result()
             log.directory_dirty = False
+        if self.clean_marker != (log.segment_id, log.write_offset):
+            write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=False)
+        if not self.clean_marker_present:  # the marker's own entry
+            self.io.sync_dir(self.path).result()
 
     def _read_segment(self, segment_id: int, mode: OpenMode) -> tuple[File, bytes]:
         file = self._open(segment_name(segment_id), mode)

@@ -12,6 +12,8 @@ Verified (the check's name, then what it demands):
 - `check_read`: every `get` returns what the model holds; for a key whose value is
   unknown (an earlier read failed, or a reported loss), a value once written for it or
   nothing.
+- `check_answer`: an operation's answer that the model decides (whether a conditional
+  set wrote) is the model's, for keys whose value the oracle knows.
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state

@@ -222,6 +222,14 @@ PROMISES: tuple[Promise, ...] = (
         "filesystem",
     ),
     Promise(
+        "lost_file_reported",
+        "a segment or compacted file the file system loses (its directory entry gone) is reported, never lost silently",
+        "kv.opening (the CLEAN marker names the newest segment; compaction always leaves a compacted file)",
+        "check_explained",
+        "clean_marker_not_moved_at_roll",
+        "corruption",
+    ),
+    Promise(
         "getdel_durable",
         "in `always` mode a getdel's delete is durable when it returns: the key never comes back",
         "kv.store.Store.getdel docstring",

@@ -11,6 +11,7 @@ from io_backends.sim.faults import (
     BitFlip,
     CrashSurvival,
     DiskFull,
+    EntryLoss,
     FaultPlan,
     FsyncGate,
     Latency,
@@ -101,6 +102,7 @@ MEDIA = FaultPlan(
     torn_write=TORN,
     bit_flip=BitFlip(on_write_probability=0.002, at_rest_probability=0.05),
     read_corruption=ReadCorruption(probability=0.002, sticky_probability=0.2),
+    entry_loss=EntryLoss(probability=0.05),
 )
 FILESYSTEM = FaultPlan(
     operation_errors=OperationErrors(
@@ -128,6 +130,7 @@ EVERYTHING = replace(
     fsync_gate=FsyncGate(probability=0.002),
     latency=Latency(jitter_us_max=200),
     tail_corruption=TailCorruption(probability=0.02, window_bytes=64),
+    entry_loss=EntryLoss(probability=0.05),
 )
 
 # The defining faults of the scenarios that turn everything on: one draw of each fault.
@@ -143,6 +146,7 @@ EVERY_FAULT = (
     "operation_errors.sync",
     "fsync_gate",
     "tail_corruption",
+    "entry_loss",
 )  # torn writes need a write wider than a 4 KiB sector, which these workloads rarely make
 
 SCENARIOS: dict[str, Scenario] = {

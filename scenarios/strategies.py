@@ -32,6 +32,7 @@ from io_backends.sim.faults import (
     BitFlip,
     CrashSurvival,
     DiskFull,
+    EntryLoss,
     FaultPlan,
     FsyncGate,
     Latency,
@@ -168,6 +169,7 @@ _FAULT_STRATEGIES: dict[str, st.SearchStrategy[object]] = {
     "tail_corruption": _fault(
         TailCorruption, {"probability": _EVENT}, fixed={"window_bytes": _ladder(TAIL_WINDOWS_BYTES)}
     ),
+    "entry_loss": _fault(EntryLoss, {"probability": _EVENT}),
 }
 assert set(_FAULT_STRATEGIES) == set(FAULT_KINDS), "every fault of FaultPlan needs a strategy here"
 

@@ -637,6 +637,27 @@ def conditional_set_checks_the_cache() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def clean_marker_not_moved_at_roll() -> Iterator[None]:
+    """The CLEAN marker is rewritten only at open and close, not when the log rolls to a
+    new segment: it keeps naming an older segment while writes go to newer ones.
+
+    Models a store whose manifest (here, the marker naming the newest segment) lags
+    behind its files, as RocksDB's WAL tracking does when off: when the file system
+    loses the newest segment's directory entry, nothing says it ever existed, and the
+    acknowledged writes in it vanish without a report.
+    """
+    original_roll = SegmentLog.roll
+
+    def roll(self: SegmentLog) -> None:
+        original_roll(self)
+        self.marker_stale = False
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SegmentLog, "roll", roll)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -663,6 +684,7 @@ VARIANTS: dict[str, Variant] = {
     "settle_journals_inside_open": settle_journals_inside_open,
     "getdel_before_sync": getdel_before_sync,
     "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
+    "clean_marker_not_moved_at_roll": clean_marker_not_moved_at_roll,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -36,11 +36,6 @@ KNOWN_UNREACHED = {
     # a sealed segment with a damaged tail that held no records: rolling cuts and syncs
     # the sealed segment, so only a write landing past a sealed segment's end makes one.
     "sealed_tail_torn",
-    # a segment id missing between two: no fault removes a durable directory entry.
-    "segment_missing",
-    # segments but no CLEAN marker: only a crash inside the first open, between creating
-    # segment 1 and syncing the directory, with the segment's entry surviving and not CLEAN's.
-    "clean_marker_missing",
 }
 
 

@@ -658,5 +658,13 @@ def test_ledger_matches_a_fault_free_replay_of_store_runs(seed: int) -> None:
 
 
 def test_the_store_replay_catches_a_ledger_that_never_heals() -> None:
-    with mock.patch.object(Shadow, "apply", _never_healing), pytest.raises(AssertionError):
-        test_ledger_matches_a_fault_free_replay_of_store_runs(0)
+    """Over the four seeds the replay test runs, a ledger that never heals is caught
+    (which seeds rewrite damaged bytes depends on the store's exact I/O)."""
+    caught = []
+    with mock.patch.object(Shadow, "apply", _never_healing):
+        for seed in range(4):
+            try:
+                test_ledger_matches_a_fault_free_replay_of_store_runs(seed)
+            except AssertionError:
+                caught.append(seed)
+    assert caught

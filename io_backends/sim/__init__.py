@@ -251,6 +251,9 @@ class SimIo:
         self.faults.flip_at_rest(list(self.disk.inodes.values()))
         self.disk.crash(self.faults.survivors, self.faults.entry_survivors)
         self.faults.corrupt_tails(list(self.disk.inodes.values()))  # the files that survived
+        lost = self.faults.lose_entry([(path, len(inode.data)) for path, inode in self.disk.files()])
+        if lost is not None:
+            self.disk.lose(lost[0])
 
     def begin_stream(self, stream: int) -> None:
         """From now on draw every decision (faults, latency, completion order) from a
@@ -276,9 +279,11 @@ class SimIo:
         error); sorted by (path, offset). `path` limits it to one file."""
         if path is None:
             files = list(self.disk.files())
+            lost = [name for name in self.disk.lost if self.disk.lookup(name) is None]
         else:
             inode = self.disk.lookup(path)
             files = [] if inode is None else [(self.disk.normalize(path), inode)]
+            lost = [self.disk.normalize(path)] if inode is None and self.disk.normalize(path) in self.disk.lost else []
         sector = self.faults.plan.latent_sector_error.sector_bytes
         found = []
         for name, inode in files:
@@ -289,6 +294,9 @@ class SimIo:
                 if start < end:
                     ranges.append((start, end, "latent_sector_error"))
             found.extend(_merged(name, ranges))
+        # A file an EntryLoss took: damaged whole (at least one byte), until one of that
+        # name exists again.
+        found += [Damage(name, 0, max(self.disk.lost[name], 1), "entry_loss") for name in lost]
         return sorted(found, key=lambda d: (d.path, d.offset, d.length, d.kind))
 
     def damaged(self, path: str, start: int, end: int) -> bool:

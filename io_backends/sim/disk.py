@@ -171,6 +171,7 @@ class SimDisk:
         self.generation = 0  # bumped by crash(); handles of older generations are dead
         self.locks: dict[str, int] = {}  # path -> owner id
         self.pending_entry_changes: list[EntryChange] = []  # directory changes not yet synced
+        self.lost: dict[str, int] = {}  # path -> size of each file an `EntryLoss` took
         self._next_inode = 1
 
     @staticmethod
@@ -202,6 +203,17 @@ class SimDisk:
         for path, directory in self.directories.items():
             for name, number in directory.entries.items():
                 yield posixpath.join(path, name), self.inodes[number]
+
+    def lose(self, path: str) -> None:
+        """A durable entry vanishes (metadata damage at a crash): the file is gone, and
+        its data with it once no other entry names its inode."""
+        parent, name = self.split(path)
+        directory = self.directories[parent]
+        number = directory.entries.pop(name)
+        directory.durable_entries.pop(name, None)
+        self.lost[self.normalize(path)] = len(self.inodes[number].data)
+        if all(number not in d.entries.values() for d in self.directories.values()):
+            del self.inodes[number]
 
     def used_bytes(self) -> int:
         return sum(len(inode.data) for inode in self.inodes.values())

@@ -27,6 +27,7 @@ transient read corruption, a short read) is not damage.
 | `DiskFull` | per write that grows the disk | ENOSPC past the capacity |
 | `Latency` | per operation | extra virtual latency, so completions reorder |
 | `TailCorruption` | per crash, per surviving file | a bit flips near the end of its data (what marks completion) |
+| `EntryLoss` | per crash | one file's durable directory entry is lost, and the file with it |
 
 `DiskFull` (ENOSPC past a capacity; switching it off frees the space) can also be set on
 the disk itself as `SimDisk(capacity_bytes=...)`. Directory entries
@@ -145,13 +146,35 @@ class TailCorruption:
     window_bytes: int = 64  # how far from the end of the file's data the bit may be
 
 
+@dataclass(frozen=True)
+class EntryLoss:
+    """File-system metadata damage: a power loss takes a durable directory entry with
+    it (what fsck leaves in lost+found, or a journal replay that missed a block), so a
+    file the store synced, and whose directory it synced, is gone after the crash.
+
+    At each crash, with `probability`, one file of the disk (picked uniformly among every
+    directory's entries) loses its entry and its data. The loss is damage: the ledger
+    keeps it at the file's path, its whole length, until a file of that name exists again.
+    """
+
+    probability: float = 0.0  # per crash: one random file's durable entry is lost
+
+
 # Settings that shape a fault but do not switch it on.
 _SHAPE_FIELDS = ("sector_bytes", "bits_max", "window_bytes")
 
 
 # The faults that may destroy or alter acknowledged bytes (`FaultPlan` field names).
 DAMAGING_FAULTS = frozenset(
-    {"bit_flip", "read_corruption", "latent_sector_error", "misdirected_write", "lost_write", "tail_corruption"}
+    {
+        "bit_flip",
+        "read_corruption",
+        "latent_sector_error",
+        "misdirected_write",
+        "lost_write",
+        "tail_corruption",
+        "entry_loss",
+    }
 )
 
 
@@ -174,6 +197,7 @@ class FaultPlan:
     disk_full: DiskFull = field(default_factory=DiskFull)
     latency: Latency = field(default_factory=Latency)
     tail_corruption: TailCorruption = field(default_factory=TailCorruption)
+    entry_loss: EntryLoss = field(default_factory=EntryLoss)
 
     def damages_data(self) -> bool:
         """True when a fault may destroy or alter acknowledged bytes (then the store may
@@ -363,6 +387,13 @@ class FaultInjector:
                 continue
             position = self.rng.randrange(max(0, end - max(1, tail.window_bytes)), end)
             inode.flip(position, 1 << self.rng.randrange(8), "tail_corruption")
+
+    def lose_entry(self, files: list[tuple[str, int]]) -> tuple[str, int] | None:
+        """Per crash (see `EntryLoss`): maybe the (path, size) of the one file, of
+        `files`, whose entry the crash takes; None when it takes none."""
+        if not files or not self.draw("entry_loss", self.plan.entry_loss.probability):
+            return None
+        return files[self.rng.randrange(len(files))]
 
     def report(self) -> dict[str, FaultCount]:
         return dict(sorted(self.counts.items()))
