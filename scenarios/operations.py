@@ -67,6 +67,10 @@ class Drawing(Protocol):
 
     def key(self) -> bytes: ...
 
+    def below(self, bound: int) -> int:
+        """`rng.randrange(bound)`, drawing the same."""
+        ...
+
     def value(self, stamp: bytes, key: bytes = b"") -> bytes: ...
 
 
@@ -343,7 +347,7 @@ class SetManyKind(_Write):
     def draw(self, drawing: Drawing) -> Operation:
         stamp = b"%d:" % drawing.step
         changes: Changes = {}
-        for _ in range(drawing.rng.randrange(1, drawing.batch_size_max + 1)):
+        for _ in range(1 + drawing.below(drawing.batch_size_max)):  # `rng.randrange(1, max + 1)`
             key = drawing.key()  # drawn before its value, as always
             changes[key] = drawing.value(stamp, key)
         return Operation(self.name, changes)
