@@ -8,7 +8,7 @@ knows everything the harness needs of it:
 - `apply`: the model after it (`scenarios.workload.apply`);
 - `run`: do it on a store (`scenarios.workload.run_operation`);
 - `check`: what the oracle checks of its answer (a `get`'s value, a `verify`'s report);
-- `describe`: one line of a timeline (hashed into the trace: keep it stable);
+- `describe`: one line of a timeline (the trace hash takes the operation itself);
 - `to_json` / `from_json`: its form in a replay file (`scenarios.schedule`);
 - `simpler`: smaller variants, for the shrinker (`scenarios.shrink`);
 - `strategy`: a hypothesis strategy (`scenarios.strategies.operations`, the state machine).
