@@ -673,7 +673,7 @@ class _Forcer:
         if waiting and self.crashes < FORCED_CRASHES_MAX:
             self.crashes += 1
             harness.plan_crash_before_sync()
-        elif probability > 0.0 and rng.random() < probability:  # a zero probability draws nothing
+        elif rng.random() < probability:
             if rng.random() < CRASH_BEFORE_SYNC_PROBABILITY:
                 harness.plan_crash_before_sync()
             else:
@@ -731,8 +731,7 @@ def _record(
 
     def recovery_crash() -> int | None:
         crash = None
-        probability = scenario.crash_during_recovery_probability  # zero draws nothing
-        if probability > 0.0 and rng.random() < probability:  # anywhere in an open like the last
+        if rng.random() < scenario.crash_during_recovery_probability:  # anywhere in an open like the last
             crash = rng.randrange(1, max(RECOVERY_CRASH_IOS_MIN, harness.open_ios_last + 1))
         phase.append(crash)
         return crash
