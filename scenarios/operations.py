@@ -8,7 +8,7 @@ knows everything the harness needs of it:
 - `apply`: the model after it (`scenarios.workload.apply`);
 - `run`: do it on a store (`scenarios.workload.run_operation`);
 - `check`: what the oracle checks of its answer (a `get`'s value, a `verify`'s report);
-- `describe`: one line of a timeline (hashed into the trace: keep it stable);
+- `describe`: one line of a timeline (the trace hash takes the operation itself);
 - `to_json` / `from_json`: its form in a replay file (`scenarios.schedule`);
 - `simpler`: smaller variants, for the shrinker (`scenarios.shrink`);
 - `strategy`: a hypothesis strategy (`scenarios.strategies.operations`, the state machine).
@@ -66,6 +66,10 @@ class Drawing(Protocol):
     def batch_size_max(self) -> int: ...
 
     def key(self) -> bytes: ...
+
+    def below(self, bound: int) -> int:
+        """`rng.randrange(bound)`, drawing the same."""
+        ...
 
     def value(self, stamp: bytes, key: bytes = b"") -> bytes: ...
 
@@ -343,7 +347,7 @@ class SetManyKind(_Write):
     def draw(self, drawing: Drawing) -> Operation:
         stamp = b"%d:" % drawing.step
         changes: Changes = {}
-        for _ in range(drawing.rng.randrange(1, drawing.batch_size_max + 1)):
+        for _ in range(1 + drawing.below(drawing.batch_size_max)):  # `rng.randrange(1, max + 1)`
             key = drawing.key()  # drawn before its value, as always
             changes[key] = drawing.value(stamp, key)
         return Operation(self.name, changes)

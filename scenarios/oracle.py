@@ -61,7 +61,7 @@ from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
-from scenarios.operations import Model, Operation, kind_of
+from scenarios.operations import Model, Operation, OperationKind, kind_of
 from scenarios.workload import apply
 
 
@@ -139,28 +139,37 @@ class Oracle:
 
     # -- history ---------------------------------------------------------------------
 
-    def starting(self, operation: Operation) -> None:
-        """An operation is about to run: remember the values it may write."""
-        if kind_of(operation).writes:
+    def starting(self, operation: Operation, kind: OperationKind | None = None) -> None:
+        """An operation (of `kind`, when the caller has it) is about to run: remember the
+        values it may write."""
+        if (kind or kind_of(operation)).writes:
+            written = self.written
             for key, value in operation.changes.items():
                 if value is not None:
-                    self.written.setdefault(key, set()).add(value)
+                    values = written.get(key)
+                    if values is None:
+                        written[key] = {value}
+                    else:
+                        values.add(value)
 
-    def acknowledged(self, operation: Operation, started_us: int) -> None:
-        """The store returned from `operation` (a write, flush, compact or read)."""
-        kind = kind_of(operation)
+    def acknowledged(self, operation: Operation, started_us: int, kind: OperationKind | None = None) -> None:
+        """The store returned from `operation` (a write, flush, compact or read; of
+        `kind`, when the caller has it)."""
+        if kind is None:
+            kind = kind_of(operation)
         if kind.writes:
-            unknown_before = frozenset(self.unknown)
-            if not kind.conditional:
-                self.unknown.difference_update(operation.changes)
-            if self.writes_a_frame(operation):
+            unknown = self.unknown
+            unknown_before = frozenset(unknown) if self.durability != "always" else frozenset()
+            if unknown and not kind.conditional:
+                unknown.difference_update(operation.changes)
+            if kind.writes_now(self.model, unknown, operation) is not False:  # `writes_a_frame`
                 self.before_last = self.model
                 if self.durability != "always":
                     self.history.append(self.model)
                     self._acknowledged_unsynced(operation, started_us, unknown_before)
         elif kind.syncs:  # it synced every earlier write before returning
             self.unsynced.clear()
-        self.model = apply(self.model, operation)
+        self.model = kind.apply(self.model, operation)  # `workload.apply`
 
     def synced(self) -> None:
         """A clean close synced every acknowledged write."""

@@ -115,7 +115,8 @@ class _DamageSeen:
 
 
 def describe(operation: Operation) -> str:
-    """One operation for a timeline, as its kind shows it (hashed into the trace)."""
+    """One operation for a timeline, as its kind shows it (the trace hashes the
+    operation itself: `Harness.trace`)."""
     return kind_of(operation).describe(operation)
 
 
@@ -140,7 +141,9 @@ class Harness:
         self.oracle = Oracle(durability)
         self.note_faults()
         self.result = SeedResult(scenario, 0, 0, durability)
-        self.digest = hashlib.sha256()
+        # Every event, in order, hashed once at the end (`trace_hash`): a step as a tuple
+        # of its number and its operation's fields, anything else as its text.
+        self.trace: list[object] = []
         self.keep_timeline = keep_timeline
         self.crash_countdown: int | None = None  # I/O operations until the planned crash
         self.crash_before_sync = False  # the planned crash replaces the next data sync
@@ -240,9 +243,14 @@ class Harness:
         self.result.operations += 1
         self.steps += 1
         self.step_started_ios = self.io.operations_completed
-        self.event(f"#{self.steps} {describe(operation)}")
+        # The step's event: its operation itself, not its timeline line (`describe` shows
+        # values with `repr` and cuts them; the trace only has to pin the run).
+        self.trace.append((self.steps, *operation))
+        if self.keep_timeline:
+            self.result.timeline.append(f"t={self.io.clock_us}us #{self.steps} {describe(operation)}")
         self.store = self.step(self.store, operation)
-        self.note_fired_faults()
+        if self.keep_timeline:
+            self.note_fired_faults()
 
     def crash_now(self) -> None:
         """A power loss between operations, then recovery (twice, for idempotence)."""
@@ -268,7 +276,7 @@ class Harness:
 
     def event(self, text: str) -> None:
         """Part of the trace: hashed, and kept in the timeline when asked."""
-        self.digest.update(text.encode() + b"\n")
+        self.trace.append(text)
         if self.keep_timeline:
             self.result.timeline.append(f"t={self.io.clock_us}us {text}")
 
@@ -294,6 +302,12 @@ class Harness:
         self.result.crashes += 1
         counts = self.result.crashes_by_method
         counts[method] = counts.get(method, 0) + 1
+
+    def trace_hash(self) -> str:
+        """The trace's digest: SHA-256 of the `repr` of every event in order (the repr of
+        strings, ints, bytes, tuples and dicts in insertion order does not depend on
+        PYTHONHASHSEED), cut to 16 hex digits."""
+        return hashlib.sha256(repr(self.trace).encode()).hexdigest()[:16]
 
     # -- opening and recovery --------------------------------------------------------------
 
@@ -418,7 +432,7 @@ class Harness:
             self.event("accepted: a lost or misdirected write at the tail of the log (undetectable, counted)")
         elif outcome.kind == "reported loss":
             self.event(f"accepted a reported loss: {outcome.keys_lost} keys lost")
-        else:
+        elif self.keep_timeline:
             self.note(f"recovered: {outcome.kind}, {len(self.oracle.model)} keys")
         return outcome
 
@@ -426,14 +440,17 @@ class Harness:
 
     def step(self, store: Store, operation: Operation) -> Store:
         kind = kind_of(operation)
-        self.oracle.starting(operation)
+        self.oracle.starting(operation, kind)
         if kind.idles:
             self.io.pause(pause_us(operation))
         if kind.reopens:
             return self.reopen_armed(store)
         started_us = self.io.clock_us
         try:
-            result = self.run_armed(store, operation)
+            if self.crash_countdown is None and not self.crash_before_sync:
+                result = kind.run(store, operation)  # nothing to arm (`run_armed`)
+            else:
+                result = self.run_armed(store, operation)
         except SimulatedCrash:
             self.crash_landed(kind.name)
             self.event(f"crash during {kind.name}")
@@ -448,21 +465,24 @@ class Harness:
         except Exception as error:  # SimulatedCrash is handled above: this came from the store
             raise Violation(f"{kind.name} raised an untyped {type(error).__name__}: {error}") from error
         kind.check(self, operation, result)
-        self.oracle.acknowledged(operation, started_us)
+        self.oracle.acknowledged(operation, started_us, kind)
         return store
 
     # -- what operation kinds check (`OperationKind.check`) ------------------------------
 
     def check_read(self, key: bytes, value: bytes | None) -> None:
-        self.note(f"  -> {shown(value)}")
+        if self.keep_timeline:
+            self.note(f"  -> {shown(value)}")
         self.oracle.check_read(key, value)
 
     def check_answer(self, operation: Operation, answer: object, expected: Callable[[Model], object]) -> None:
-        self.note(f"  -> {answer!r:.40}")
+        if self.keep_timeline:
+            self.note(f"  -> {answer!r:.40}")
         self.oracle.check_answer(operation, answer, expected)
 
     def check_verify(self, report: VerifyReport) -> None:
-        self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
+        if self.keep_timeline:
+            self.note(f"  -> verify: {'ok' if report.ok else '; '.join(report.problems[:2])}")
         data_files = [
             f"{STORE_DIRECTORY}/{name}" for name in self._store_names() if name.endswith((".seg", ".compacted"))
         ]
@@ -619,7 +639,7 @@ def _finished(harness: Harness, drive: Callable[[], None], defining: tuple[str, 
         for name, count in harness.io.faults.report().items()
     }
     harness.result.defining_faults = {name: _fired(harness.io, name) for name in defining}
-    harness.result.trace_hash = harness.digest.hexdigest()[:16]
+    harness.result.trace_hash = harness.trace_hash()
     return harness.result
 
 
@@ -673,7 +693,7 @@ class _Forcer:
 
 def run_seed(scenario: Scenario, seed: int, operations: int | None = None, keep_timeline: bool = False) -> SeedResult:
     """Run `scenario` for `seed`; a violated invariant gives `passed=False`, never an exception."""
-    return record_seed(scenario, seed, operations, keep_timeline)[0]
+    return _record(scenario, seed, operations, keep_timeline)[0]
 
 
 def record_seed(
@@ -681,6 +701,18 @@ def record_seed(
 ) -> tuple[SeedResult, Schedule]:
     """`run_seed`, also returning every decision it took as a `Schedule` (which replays
     to the same trace with `run_schedule`)."""
+    result, schedule = _record(scenario, seed, operations, keep_timeline)
+    return result, schedule()
+
+
+# A step as `record_seed` keeps it until it builds the `Schedule`: `Step`'s fields, in order.
+_StepFields = tuple[Operation, "int | None", "tuple[int | None, ...]", "tuple[str, ...]", int]
+
+
+def _record(
+    scenario: Scenario, seed: int, operations: int | None, keep_timeline: bool
+) -> tuple[SeedResult, Callable[[], Schedule]]:
+    """`record_seed`, with the `Schedule` built only when asked for (`run_seed` never asks)."""
     count = operations if operations is not None else scenario.operations
     rng = random.Random(seed)
     sim_seed = rng.getrandbits(64)
@@ -705,7 +737,7 @@ def record_seed(
         return crash
 
     harness.recovery_crashes = recovery_crash
-    steps: list[Step] = []
+    steps: list[_StepFields] = []
     opening: tuple[int | None, ...] = ()
 
     defining = scenario.seed_defining_faults(plan)
@@ -729,7 +761,7 @@ def record_seed(
             finally:
                 # The schedule names the step a crash landed in, not the one that planned
                 # it, so deleting the steps in between (shrinking) does not move it.
-                steps.append(Step(operation, harness.crash_landed_after_ios, _trimmed(phase), forced, number))
+                steps.append((operation, harness.crash_landed_after_ios, _trimmed(phase), forced, number))
                 phase = []
         harness.io.begin_stream(CLOSING_STREAM)
         harness.finish()
@@ -738,8 +770,13 @@ def record_seed(
     result.seed = seed
     result.operations = count
     size = scenario.segment_size_target_bytes
-    schedule = Schedule(scenario.name, seed, sim_seed, plan, tuple(steps), durability, size)
-    return result, replace(schedule, opening_crashes=opening, closing_crashes=_trimmed(phase))
+    closing = _trimmed(phase)
+
+    def schedule() -> Schedule:
+        built = Schedule(scenario.name, seed, sim_seed, plan, tuple(Step(*step) for step in steps), durability, size)
+        return replace(built, opening_crashes=opening, closing_crashes=closing)
+
+    return result, schedule
 
 
 def _trimmed(crashes: list[int | None]) -> tuple[int | None, ...]:

@@ -42,6 +42,7 @@ __all__ = [
     "Workload",
     "WorkloadMix",
     "apply",
+    "below",
     "pause_operation",
     "pause_us",
     "read_state",
@@ -104,6 +105,17 @@ def weighted(**weights: float) -> tuple[tuple[str, float], ...]:
     return tuple(weights.items())
 
 
+def below(rng: random.Random, bound: int) -> int:
+    """`rng.randrange(bound)` for `bound > 0`, drawing the same bits in the same order
+    (CPython's `Random._randbelow_with_getrandbits`) without `randrange`'s argument
+    checks and the calls between: it runs for every key, value and batch drawn."""
+    bits = bound.bit_length()
+    value = rng.getrandbits(bits)
+    while value >= bound:
+        value = rng.getrandbits(bits)
+    return value
+
+
 @dataclass
 class Workload:
     mix: WorkloadMix
@@ -132,13 +144,16 @@ class Workload:
     def batch_size_max(self) -> int:
         return self.mix.batch_size_max
 
+    def below(self, bound: int) -> int:
+        return below(self.rng, bound)
+
     def key(self) -> bytes:
-        return self._keys[self.rng.randrange(len(self._keys))]
+        return self._keys[below(self.rng, len(self._keys))]
 
     def value(self, stamp: bytes, key: bytes = b"") -> bytes:
         size = self._edge_value_size(key) if self._edge_values else None
         if size is None:
-            size = self.rng.randrange(self.mix.value_size_max_bytes + 1)
+            size = below(self.rng, self.mix.value_size_max_bytes + 1)
         return (stamp * (size // len(stamp) + 1))[:size]
 
     def _edge_value_size(self, key: bytes) -> int | None:

@@ -106,9 +106,10 @@ class SimIo:
         # Every decision (completion order, latency, faults) comes from this one RNG; pass
         # `rng` to draw them from elsewhere (a hypothesis `st.randoms()`, so they shrink).
         # `begin_stream` swaps it for one derived from (seed, stream), unless `rng` was given.
-        self.random = rng if rng is not None else random.Random(seed)
         self._rng_given = rng is not None
-        self.faults = FaultInjector(faults if faults is not None else FaultPlan(), self.random)
+        self.faults = FaultInjector(
+            faults if faults is not None else FaultPlan(), rng if rng is not None else random.Random(seed)
+        )
         self.latency = latency if latency is not None else SimLatency()
         self.clock_us = 0
         self.operations_completed = 0
@@ -122,6 +123,15 @@ class SimIo:
         # even after the store moved or cut the damaged bytes (a repair).
         self.damage_events: list[Damage] = []
         self.on_crash: Callable[[], None] | None = None  # called first thing in every crash (a harness's look)
+
+    @property
+    def random(self) -> random.Random:
+        """The one RNG of every decision (shared with `faults`; see `begin_stream`)."""
+        return self.faults.rng
+
+    @random.setter
+    def random(self, rng: random.Random) -> None:
+        self.faults.rng = rng
 
     # -- clock and driving -------------------------------------------------------------
 
@@ -268,8 +278,7 @@ class SimIo:
         """
         if self._rng_given:
             return
-        self.random = random.Random(f"{self.seed}/{stream}")
-        self.faults.rng = self.random
+        self.faults.begin_stream(f"{self.seed}/{stream}")  # built when first drawn from
 
     # -- damage ledger -------------------------------------------------------------------
 

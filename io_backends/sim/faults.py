@@ -230,7 +230,8 @@ class FaultInjector:
     """Draws every fault decision from one seeded RNG and counts what fired."""
 
     def __init__(self, plan: FaultPlan, rng: random.Random) -> None:
-        self.rng = rng
+        self._rng: random.Random | None = rng
+        self._stream_seed = ""  # what `rng` is seeded with when it is built (`begin_stream`)
         self.counts: dict[str, FaultCount] = {}
         self.persistent_errors: set[tuple[str, str]] = set()  # (operation, path)
         self.forced: dict[str, int] = {}  # fault name -> how many more opportunities fire for certain
@@ -238,6 +239,26 @@ class FaultInjector:
         self.quiet = True
         self.jitter_us_max = 0
         self.plan = plan
+
+    @property
+    def rng(self) -> random.Random:
+        """The RNG every decision is drawn from; after `begin_stream`, built at the first
+        draw (a step that draws nothing, most of them when no fault is on, pays nothing)."""
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = random.Random(self._stream_seed)
+        return rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def begin_stream(self, seed: str) -> None:
+        """Draw from `random.Random(seed)` from now on: the same draws as building it now,
+        built only when something draws (seeding from a string hashes it, then fills the
+        Mersenne Twister's state: several microseconds, once per step)."""
+        self._rng = None
+        self._stream_seed = seed
 
     @property
     def plan(self) -> FaultPlan:
