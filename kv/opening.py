@@ -99,6 +99,7 @@ class Recovery:
         self.damage: Corruption | None = None  # the first damage in the log
         self.damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
         self.lost_last = 0
+        self.lost_uncounted = False  # damaged frames after the last lsn seen: `lost_last` is a lower bound
 
     def run(self) -> None:
         """Recover, or raise with every file it opened closed again."""
@@ -263,7 +264,8 @@ class Recovery:
             if last < first:  # no lsn past the damage reads: its frames held at least one record
                 self.report.corruptions.append(replace(self.damage, records_lost=1, count_known=False))
             else:
-                self.report.corruptions.append(replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1))
+                counted = replace(self.damage, lsn_last_lost=last, records_lost=last - first + 1)
+                self.report.corruptions.append(replace(counted, count_known=not self.lost_uncounted))
         return kept
 
     def _replay_segment(
@@ -280,6 +282,8 @@ class Recovery:
         self._check_continuity(segment_id, previous, scan, kept)
         if self.damage is not None:
             self.lost_last = max(self.lost_last, scan.last_lsn_seen or 0)
+            if scan.last_lsn_seen is not None or scan.damage_after_last_frame:  # its lsns bound earlier damage
+                self.lost_uncounted = scan.damage_after_last_frame
             self.quarantine.append((segment_id, 0))
             close_quietly(self.io, file)
             return
@@ -345,6 +349,10 @@ class Recovery:
             detail = f"damaged frame followed by valid frames at offset {scan.resume_offset}"
             self._damaged_here(segment_id, scan, detail)
             self.lost_last = scan.last_lsn_seen or 0
+            # Damaged frames after the last valid one (two separate damages) hold lsns
+            # no frame shows: the count is a lower bound (found by TailBurst, two flips
+            # in the last frames: a frame between them read valid).
+            self.lost_uncounted = scan.damage_after_last_frame
         elif unreadable:  # never a torn tail: the disk refused
             self._damaged_here(segment_id, scan, "unreadable sectors (EIO)")
         elif newest and self._misplaced(segment_id, data, scan):

@@ -134,6 +134,10 @@ class SegmentScan:
     # the highest lsn of any valid frame past the damage, further damage included (what
     # point-in-time recovery loses runs at least this far)
     lsn_max_beyond: int | None = None
+    # nonzero bytes after the last valid frame (past the damage): damaged frames there
+    # may hold records whose lsns no valid frame shows, so a count of lost records that
+    # ends at the last lsn seen is only a lower bound
+    damage_after_last_frame: bool = False
 
     @property
     def first_lsn(self) -> int | None:
@@ -188,6 +192,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
         return scan
     scan.bad_offset = offset
     scan.bad_header = decode_frame_header(data, offset)
+    scan.damage_after_last_frame = _nonzero_from(data, offset)
     position = data.find(MAGIC_BYTES, offset + 1)
     while position != -1:
         header = _valid_frame_at(data, position, segment_id, compacted)
@@ -203,13 +208,21 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
                 break
             scan.frames_after_damage.append((position, header))
             position += header.size
-        scan.lsn_max_beyond = _lsn_max_from(data, position, segment_id, compacted)
+        scan.lsn_max_beyond, last_end = _lsn_max_from(data, position, segment_id, compacted)
+        scan.damage_after_last_frame = _nonzero_from(data, max(position, last_end))
     return scan
 
 
-def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) -> int | None:
-    """The highest lsn of a valid frame at or after `position`, past any damage."""
+def _nonzero_from(data: bytes, position: int) -> bool:
+    """Whether any byte of `data` from `position` on is nonzero."""
+    return len(data.rstrip(b"\0")) > position
+
+
+def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) -> tuple[int | None, int]:
+    """The highest lsn of a valid frame at or after `position`, past any damage, and
+    where the last such frame ends (0 when there is none)."""
     highest = None
+    end = 0
     position = data.find(MAGIC_BYTES, position)
     while position != -1:
         header = _valid_frame_at(data, position, segment_id, compacted)
@@ -218,8 +231,9 @@ def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) 
             continue
         last = header.first_lsn + header.count - 1
         highest = last if highest is None else max(highest, last)
-        position = data.find(MAGIC_BYTES, position + header.size)
-    return highest
+        end = position + header.size
+        position = data.find(MAGIC_BYTES, end)
+    return highest, end
 
 
 def scan_confirmed(

@@ -13,9 +13,11 @@ from io_backends.sim.faults import (
     DiskFull,
     EntryLoss,
     FaultPlan,
+    FlyingWrite,
     FsyncGate,
     Latency,
     LatentSectorError,
+    LostTruncate,
     LostWrite,
     MisdirectedWrite,
     OperationErrors,
@@ -23,6 +25,7 @@ from io_backends.sim.faults import (
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
+    TailBurst,
     TailCorruption,
     TornWrite,
 )
@@ -131,6 +134,9 @@ EVERYTHING = replace(
     latency=Latency(jitter_us_max=200),
     tail_corruption=TailCorruption(probability=0.02, window_bytes=64),
     entry_loss=EntryLoss(probability=0.05),
+    lost_truncate=LostTruncate(probability=0.02),
+    tail_burst=TailBurst(probability=0.02, window_bytes=256),
+    flying_write=FlyingWrite(probability=0.05),
 )
 
 # The defining faults of the scenarios that turn everything on: one draw of each fault.

@@ -34,9 +34,11 @@ from io_backends.sim.faults import (
     DiskFull,
     EntryLoss,
     FaultPlan,
+    FlyingWrite,
     FsyncGate,
     Latency,
     LatentSectorError,
+    LostTruncate,
     LostWrite,
     MisdirectedWrite,
     OperationErrors,
@@ -44,6 +46,7 @@ from io_backends.sim.faults import (
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
+    TailBurst,
     TailCorruption,
     TornWrite,
 )
@@ -170,6 +173,9 @@ _FAULT_STRATEGIES: dict[str, st.SearchStrategy[object]] = {
         TailCorruption, {"probability": _EVENT}, fixed={"window_bytes": _ladder(TAIL_WINDOWS_BYTES)}
     ),
     "entry_loss": _fault(EntryLoss, {"probability": _EVENT}),
+    "lost_truncate": _fault(LostTruncate, {"probability": _OPERATION}),
+    "tail_burst": _fault(TailBurst, {"probability": _EVENT}, fixed={"window_bytes": _ladder(TAIL_WINDOWS_BYTES)}),
+    "flying_write": _fault(FlyingWrite, {"probability": _EVENT}),
 }
 assert set(_FAULT_STRATEGIES) == set(FAULT_KINDS), "every fault of FaultPlan needs a strategy here"
 

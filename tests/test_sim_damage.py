@@ -31,14 +31,17 @@ from io_backends.sim.faults import (
     BitFlip,
     CrashSurvival,
     FaultPlan,
+    FlyingWrite,
     FsyncGate,
     LatentSectorError,
+    LostTruncate,
     LostWrite,
     MisdirectedWrite,
     OperationErrors,
     ReadCorruption,
     ShortRead,
     SizeBeforeData,
+    TailBurst,
     TailCorruption,
     TornWrite,
 )
@@ -339,6 +342,9 @@ def _plans(draw: st.DrawFn) -> FaultPlan:
         lost_write=LostWrite(draw(p) / 3),
         short_read=ShortRead(draw(p)),
         tail_corruption=TailCorruption(draw(p), 32),
+        lost_truncate=LostTruncate(draw(p)),
+        tail_burst=TailBurst(draw(p), 32),
+        flying_write=FlyingWrite(draw(p)),
     )
 
 
@@ -629,6 +635,9 @@ _HEAVY = FaultPlan(
     misdirected_write=MisdirectedWrite(probability=0.005),
     lost_write=LostWrite(probability=0.005),
     tail_corruption=TailCorruption(probability=0.2),
+    lost_truncate=LostTruncate(probability=0.05),
+    tail_burst=TailBurst(probability=0.1),
+    flying_write=FlyingWrite(probability=0.3),
     operation_errors=OperationErrors(write_probability=0.002, sync_probability=0.002, rename_probability=0.01),
     fsync_gate=FsyncGate(probability=0.005),
 )

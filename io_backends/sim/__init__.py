@@ -260,7 +260,9 @@ class SimIo:
         self._queue.clear()
         self.faults.flip_at_rest(list(self.disk.inodes.values()))
         self.disk.crash(self.faults.survivors, self.faults.entry_survivors)
-        self.faults.corrupt_tails(list(self.disk.inodes.values()))  # the files that survived
+        survived = list(self.disk.inodes.values())
+        self.faults.corrupt_tails(survived)
+        self.faults.burst_tails(survived)
         lost = self.faults.lose_entry([(path, len(inode.data)) for path, inode in self.disk.files()])
         if lost is not None:
             self.disk.lose(lost[0])
@@ -477,8 +479,12 @@ class SimIo:
         handle = self._handle(file, "truncate")
         if not handle.writable:
             raise IoError(errno.EINVAL, "Invalid argument", file.path, "truncate")
-        self._check_space(size - len(handle.inode.data), file.path, "truncate")
-        handle.inode.truncate(size)
+        inode = handle.inode
+        self._check_space(size - len(inode.data), file.path, "truncate")
+        lost = self.faults.draw("lost_truncate", self.faults.plan.lost_truncate.probability)
+        if lost and size < len(inode.data):
+            self.damage_events.append(Damage(file.path, size, len(inode.data) - size, "lost_truncate"))
+        inode.truncate(size, lost)
 
     def close(self, file: File) -> Future[None]:
         return self._submit("close", None, self.latency.metadata_us, self._close, file)

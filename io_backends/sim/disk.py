@@ -47,6 +47,10 @@ class Inode:
     unsynced: list[PendingWrite] = field(default_factory=list)
     bad_sectors: set[int] = field(default_factory=set)  # latent sector errors: reads fail
     ledger: FileLedger | None = None  # how the bytes differ from a fault-free disk's (None: they do not)
+    # Where the newest write and the one before it went since the last crash (-1: none),
+    # for a flying write (`faults.FlyingWrite`).
+    last_write_offset: int = -1
+    previous_write_offset: int = -1
 
     def write(self, offset: int, data: bytes, lost: bool = False) -> None:
         """Apply a write to the page cache and queue it for the next sync."""
@@ -55,6 +59,7 @@ class Inode:
             return
         if type(data) is not bytes:  # kept as a pending change: an immutable copy
             data = bytes(data)
+        self.previous_write_offset, self.last_write_offset = self.last_write_offset, offset
         target = self.data
         if offset > len(target):  # `apply_change` of a write, inline: one per simulated write
             target.extend(bytes(offset - len(target)))
@@ -65,14 +70,20 @@ class Inode:
         """`write`, on a file with a ledger or for a write a fault altered: `twin` is the
         write a fault-free disk would have made instead (`kind` the fault), if any."""
         change = PendingWrite(offset, bytes(data), None, lost, twin, kind)
+        self.previous_write_offset, self.last_write_offset = self.last_write_offset, offset
         if self.ledger is None:
             self.ledger = FileLedger.start(self.data, self.durable)
         self.ledger.data.apply(self.data, change, fault_free(change), fault_kind(change))
         self.unsynced.append(change)
 
-    def truncate(self, size: int) -> None:
+    def truncate(self, size: int, lost: bool = False) -> None:
+        """Apply a truncate to the page cache and queue it; a `lost` one (a lost
+        truncate) is never made durable, though a fault-free disk's would be."""
         change = PendingWrite(size, b"", truncate_to=size)
-        if self.ledger is None:
+        if lost:
+            change = PendingWrite(size, b"", size, True, change, "lost_truncate")
+            self._ledger().data.apply(self.data, change, fault_free(change), None)
+        elif self.ledger is None:
             apply_change(self.data, change)
         else:
             self.ledger.data.apply(self.data, change, change, None)
@@ -118,6 +129,7 @@ class Inode:
             self._ledger().crash(self.durable, survivors)
         self.data[:] = self.durable
         self.unsynced.clear()
+        self.last_write_offset = self.previous_write_offset = -1
         self._forget_if_clean()
 
     def flip(self, position: int, bit: int, kind: str, data: bool = True, durable: bool = True) -> None:

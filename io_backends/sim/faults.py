@@ -28,6 +28,9 @@ transient read corruption, a short read) is not damage.
 | `Latency` | per operation | extra virtual latency, so completions reorder |
 | `TailCorruption` | per crash, per surviving file | a bit flips near the end of its data (what marks completion) |
 | `EntryLoss` | per crash | one file's durable directory entry is lost, and the file with it |
+| `LostTruncate` | per truncate | seen until a crash, but the new size is never stored, even when synced |
+| `TailBurst` | per crash, per surviving file | two bits flip at independent places in the last sectors of its data |
+| `FlyingWrite` | per crash, per file | its newest write, unsynced and surviving, lands where the one before it went |
 
 `DiskFull` (ENOSPC past a capacity; switching it off frees the space) can also be set on
 the disk itself as `SimDisk(capacity_bytes=...)`. Directory entries
@@ -160,6 +163,57 @@ class EntryLoss:
     probability: float = 0.0  # per crash: one random file's durable entry is lost
 
 
+@dataclass(frozen=True)
+class LostTruncate:
+    """A lost metadata write: the device acknowledges the block holding the file's new
+    size (a truncate), then never stores it, even across a sync that covered it (as
+    `LostWrite` for data). Readers see the new size until a crash; after it the file
+    has its old length again, and the bytes past the cut are back: the zeros a log
+    preallocated past its last frame, a torn frame recovery cut away.
+
+    The fault-free disk cuts the file: the ledger holds the bytes past the cut as damage
+    (of kind "lost_truncate", where the twin's file has already ended).
+    """
+
+    probability: float = 0.0  # per truncate: the size change is never made durable
+
+
+@dataclass(frozen=True)
+class TailBurst:
+    """Power-loss damage to data written before the last write: on MLC and TLC flash a
+    cell programmed when the power fails disturbs its paired page, which holds data
+    written (and synced) earlier, so a crash can corrupt acknowledged bytes a few
+    hundred bytes or kilobytes before the end of a file; several of a log's last frames.
+
+    At each crash, for each file that survives it and holds any nonzero byte, with
+    `probability` two bits flip, at independent random positions within the last
+    `window_bytes` of its data (which, as for `TailCorruption`, ends at its last nonzero
+    byte). Two flips, not more: each damaged frame of a log then keeps evidence that
+    the damage is not one torn frame (its own header or records, or the next one's);
+    more flips in a window of a few frames can erase that evidence.
+    """
+
+    probability: float = 0.0  # per crash, per surviving file with data: two bits of its tail flip
+    window_bytes: int = 256  # how far from the end of the file's data the bits may be
+
+
+@dataclass(frozen=True)
+class FlyingWrite:
+    """A write in progress at the power loss lands whole, but in the wrong place (the
+    "flying writes" of Zheng et al., "Understanding the Robustness of SSDs under Power
+    Fault", FAST 2013): here at the offset of the file's write before it, as if the
+    device reused a stale address, over what that write stored. Where the write was
+    meant to go keeps its old bytes.
+
+    At each crash, for each file whose newest write is not yet synced, survives the crash
+    and is not the file's first write since the last crash, with `probability` it lands
+    at the offset of the write before it (when that offset differs). The ledger holds
+    both ranges as damage (kind "flying_write").
+    """
+
+    probability: float = 0.0  # per crash, per file whose newest write survives unsynced
+
+
 # Settings that shape a fault but do not switch it on.
 _SHAPE_FIELDS = ("sector_bytes", "bits_max", "window_bytes")
 
@@ -174,6 +228,9 @@ DAMAGING_FAULTS = frozenset(
         "lost_write",
         "tail_corruption",
         "entry_loss",
+        "lost_truncate",
+        "tail_burst",
+        "flying_write",
     }
 )
 
@@ -198,6 +255,9 @@ class FaultPlan:
     latency: Latency = field(default_factory=Latency)
     tail_corruption: TailCorruption = field(default_factory=TailCorruption)
     entry_loss: EntryLoss = field(default_factory=EntryLoss)
+    lost_truncate: LostTruncate = field(default_factory=LostTruncate)
+    tail_burst: TailBurst = field(default_factory=TailBurst)
+    flying_write: FlyingWrite = field(default_factory=FlyingWrite)
 
     def damages_data(self) -> bool:
         """True when a fault may destroy or alter acknowledged bytes (then the store may
@@ -343,7 +403,19 @@ class FaultInjector:
                 )
             altered.append(self._maybe_torn(inode, change))
             durable_end = max(durable_end, change.offset + len(change.data))
+        if chosen[-1] is inode.unsynced[-1]:
+            altered[-1] = self._maybe_flying(inode, altered[-1])
         return altered
+
+    def _maybe_flying(self, inode: Inode, change: PendingWrite) -> PendingWrite:
+        """The file's newest write, surviving a crash: maybe a flying write (see
+        `FlyingWrite`), landing at the offset of the write before it."""
+        previous = inode.previous_write_offset
+        if change.truncate_to is not None or previous < 0 or previous == change.offset or not change.data:
+            return change
+        if not self.draw("flying_write", self.plan.flying_write.probability):
+            return change
+        return PendingWrite(previous, change.data, None, False, fault_free(change), "flying_write")
 
     def surviving(self, inode: Inode) -> list[PendingWrite]:
         """The crash-survival decision alone: which unsynced changes of `inode` (never a
@@ -408,6 +480,20 @@ class FaultInjector:
                 continue
             position = self.rng.randrange(max(0, end - max(1, tail.window_bytes)), end)
             inode.flip(position, 1 << self.rng.randrange(8), "tail_corruption")
+
+    def burst_tails(self, inodes: list[Inode]) -> None:
+        """Per crash, after it (see `TailBurst`): maybe flip two bits near the end of each
+        surviving file's data, in its durable bytes and its page cache alike."""
+        burst = self.plan.tail_burst
+        if burst.probability <= 0.0:
+            return
+        for inode in inodes:
+            end = _data_end(inode.durable)
+            if not end or not self.draw("tail_burst", burst.probability):
+                continue
+            start = max(0, end - max(1, burst.window_bytes))
+            for _ in range(2):
+                inode.flip(self.rng.randrange(start, end), 1 << self.rng.randrange(8), "tail_burst")
 
     def lose_entry(self, files: list[tuple[str, int]]) -> tuple[str, int] | None:
         """Per crash (see `EntryLoss`): maybe the (path, size) of the one file, of

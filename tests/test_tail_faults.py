@@ -1,0 +1,190 @@
+"""`LostTruncate`, `TailBurst` and `FlyingWrite`: what each does to the simulated disk,
+what its ledger entry says, how it is counted, and the store path it reaches (a sealed
+segment's torn tail, damage spanning frames, a whole frame in the wrong place)."""
+
+from __future__ import annotations
+
+import pytest
+
+import kv
+from io_backends.sim import Damage, SimIo, SimulatedCrash
+from io_backends.sim.disk import Inode
+from io_backends.sim.faults import CrashSurvival, FaultPlan, FlyingWrite, LostTruncate, TailBurst
+from kv.marks import recording
+
+DIRECTORY = "/db"
+PATH = f"{DIRECTORY}/f"
+
+
+def _inode(io: SimIo, path: str = PATH) -> Inode:
+    inode = io.disk.lookup(path)
+    assert inode is not None
+    return inode
+
+
+def _fired(io: SimIo, name: str) -> int:
+    count = io.faults.counts.get(name)
+    return count.fired if count is not None else 0
+
+
+def _synced_file(io: SimIo, data: bytes) -> None:
+    io.mkdir(DIRECTORY).result()
+    file = io.open(PATH, "w").result()
+    io.write(file, 0, data).result()
+    io.sync(file).result()
+    io.close(file).result()
+    io.sync_dir(DIRECTORY).result()
+    io.sync_dir("/").result()
+
+
+def _values(store: kv.Store, count: int, start: int = 0) -> None:
+    for index in range(start, start + count):
+        store.set(f"k{index:03d}", f"v{index}" * 30)
+
+
+# -- LostTruncate ------------------------------------------------------------------------
+
+
+def test_a_lost_truncate_is_seen_until_a_crash_and_then_undone_on_disk_only() -> None:
+    io = SimIo(seed=1, faults=FaultPlan(lost_truncate=LostTruncate(probability=1.0)))
+    _synced_file(io, bytes(range(1, 201)) * 5)
+    file = io.open(PATH, "w").result()
+    io.truncate(file, 100).result()
+    io.sync(file).result()
+    assert len(_inode(io).data) == 100 and io.damage() == []  # readers see the cut
+    assert io.damage_events == [Damage(PATH, 100, 900, "lost_truncate")]
+    io.crash()
+    assert _inode(io).data == bytes(range(1, 201)) * 5  # the old length, the old bytes
+    assert io.damage() == [Damage(PATH, 100, 900, "lost_truncate")]  # the twin's file ends at 100
+    count = io.faults.report()["lost_truncate"]
+    assert (count.fired, count.opportunities) == (1, 1)
+    assert FaultPlan(lost_truncate=LostTruncate(0.1)).damages_data()
+
+
+def test_a_lost_truncate_before_the_crash_synced_nothing_and_is_no_damage() -> None:
+    io = SimIo(seed=2, faults=FaultPlan(lost_truncate=LostTruncate(probability=1.0)))
+    _synced_file(io, b"x" * 300)
+    file = io.open(PATH, "w").result()
+    io.truncate(file, 10).result()
+    io.crash()  # unsynced: lost on a fault-free disk as well
+    assert _inode(io).data == b"x" * 300 and io.damage() == []
+
+
+def test_a_lost_cut_at_a_roll_is_a_sealed_tail_that_held_no_records() -> None:
+    """The roll's cut of the preallocated zeros is lost: after a crash the sealed segment
+    ends in zeros, and the next segment's lsns show they held no records."""
+    io = SimIo(seed=3, faults=FaultPlan(lost_truncate=LostTruncate(probability=1.0)))
+    store = kv.open(DIRECTORY, io=io, segment_size_target_bytes=1024)
+    _values(store, 12)  # rolls: every cut is lost
+    assert _fired(io, "lost_truncate") >= 1
+    io.crash()
+    io.faults_off()
+    with recording() as hits, kv.open(DIRECTORY, io=io, segment_size_target_bytes=1024) as reopened:
+        report = reopened.recovery
+        assert hits["sealed_tail_torn"] >= 1 and not report.corruptions
+        assert report.torn_tails and all(tail.records_dropped == 0 for tail in report.torn_tails)
+        assert [reopened.get(f"k{index:03d}") for index in range(12)] == [f"v{i}".encode() * 30 for i in range(12)]
+
+
+# -- TailBurst ---------------------------------------------------------------------------
+
+
+def test_a_tail_burst_flips_two_bits_in_the_window_of_each_surviving_file() -> None:
+    io = SimIo(seed=4, faults=FaultPlan(tail_burst=TailBurst(probability=1.0, window_bytes=256)))
+    content = bytes(range(1, 256)) * 8 + bytes(1000)  # zeros past the data are not in the window
+    _synced_file(io, content)
+    io.crash()
+    inode = _inode(io)
+    assert inode.data == inode.durable
+    differing = [index for index, byte in enumerate(inode.durable) if byte != content[index]]
+    end = len(content.rstrip(b"\0"))
+    assert 1 <= len(differing) <= 2 and all(end - 256 <= index < end for index in differing)
+    assert {(d.offset, d.kind) for d in io.damage()} <= {(index, "tail_burst") for index in differing}
+    assert sum(d.length for d in io.damage()) == len(differing)
+    count = io.faults.report()["tail_burst"]
+    assert (count.fired, count.opportunities) == (1, 1)
+    assert FaultPlan(tail_burst=TailBurst(window_bytes=64)).enabled() == []
+
+
+def test_a_tail_burst_over_the_last_frames_is_reported_never_cut_as_one_torn_write() -> None:
+    """Two flips in the last frames of the log: when they took more than the last
+    operation, the open reports corruption (damage spanning frames), never only a torn
+    tail; over these seeds both happen."""
+    spanning = 0
+    for seed in range(40):
+        io = SimIo(seed=seed)
+        store = kv.open(DIRECTORY, io=io)
+        _values(store, 6)
+        io.crash()
+        io.faults.plan = FaultPlan(tail_burst=TailBurst(probability=1.0, window_bytes=256))
+        io.faults.burst_tails([_inode(io, f"{DIRECTORY}/00000001.seg")])
+        io.faults_off()
+        with recording() as hits, kv.open(DIRECTORY, io=io, on_corruption="repair") as reopened:
+            lost = [index for index in range(6) if reopened.get(f"k{index:03d}") != f"v{index}".encode() * 30]
+            report = reopened.recovery
+            assert not lost or lost[-1] == 5, (seed, lost)  # a prefix of the log survives
+            if len(lost) > 1:
+                assert report.corruptions, (seed, report.summary())
+                counted = all(corruption.count_known for corruption in report.corruptions)
+                assert not counted or report.records_lost >= len(lost), (seed, report.summary())
+            spanning += hits["damage_spanning_frames"]
+    assert spanning
+
+
+# -- FlyingWrite -------------------------------------------------------------------------
+
+
+def test_a_flying_write_lands_where_the_write_before_it_went() -> None:
+    plan = FaultPlan(crash_survival=CrashSurvival(subset_probability=1.0), flying_write=FlyingWrite(probability=1.0))
+    for seed in range(20):
+        io = SimIo(seed=seed)
+        _synced_file(io, b"a" * 100)
+        file = io.open(PATH, "w").result()
+        io.write(file, 100, b"b" * 50).result()
+        io.faults.plan = plan
+        io.crash()
+        if _fired(io, "flying_write"):
+            break
+    else:
+        pytest.fail("no seed let the unsynced write survive")
+    assert _inode(io).data == b"b" * 50 + b"a" * 50  # over the write before it; nothing at 100
+    assert io.damage() == [Damage(PATH, 0, 50, "flying_write"), Damage(PATH, 100, 50, "flying_write")]
+    count = io.faults.report()["flying_write"]
+    assert (count.fired, count.opportunities) == (1, 1)
+    assert plan.damages_data()
+
+
+def test_a_first_write_since_the_crash_has_nowhere_to_fly() -> None:
+    plan = FaultPlan(crash_survival=CrashSurvival(prefix_probability=1.0), flying_write=FlyingWrite(probability=1.0))
+    io = SimIo(seed=5)
+    _synced_file(io, b"a" * 100)
+    io.crash()
+    io.faults.plan = plan
+    file = io.open(PATH, "w").result()
+    io.write(file, 100, b"b" * 50).result()
+    io.crash()
+    assert "flying_write" not in io.faults.counts
+
+
+def test_a_flying_last_frame_is_a_whole_frame_in_the_wrong_place() -> None:
+    """The frame being written at the power loss lands over the frame before it (which
+    was acknowledged): the open reports that frame's loss, never a torn tail."""
+    plan = FaultPlan(crash_survival=CrashSurvival(subset_probability=1.0), flying_write=FlyingWrite(probability=1.0))
+    for seed in range(20):
+        io = SimIo(seed=seed)
+        store = kv.open(DIRECTORY, io=io)
+        _values(store, 5)
+        io.faults.plan = plan
+        io.crash_before_sync = True
+        with pytest.raises(SimulatedCrash):
+            store.set("k005", "v5" * 30)
+        if _fired(io, "flying_write"):
+            break
+    else:
+        pytest.fail("no seed let the last frame survive")
+    io.faults_off()
+    with recording() as hits, kv.open(DIRECTORY, io=io, on_corruption="repair") as reopened:
+        assert hits["damage_misplaced_frame"] == 1
+        [corruption] = reopened.recovery.corruptions
+        assert "wrong place" in corruption.detail and corruption.records_lost >= 1
+        assert reopened.get("k004") is None and reopened.get("k003") == b"v3" * 30
