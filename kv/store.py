@@ -816,6 +816,7 @@ class Store:
             self._check_readable()
         self._gets += 1
         if (self._expiring or self._staged_expiry) and self._expired(key_bytes, self._now_ms()):
+            mark("expired_on_read")
             return None
         if self._staged and key_bytes in self._staged:
             return self._staged[key_bytes]
@@ -949,6 +950,8 @@ class Store:
 
     def _forget(self, keys: list[bytes]) -> None:
         """Drop expired keys whose records compaction left behind from memory."""
+        if keys:
+            mark("expired_dropped_by_compaction")
         for key in keys:
             del self._keydir[key], self._expiring[key]
             self._cache_drop(key)
