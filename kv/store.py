@@ -384,6 +384,8 @@ class Store:
         """A conditional or expiring `set`. The check and the write happen in one call at
         one reading of the clock, and calls do not interleave (the store is not shared
         between threads)."""
+        if ttl is None and expire_at is None:
+            return self._set_if(key, value, if_missing, if_present)
         if if_missing and if_present:
             raise InvalidArgument("only_if_missing and only_if_present exclude each other")
         key_bytes, value_bytes = _check_key(key), _check_value(value)
@@ -399,6 +401,16 @@ class Store:
         self._counters["sets"] += 1
         self._after_append([key_bytes], [value_bytes], expiry_ms)
         return True
+
+    def _set_if(self, key: bytes | str, value: bytes | str, if_missing: bool, if_present: bool) -> bool:
+        """A conditional `set` without expiry (as `_set_with_options`)."""
+        if if_missing and if_present:
+            raise InvalidArgument("only_if_missing and only_if_present exclude each other")
+        key_bytes, value_bytes = _check_key(key), _check_value(value)
+        self._check_writable()
+        if self._exists(key_bytes) != if_present:
+            return False
+        return self.set(key_bytes, value_bytes)
 
     # -- expiry (Redis EXPIRE, EXPIREAT, PERSIST, TTL, PTTL, EXPIRETIME, PEXPIRETIME) ------
     #

@@ -12,6 +12,9 @@ Verified (the check's name, then what it demands):
 - `check_read`: every `get` returns what the model holds; for a key whose value is
   unknown (an earlier read failed, or a reported loss), a value once written for it or
   nothing.
+- `check_answer`: an operation's answer (a conditional set's "written", an expire's or
+  a persist's "existed", a ttl read's PTTL, TTL and PEXPIRETIME) is what the model says
+  at the operation's start, unless one of its keys has a value the oracle cannot vouch for.
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state
