@@ -274,6 +274,8 @@ class Oracle:
         acknowledged = visible(self.model, now_ms).get(key)
         if value != acknowledged:
             failed = visible(apply(self.model, in_flight, self.now_us // 1000), now_ms).get(key)
+            if value != failed and not in_flight.arguments and value == in_flight.changes.get(key, acknowledged):
+                failed = value  # a conditional write's value, whatever its condition said (no TTL)
             if value != failed:
                 raise Violation(
                     f"after a failed {in_flight.kind}, get({key!r}) returned {value!r:.60}: neither the "
