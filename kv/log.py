@@ -90,6 +90,7 @@ class PendingRecords:
     lengths: list[int]  # each record's encoded length
     first_lsn: int
     payload_offset: int  # where the first record starts in the frame payload
+    expiry_ms: int = 0  # every record's absolute expiry (0: none), as in its header
 
 
 @dataclass(slots=True)
@@ -130,15 +131,16 @@ class SegmentLog:
     def pending_bytes(self) -> int:
         return len(self.payload)
 
-    def append(self, kind: int, keys: list[bytes], values: list[bytes]) -> None:
-        """Add records (all of one kind) to the pending frame."""
-        payload, lengths = encode_records(kind, keys, values, self.next_lsn)
+    def append(self, kind: int, keys: list[bytes], values: list[bytes], expiry_ms: int = 0) -> None:
+        """Add records (all of one kind, all with the expiry `expiry_ms`: absolute ms of
+        `io.now()`, 0 for none) to the pending frame."""
+        payload, lengths = encode_records(kind, keys, values, self.next_lsn, expiry_ms)
         last = self.pending[-1] if self.pending else None
-        if last is not None and last.kind == kind:  # one run per kind: lsns and offsets continue
+        if last is not None and last.kind == kind and last.expiry_ms == expiry_ms:  # one run: lsns, offsets continue
             last.keys += keys
             last.lengths += lengths
         else:
-            self.pending.append(PendingRecords(kind, list(keys), lengths, self.next_lsn, len(self.payload)))
+            self.pending.append(PendingRecords(kind, list(keys), lengths, self.next_lsn, len(self.payload), expiry_ms))
         if self.payload:
             self.payload += payload
         else:

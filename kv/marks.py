@@ -58,6 +58,8 @@ MARKS: dict[str, str] = {
     "read_only_after_failed_sync": "a commit's sync failed: the store went read-only",
     "read_only_after_failed_write": "a commit's write (or open, truncate) failed: the store went read-only",
     "record_read_again": "a record read failed its checks and was read again (or reported as damage)",
+    "expired_on_read": "a get found its key expired (past its TTL on io.now()): absent",
+    "expired_dropped_by_compaction": "compaction dropped expired records and their keys (no older value returns)",
     "batch_sync_by_operations": "batch mode synced because BATCH_OPERATIONS_MAX operations were pending",
     "batch_sync_by_interval": "batch mode synced because BATCH_INTERVAL_MS_MAX passed since the last sync",
     "batch_sync_by_frame_size": "batch mode synced because the pending frame reached FRAME_PAYLOAD_SIZE_TARGET_BYTES",

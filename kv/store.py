@@ -156,6 +156,9 @@ def _check_value(value: bytes | str) -> bytes:
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# An expiry or a TTL beyond this many seconds (about 292 million years in ms) would not
+# fit the record header's u64 of milliseconds once added to the clock: refused.
+EXPIRY_SECONDS_MAX = INT64_MAX // 1000 // 2
 
 
 def parse_int64(data: bytes) -> int | None:
@@ -168,6 +171,34 @@ def parse_int64(data: bytes) -> int | None:
         return None
     value = int(data)
     return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def _milliseconds(seconds: float, what: str) -> int:
+    """`seconds` (an int or a float) in whole milliseconds, rounded to the nearest."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds != seconds:
+        raise InvalidArgument(f"{what} must be a number of seconds, not {seconds!r}")
+    if abs(seconds) > EXPIRY_SECONDS_MAX:
+        raise InvalidArgument(f"invalid expire time: {what} is beyond {EXPIRY_SECONDS_MAX} seconds")
+    return round(seconds * 1000)
+
+
+def _expiry_from(now_ms: int, ttl: float | None, expire_at: float | None) -> int:
+    """The expiry a `set` writes (absolute ms; 0: none). Redis refuses EX/PX/EXAT/PXAT
+    that are not positive ("invalid expire time"), and so does this."""
+    if ttl is not None and expire_at is not None:
+        raise InvalidArgument("ttl and expire_at exclude each other")
+    if ttl is None and expire_at is None:
+        return 0
+    if ttl is not None:
+        milliseconds = _milliseconds(ttl, "ttl")
+        if milliseconds <= 0:
+            raise InvalidArgument(f"invalid expire time: ttl must be at least 1 ms, not {ttl!r} s")
+        return now_ms + milliseconds
+    assert expire_at is not None
+    milliseconds = _milliseconds(expire_at, "expire_at")
+    if milliseconds <= 0:
+        raise InvalidArgument(f"invalid expire time: expire_at must be positive, not {expire_at!r}")
+    return milliseconds
 
 
 def _parent_directory(path: str) -> str:
@@ -201,6 +232,11 @@ class Store:
         self._keydir: Keydir = {}
         self._index: KeyIndex | None = None  # the keys in order, built by the first scan
         self._staged: dict[bytes, bytes | None] = {}  # buffered modes: not yet written
+        # Expiry (absolute ms of `io.now()`) of every key whose entry has one: committed
+        # (the keydir's expiry_ms, kept apart so reads of stores without TTLs pay one
+        # truthiness check) and staged (the staged value's).
+        self._expiring: dict[bytes, int] = {}
+        self._staged_expiry: dict[bytes, int] = {}
         self._cache: dict[bytes, bytes] = {}
         self._cache_bytes = 0
         self._lock: File | None = None
@@ -244,6 +280,7 @@ class Store:
         if self._log is not None:
             self._log.discard_pending()
         self._staged.clear()
+        self._staged_expiry.clear()
 
     def __enter__(self) -> Store:
         return self
@@ -288,6 +325,7 @@ class Store:
         for file in files:
             close_quietly(self.io, file)  # nothing to lose: every acknowledged write was synced
         self._keydir.clear()
+        self._expiring.clear()
         self._index = None
         self._cache.clear()
         if self._owns_io:
@@ -296,19 +334,32 @@ class Store:
     # -- writes --------------------------------------------------------------------------
 
     def set(
-        self, key: bytes | str, value: bytes | str, *, only_if_missing: bool = False, only_if_present: bool = False
+        self,
+        key: bytes | str,
+        value: bytes | str,
+        *,
+        ttl: float | None = None,
+        expire_at: float | None = None,
+        only_if_missing: bool = False,
+        only_if_present: bool = False,
     ) -> bool:
         """Store `value` under `key`; True when it was written. In `always` mode it is
         durable on return. `only_if_missing` (Redis NX) writes only when the key does not
         exist, `only_if_present` (XX) only when it does; otherwise nothing is written and
         False is returned.
 
+        `ttl` (seconds, Redis EX/PX) or `expire_at` (unix seconds of `io.now()`, EXAT/
+        PXAT) makes the key expire: from then on it is absent to every read, and
+        compaction drops it. Without either the key has no expiry (an earlier one is
+        cleared, as Redis SET does). As Redis, a `ttl` or `expire_at` that is not
+        positive is refused; an `expire_at` already past deletes the key.
+
         Raises `KeyTooLarge`/`ValueTooLarge` (nothing written), `InvalidArgument` for
-        both conditions at once, `StoreReadOnly`, `StoreClosed`, or `IoError` (the store
-        then goes read-only).
+        both conditions at once, both `ttl` and `expire_at`, or a bad expiry,
+        `StoreReadOnly`, `StoreClosed`, or `IoError` (the store then goes read-only).
         """
-        if only_if_missing or only_if_present:
-            return self._set_if(key, value, only_if_missing, only_if_present)
+        if only_if_missing or only_if_present or ttl is not None or expire_at is not None:
+            return self._set_with_options(key, value, ttl, expire_at, only_if_missing, only_if_present)
         # The common case (bytes within the limits, an open store) is checked inline.
         key_bytes = key if type(key) is bytes and len(key) <= KEY_SIZE_MAX_BYTES else _check_key(key)
         value_bytes = value if type(value) is bytes and len(value) <= VALUE_SIZE_MAX_BYTES else _check_value(value)
@@ -321,9 +372,38 @@ class Store:
         self._after_append(keys, values)
         return True
 
+    def _set_with_options(
+        self,
+        key: bytes | str,
+        value: bytes | str,
+        ttl: float | None,
+        expire_at: float | None,
+        if_missing: bool,
+        if_present: bool,
+    ) -> bool:
+        """A conditional or expiring `set`. The check and the write happen in one call at
+        one reading of the clock, and calls do not interleave (the store is not shared
+        between threads)."""
+        if ttl is None and expire_at is None:
+            return self._set_if(key, value, if_missing, if_present)
+        if if_missing and if_present:
+            raise InvalidArgument("only_if_missing and only_if_present exclude each other")
+        key_bytes, value_bytes = _check_key(key), _check_value(value)
+        now_ms = self._now_ms()
+        expiry_ms = _expiry_from(now_ms, ttl, expire_at)
+        log = self._check_writable()
+        if (if_missing or if_present) and self._exists(key_bytes, now_ms) != if_present:
+            return False
+        if expiry_ms and expiry_ms <= now_ms:  # Redis: an expire time already past deletes the key
+            self._delete_present(key_bytes, now_ms)
+            return True
+        log.append(KIND_SET, [key_bytes], [value_bytes], expiry_ms)
+        self._counters["sets"] += 1
+        self._after_append([key_bytes], [value_bytes], expiry_ms)
+        return True
+
     def _set_if(self, key: bytes | str, value: bytes | str, if_missing: bool, if_present: bool) -> bool:
-        """A conditional `set`: the check and the write happen in one call, and calls do
-        not interleave (the store is not shared between threads)."""
+        """A conditional `set` without expiry (as `_set_with_options`)."""
         if if_missing and if_present:
             raise InvalidArgument("only_if_missing and only_if_present exclude each other")
         key_bytes, value_bytes = _check_key(key), _check_value(value)
@@ -331,6 +411,104 @@ class Store:
         if self._exists(key_bytes) != if_present:
             return False
         return self.set(key_bytes, value_bytes)
+
+    # -- expiry (Redis EXPIRE, EXPIREAT, PERSIST, TTL, PTTL, EXPIRETIME, PEXPIRETIME) ------
+    #
+    # An expiry is the record's expiry_ms: absolute milliseconds of `io.now()`, the only
+    # clock (virtual in the simulator). As Redis, a key is expired once the clock is past
+    # its expiry (`now_ms > expiry_ms`); at expiry_ms itself it still exists, with 0 ms to
+    # live. Changing the expiry of a stored key (`expire`, `persist`) writes a new SET
+    # record of its current value with the new expiry: it costs one read of the value
+    # (none when cached) and a record as large as the value, durable per the mode like
+    # any write; compaction then keeps only the newest record.
+
+    def _now_ms(self) -> int:
+        """`io.now()` in whole milliseconds (through whole microseconds, so a float's
+        rounding cannot put an exact millisecond one below)."""
+        return round(self.io.now() * 1_000_000) // 1000
+
+    def _expiry(self, key: bytes) -> int:
+        """The expiry of `key`'s current entry (0: none), staged or committed."""
+        if self._staged and key in self._staged:
+            return self._staged_expiry.get(key, 0)
+        return self._expiring.get(key, 0)
+
+    def _expired(self, key: bytes, now_ms: int) -> bool:
+        expiry_ms = self._expiry(key)
+        return expiry_ms != 0 and now_ms > expiry_ms
+
+    def expire(self, key: bytes | str, seconds: float) -> bool:
+        """Make `key` expire `seconds` from now (Redis EXPIRE/PEXPIRE); True when it
+        exists. A time not in the future deletes the key, as Redis does. Durable per the
+        mode; costs a rewrite of the value (see above). Raises as `set` does."""
+        now_ms = self._now_ms()
+        return self._set_expiry(key, now_ms + _milliseconds(seconds, "seconds"), now_ms)
+
+    def expire_at(self, key: bytes | str, when: float) -> bool:
+        """Make `key` expire at `when` (unix seconds of `io.now()`: Redis EXPIREAT); True
+        when it exists. A time not in the future deletes the key. Raises as `expire`."""
+        return self._set_expiry(key, _milliseconds(when, "when"), self._now_ms())
+
+    def persist(self, key: bytes | str) -> bool:
+        """Remove `key`'s expiry (Redis PERSIST); True when it existed and had one (then
+        its value is written again without one). Raises as `expire` does."""
+        key_bytes = _check_key(key)
+        now_ms = self._now_ms()
+        self._check_writable()
+        if not self._exists(key_bytes, now_ms) or not self._expiry(key_bytes):
+            return False
+        return self._rewrite(key_bytes, 0)
+
+    def _set_expiry(self, key: bytes | str, expiry_ms: int, now_ms: int) -> bool:
+        key_bytes = _check_key(key)
+        self._check_writable()
+        if not self._exists(key_bytes, now_ms):
+            return False
+        if expiry_ms <= now_ms:
+            return self._delete_present(key_bytes, now_ms)
+        return self._rewrite(key_bytes, expiry_ms)
+
+    def _rewrite(self, key: bytes, expiry_ms: int) -> bool:
+        """Write `key`'s current value again with `expiry_ms` (the key exists, unexpired:
+        no I/O since the caller checked, so `get` reads at the same clock)."""
+        value = self.get(key)
+        assert value is not None
+        log = self._check_writable()
+        log.append(KIND_SET, [key], [value], expiry_ms)
+        self._counters["sets"] += 1
+        self._after_append([key], [value], expiry_ms)
+        return True
+
+    def pttl(self, key: bytes | str) -> int:
+        """Milliseconds until `key` expires; -2 when it does not exist, -1 when it has no
+        expiry (Redis PTTL). Raises `StoreClosed`."""
+        key_bytes = _check_key(key)
+        self._check_readable()
+        now_ms = self._now_ms()
+        if not self._exists(key_bytes, now_ms):
+            return -2
+        expiry_ms = self._expiry(key_bytes)
+        return expiry_ms - now_ms if expiry_ms else -1
+
+    def ttl(self, key: bytes | str) -> int:
+        """Seconds until `key` expires, rounded to the nearest (Redis TTL); -2 when it
+        does not exist, -1 when it has no expiry. Raises `StoreClosed`."""
+        remaining_ms = self.pttl(key)
+        return remaining_ms if remaining_ms < 0 else (remaining_ms + 500) // 1000
+
+    def pexpiretime(self, key: bytes | str) -> int:
+        """The absolute expiry of `key` in ms of `io.now()`; -2 missing, -1 no expiry
+        (Redis PEXPIRETIME). Raises `StoreClosed`."""
+        key_bytes = _check_key(key)
+        self._check_readable()
+        if not self._exists(key_bytes, self._now_ms()):
+            return -2
+        return self._expiry(key_bytes) or -1
+
+    def expiretime(self, key: bytes | str) -> int:
+        """`pexpiretime` in seconds, rounded to the nearest (Redis EXPIRETIME)."""
+        expiry_ms = self.pexpiretime(key)
+        return expiry_ms if expiry_ms < 0 else (expiry_ms + 500) // 1000
 
     def getdel(self, key: bytes | str) -> bytes | None:
         """Remove `key` and return the value it held (None, and nothing written, when it
@@ -361,18 +539,29 @@ class Store:
         total = base + by
         if not INT64_MIN <= total <= INT64_MAX:
             raise NotAnInteger("increment or decrement would overflow")
-        self.set(key_bytes, b"%d" % total)
+        expiry_ms = self._expiry(key_bytes) if current is not None else 0
+        if expiry_ms:  # Redis INCR keeps the key's expiry
+            self._check_writable().append(KIND_SET, [key_bytes], [b"%d" % total], expiry_ms)
+            self._counters["sets"] += 1
+            self._after_append([key_bytes], [b"%d" % total], expiry_ms)
+        else:
+            self.set(key_bytes, b"%d" % total)
         return total
 
     def delete(self, key: bytes | str) -> bool:
         """Remove `key`; True when it existed. Raises as `set` does."""
         key_bytes = _check_key(key)
+        self._check_writable()
+        return self._delete_present(key_bytes, self._now_ms())
+
+    def _delete_present(self, key: bytes, now_ms: int) -> bool:
+        """`delete` of a checked key on a writable store (an expired key is absent: no write)."""
         log = self._check_writable()
-        if not self._exists(key_bytes):
+        if not self._exists(key, now_ms):
             return False
-        log.append(KIND_DELETE, [key_bytes], [b""])
+        log.append(KIND_DELETE, [key], [b""])
         self._counters["deletes"] += 1
-        self._after_append([key_bytes], [None])
+        self._after_append([key], [None])
         return True
 
     def set_many(self, items: Mapping[_Key, _Value] | Iterable[tuple[_Key, _Value]]) -> None:
@@ -402,9 +591,9 @@ class Store:
         self._counters["sets"] += len(keys)
         self._after_append(keys, values)
 
-    def _after_append(self, keys: list[bytes], values: Sequence[bytes | None]) -> None:
+    def _after_append(self, keys: list[bytes], values: Sequence[bytes | None], expiry_ms: int = 0) -> None:
         """Commit or stage what was just appended, by durability mode; values are None
-        for deletes."""
+        for deletes, `expiry_ms` the sets' expiry (0: none)."""
         log = self._log
         assert log is not None
         if self.durability == "always":
@@ -423,6 +612,10 @@ class Store:
             self._staged[keys[0]] = values[0]
         else:
             self._staged.update(zip(keys, values, strict=True))
+        if expiry_ms:
+            self._staged_expiry.update(dict.fromkeys(keys, expiry_ms))
+        elif self._staged_expiry:
+            deque(map(self._staged_expiry.pop, keys, repeat(0)), maxlen=0)
         self._operations_since_sync += 1
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
@@ -463,6 +656,7 @@ class Store:
         if written is not None:
             self._apply(written)
         self._staged.clear()
+        self._staged_expiry.clear()
 
     def _settle_journals(self) -> None:
         """The open's report reached the caller: its recovery journals are done. A
@@ -478,17 +672,22 @@ class Store:
         segment_id = written.segment_id
         base = written.frame_offset + FRAME_HEADER_SIZE
         for records in written.records:
+            expiry_ms = records.expiry_ms
+            if expiry_ms:
+                self._expiring.update(dict.fromkeys(records.keys, expiry_ms))
+            elif self._expiring:
+                deque(map(self._expiring.pop, records.keys, repeat(0)), maxlen=0)
             if records.kind == KIND_DELETE:
                 for key in records.keys:
                     keydir.pop(key, None)
                 continue
             if len(records.keys) == 1:  # a single set: no pipeline to build
                 offset = base + records.payload_offset
-                keydir[records.keys[0]] = (segment_id, offset, records.lengths[0], records.first_lsn, 0)
+                keydir[records.keys[0]] = (segment_id, offset, records.lengths[0], records.first_lsn, expiry_ms)
                 continue
             offsets = record_offsets(base + records.payload_offset, records.lengths)
             lsns = range(records.first_lsn, records.first_lsn + len(records.keys))
-            locations = zip(repeat(segment_id), offsets, records.lengths, lsns, repeat(0))
+            locations = zip(repeat(segment_id), offsets, records.lengths, lsns, repeat(expiry_ms))
             keydir.update(zip(records.keys, locations, strict=True))
         if self._index is not None:
             self._index_written(written)
@@ -506,10 +705,12 @@ class Store:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _exists(self, key: bytes) -> bool:
-        if key in self._staged:
-            return self._staged[key] is not None
-        return key in self._keydir
+    def _exists(self, key: bytes, now_ms: int | None = None) -> bool:
+        """Whether `key` exists (and has not expired) at `now_ms` (default: now)."""
+        present = self._staged[key] is not None if key in self._staged else key in self._keydir
+        if present and (self._expiring or self._staged_expiry):
+            return not self._expired(key, self._now_ms() if now_ms is None else now_ms)
+        return present
 
     def exists(self, key: bytes | str) -> bool:
         key_bytes = _check_key(key)
@@ -518,14 +719,22 @@ class Store:
 
     def __len__(self) -> int:
         self._check_readable()
-        return len(self._keydir) if not self._staged else len(self.keys())
+        if self._staged:
+            return len(self.keys())
+        if self._expiring:
+            now_ms = self._now_ms()
+            return len(self._keydir) - sum(1 for expiry_ms in self._expiring.values() if now_ms > expiry_ms)
+        return len(self._keydir)
 
     def keys(self) -> list[bytes]:
-        """Every live key, sorted."""
+        """Every live key (expired ones are absent), sorted."""
         self._check_readable()
         live = set(self._keydir)
         for key, value in self._staged.items():
             (live.add if value is not None else live.discard)(key)
+        if self._expiring or self._staged_expiry:
+            now_ms = self._now_ms()
+            live = {key for key in live if not self._expired(key, now_ms)}
         return sorted(live)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -618,6 +827,9 @@ class Store:
         if self.state is not State.OPEN:
             self._check_readable()
         self._gets += 1
+        if (self._expiring or self._staged_expiry) and self._expired(key_bytes, self._now_ms()):
+            mark("expired_on_read")
+            return None
         if self._staged and key_bytes in self._staged:
             return self._staged[key_bytes]
         cached = self._cache.get(key_bytes)
@@ -703,8 +915,19 @@ class Store:
             raise
         target_id = log.segment_id - 1
         active = log.segment_id
+        # Expired records are dropped with every older record of their keys: the
+        # compacted file covers every file that holds one (rule 11 of kv.opening), so no
+        # older value can come back once it is installed, after a crash either.
+        now_ms = self._now_ms()
+        expired = [
+            key for key, expiry_ms in self._expiring.items() if now_ms > expiry_ms and self._keydir[key][0] != active
+        ]
         live = sorted(
-            ((key, location) for key, location in self._keydir.items() if location[0] != active),
+            (
+                (key, location)
+                for key, location in self._keydir.items()
+                if location[0] != active and not (location[4] and now_ms > location[4])
+            ),
             key=lambda item: item[1][3],
         )
         output = compaction.build_compacted(target_id, self._live_records(live))
@@ -713,6 +936,7 @@ class Store:
         except IoError:
             self._fail()
             raise
+        self._forget(expired)
         for key, offset, length, lsn, expiry_ms in output.entries:
             self._keydir[key] = (-target_id, offset, length, lsn, expiry_ms)
         obsolete_files = list(log.sealed.values())
@@ -735,6 +959,16 @@ class Store:
         except IoError:
             self._fail()
             raise
+
+    def _forget(self, keys: list[bytes]) -> None:
+        """Drop expired keys whose records compaction left behind from memory."""
+        if keys:
+            mark("expired_dropped_by_compaction")
+        for key in keys:
+            del self._keydir[key], self._expiring[key]
+            self._cache_drop(key)
+        if self._index is not None and keys:
+            self._index.discard(keys)
 
     def _live_records(self, live: list[tuple[bytes, recovery.Location]]) -> list[compaction.CompactedRecord]:
         """Each live record as stored, in order, for compaction.
@@ -859,6 +1093,7 @@ class Store:
             raise
         assert recovery.log is not None
         self._keydir, self._log = recovery.keydir, recovery.log
+        self._expiring = {key: location[4] for key, location in self._keydir.items() if location[4]}
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()

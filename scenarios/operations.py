@@ -5,7 +5,9 @@ writes, and any further arguments). Each kind is one `OperationKind` in `KINDS`,
 knows everything the harness needs of it:
 
 - `draw`: make one in a seeded workload (`scenarios.workload.Workload`);
-- `apply`: the model after it (`scenarios.workload.apply`);
+- `apply`: the model after it (`scenarios.workload.apply`); `apply_at` too, for a kind
+  whose effect depends on the clock (a TTL counts from the store's `io.now()` when the
+  operation starts, which the harness knows);
 - `run`: do it on a store (`scenarios.workload.run_operation`);
 - `check`: what the oracle checks of its answer (a `get`'s value, a `verify`'s report);
 - `describe`: one line of a timeline (the trace hash takes the operation itself);
@@ -19,6 +21,12 @@ every earlier write is durable), `reads` (a plain read: when it fails the store 
 usable), `skips_when_absent` (a write the store acknowledges without writing when none
 of its keys exists), `idles` (virtual time passes, nothing is asked of the store) and
 `reopens` (a clean close and open, which planned crashes may hit).
+
+Expiry: a model value that expires is an `Expiring` (bytes, with its absolute
+`expiry_ms`); `visible(model, now_ms)` is the model as a store reads it at `now_ms`
+(Redis's rule: a key is gone once the clock is past its expiry). The oracle prunes its
+model with it as each operation starts and judges recoveries by it at the moment the
+harness read the store.
 
 Adding an operation: give the store its method, then add one `OperationKind` here. A
 kind's `default_weight` is its weight in a `WorkloadMix` that does not name it; new kinds
@@ -44,6 +52,43 @@ Argument = int | bytes
 VALUE_SHOWN_CHARS_MAX = 24
 # A timeline line names at most this many of an operation's keys.
 KEYS_SHOWN_MAX = 3
+
+
+class Expiring(bytes):
+    """A model value that expires at `expiry_ms` (absolute ms of the store's clock).
+    Equal to the plain bytes it holds: where the expiry matters, compare `expiry_of`."""
+
+    expiry_ms: int
+
+    def __new__(cls, value: bytes, expiry_ms: int) -> Expiring:
+        assert expiry_ms > 0, expiry_ms
+        made = super().__new__(cls, value)
+        made.expiry_ms = expiry_ms
+        return made
+
+    def __repr__(self) -> str:
+        return f"{bytes(self)!r}@{self.expiry_ms}ms"
+
+    def __reduce__(self) -> tuple[type[Expiring], tuple[bytes, int]]:
+        return (Expiring, (bytes(self), self.expiry_ms))
+
+
+def expiry_of(value: bytes) -> int:
+    """A model value's expiry in ms, 0 for none."""
+    return value.expiry_ms if type(value) is Expiring else 0
+
+
+def expired(value: bytes, now_ms: int) -> bool:
+    """Whether a model value is gone at `now_ms` (Redis: once the clock is past it)."""
+    return type(value) is Expiring and now_ms > value.expiry_ms
+
+
+def visible(model: Model, now_ms: int) -> Model:
+    """The model as a store reads it at `now_ms`: expired keys dropped (`model` itself
+    when none is)."""
+    if not any(expired(value, now_ms) for value in model.values()):
+        return model
+    return {key: value for key, value in model.items() if not expired(value, now_ms)}
 
 
 class Operation(NamedTuple):
@@ -86,6 +131,11 @@ class Checker(Protocol):
         one of its keys has a value the oracle cannot vouch for."""
         ...
 
+    @property
+    def now_ms(self) -> int:
+        """The store's clock (ms of `io.now()`) as the operation being checked started."""
+        ...
+
 
 class KindError(ValueError):
     """An operation that its kind does not accept (a bad replay file, a bad argument)."""
@@ -126,6 +176,11 @@ class OperationKind:
 
     def apply(self, model: Model, operation: Operation) -> Model:
         return model
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        """`apply` for an operation that started at `now_ms` of the store's clock (on a
+        model already `visible` then); only kinds that read the clock override it."""
+        return self.apply(model, operation)
 
     def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
         """Whether the store writes a frame for it in this state: True, False, or None
@@ -463,8 +518,8 @@ class PauseKind(OperationKind):
 
 
 def pause_length(operation: Operation) -> int:
-    """How long a pause idles, in us: its argument, else PAUSE_US."""
-    assert operation.kind == "pause", operation.kind
+    """How long a pause (or a clock jump) idles, in us: its argument, else PAUSE_US."""
+    assert kind_of(operation).idles, operation.kind
     [length] = operation.arguments or (PAUSE_US,)
     assert isinstance(length, int), length
     return length
@@ -472,6 +527,199 @@ def pause_length(operation: Operation) -> int:
 
 def _positive(argument: Argument) -> bool:
     return isinstance(argument, int) and argument > 0
+
+
+# -- expiry (TTL on the store's clock) ---------------------------------------------------
+
+# TTLs drawn: short ones (a few operations long, so expiry lands between and inside
+# operations), and long ones that only a clock jump or a long run reaches.
+TTL_SHORT_MS_MAX = 20
+TTL_LONG_MS_MAX = 3_000
+TTL_SHORT_PROBABILITY = 0.5
+# A clock jump idles this long at most (past most long TTLs), in us.
+CLOCK_JUMP_US_MAX = 4_000_000
+
+
+def _ttl_ms(drawing: Drawing) -> int:
+    rng = drawing.rng
+    if rng.random() < TTL_SHORT_PROBABILITY:
+        return rng.randint(1, TTL_SHORT_MS_MAX)
+    return rng.randint(TTL_SHORT_MS_MAX + 1, TTL_LONG_MS_MAX)
+
+
+def _one_int_argument(kind: OperationKind, operation: Operation, least: int) -> int:
+    arguments = operation.arguments
+    if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < least:
+        raise KindError(f"{kind.name} takes one int argument of at least {least} (ms), not {list(arguments)}")
+    return arguments[0]
+
+
+class SetTtlKind(SetKind):
+    """`set(key, value, ttl=)`: the key expires its argument's ms after the operation
+    starts (the store reads `io.now()` before any I/O of the call)."""
+
+    name = "set_ttl"
+    default_weight = 0.0
+
+    def draw(self, drawing: Drawing) -> Operation:
+        key = drawing.key()
+        return Operation(self.name, {key: drawing.value(b"%d:" % drawing.step, key)}, (_ttl_ms(drawing),))
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        [(key, value)] = operation.changes.items()
+        assert value is not None
+        return {**model, key: Expiring(value, now_ms + ttl_argument(operation))}
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [(key, value)] = operation.changes.items()
+        assert value is not None
+        store.set(key, value, ttl=ttl_argument(operation) / 1000)
+        return None
+
+    def describe(self, operation: Operation) -> str:
+        return f"{super().describe(operation)} ttl_ms={ttl_argument(operation)}"
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation._replace(arguments=()))
+        _one_int_argument(self, operation, 1)
+
+    def strategy(
+        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
+    ) -> st.SearchStrategy[Operation] | None:
+        return None  # the state machine's model has no clock
+
+
+def ttl_argument(operation: Operation) -> int:
+    [ttl_ms] = operation.arguments
+    assert isinstance(ttl_ms, int), ttl_ms
+    return ttl_ms
+
+
+class _ExpiryWrite(OperationKind):
+    """A write of a key's expiry alone (the store writes its value again): what it does
+    depends on whether the key exists, so a key whose value is unknown stays unknown."""
+
+    writes = True
+    conditional = True
+    key_count = (1, 1)
+
+    def changes_expiry(self, model: Model, key: bytes) -> bool:
+        return key in model
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        [key] = operation.changes
+        return None if key in unknown else self.changes_expiry(model, key)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        checker.check_answer(operation, result, lambda model: self.changes_expiry(model, key))
+
+
+class ExpireKind(_ExpiryWrite):
+    """`expire(key, seconds)`: its argument in ms from the operation's start; 0 (not in
+    the future) deletes the key, as Redis EXPIRE does. Answers whether the key existed."""
+
+    name = "expire"
+    # Of the expires drawn, this many delete (a time not in the future).
+    DELETING_PROBABILITY: ClassVar[float] = 0.1
+
+    def draw(self, drawing: Drawing) -> Operation:
+        ttl_ms = 0 if drawing.rng.random() < self.DELETING_PROBABILITY else _ttl_ms(drawing)
+        return Operation(self.name, {drawing.key(): None}, (ttl_ms,))
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        [key] = operation.changes
+        if key not in model:
+            return model
+        ttl_ms = ttl_argument(operation)
+        if ttl_ms <= 0:
+            return {name: value for name, value in model.items() if name != key}
+        return {**model, key: Expiring(model[key], now_ms + ttl_ms)}
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.expire(key, ttl_argument(operation) / 1000)
+
+    def describe(self, operation: Operation) -> str:
+        return f"{super().describe(operation)} ttl_ms={ttl_argument(operation)}"
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation._replace(arguments=()))
+        _one_int_argument(self, operation, 0)
+
+
+class PersistKind(_ExpiryWrite):
+    """`persist(key)`: the key's expiry removed; answers whether it had one."""
+
+    name = "persist"
+
+    def changes_expiry(self, model: Model, key: bytes) -> bool:
+        return key in model and expiry_of(model[key]) != 0
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {drawing.key(): None})
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        [key] = operation.changes
+        if not self.changes_expiry(model, key):
+            return model
+        return {**model, key: bytes(model[key])}
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.persist(key)
+
+
+def ttl_answers(model: Model, key: bytes, now_ms: int) -> tuple[int, int, int]:
+    """What `pttl`, `ttl` and `pexpiretime` answer for `key` at `now_ms` (Redis's
+    -2 for a missing key, -1 for one without expiry; TTL rounds to the nearest second)."""
+    if key not in model:
+        return (-2, -2, -2)
+    expiry_ms = expiry_of(model[key])
+    if not expiry_ms:
+        return (-1, -1, -1)
+    remaining_ms = expiry_ms - now_ms
+    return (remaining_ms, (remaining_ms + 500) // 1000, expiry_ms)
+
+
+class TtlKind(OperationKind):
+    """A read of a key's expiry: `pttl`, `ttl` and `pexpiretime`, checked against the
+    model at the operation's start (none of the three does I/O, so all three read the
+    clock the harness saw)."""
+
+    name = "ttl"
+    reads = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {drawing.key(): None})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return (store.pttl(key), store.ttl(key), store.pexpiretime(key))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        now_ms = checker.now_ms
+        checker.check_answer(operation, result, lambda model: ttl_answers(model, key, now_ms))
+
+
+class ClockJumpKind(PauseKind):
+    """Idle for up to CLOCK_JUMP_US_MAX (its argument, in us): the clock jumps past
+    expiries with nothing asked of the store (a suspended client, a long night)."""
+
+    name = "clock_jump"
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {}, (drawing.rng.randint(1, CLOCK_JUMP_US_MAX),))
+
+    def describe(self, operation: Operation) -> str:
+        return f"clock_jump us={pause_length(operation)}"
+
+    def validate(self, operation: Operation) -> None:
+        if operation.changes:
+            raise KindError(f"clock_jump takes no keys, not {operation!r}")
+        _one_int_argument(self, operation, 1)
 
 
 class ReopenKind(OperationKind):
@@ -496,6 +744,11 @@ KINDS: dict[str, OperationKind] = {
         GetDelKind(),
         SetIfMissingKind(),
         SetIfPresentKind(),
+        SetTtlKind(),
+        ExpireKind(),
+        PersistKind(),
+        TtlKind(),
+        ClockJumpKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -12,8 +12,9 @@ Verified (the check's name, then what it demands):
 - `check_read`: every `get` returns what the model holds; for a key whose value is
   unknown (an earlier read failed, or a reported loss), a value once written for it or
   nothing.
-- `check_answer`: an operation's answer that the model decides (whether a conditional
-  set wrote) is the model's, for keys whose value the oracle knows.
+- `check_answer`: an operation's answer (a conditional set's "written", an expire's or
+  a persist's "existed", a ttl read's PTTL, TTL and PEXPIRETIME) is what the model says
+  at the operation's start, unless one of its keys has a value the oracle cannot vouch for.
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state
@@ -43,6 +44,17 @@ Verified (the check's name, then what it demands):
 - `check_idempotent`: recovery that runs again, with no new damage, gives the same state.
 - `check_liveness`: with faults off, a clean close and reopen give the model.
 
+Expiry (TTLs on the store's clock): a model value may be an `Expiring`, and the model
+is read as a store reads it (`scenarios.operations.visible`). The harness tells the
+oracle when each operation starts (`at`): the store reads `io.now()` before any I/O of
+a call, so the model pruned at that moment is exactly what its reads see, and a TTL
+counts from it. A recovery is judged at the moment the harness listed the store's keys
+(`Recovered.at_us`), expiries included (an expiry lost or moved by recovery is a
+changed state). Reading the values takes I/O, so virtual time passes: a key listed
+then that expired before its value was read (`Recovered.expired_while_read`) is judged
+by its presence and expiry at the listing, its value unseen. That is the only
+tolerance, and it is exact: nothing else is accepted at the boundary.
+
 Deliberately not checked: how much a media fault destroyed past the damage it points at
 (point-in-time recovery drops the rest of a damaged log; only that the loss was reported,
 explained and nothing invented), how many operations a torn group-commit frame in `batch`
@@ -61,7 +73,7 @@ from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
-from scenarios.operations import Model, Operation, OperationKind, kind_of
+from scenarios.operations import Model, Operation, OperationKind, expired, expiry_of, kind_of, visible
 from scenarios.workload import apply
 
 
@@ -90,6 +102,9 @@ class Recovered:
     # zeros that read as free space, which no single-disk store can see.
     silent_write_faults: int = 0
     quarantined_present: frozenset[str] = frozenset()  # "quarantine/NAME" for each file found there
+    at_us: int = 0  # the clock when the harness listed the keys (the state is the store's then)
+    # keys listed then that expired before their value was read: key -> the expiry listed
+    expired_while_read: dict[bytes, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,11 +120,22 @@ def _without(state: Model, keys: frozenset[bytes] | set[bytes]) -> Model:
     return {key: value for key, value in state.items() if key not in keys}
 
 
+def _same_state(found: Model, expected: Model) -> bool:
+    """The same keys, values and expiries."""
+    if found != expected:  # values compare as bytes: expiries apart
+        return False
+    return all(expiry_of(value) == expiry_of(expected[key]) for key, value in found.items())
+
+
 def _difference(expected: Model, found: Model) -> str:
     """Per key, expected versus actual (at most five of each kind)."""
     missing = sorted(set(expected) - set(found))[:5]
     extra = sorted(set(found) - set(expected))[:5]
-    changed = sorted(key for key in found if key in expected and found[key] != expected[key])[:5]
+    changed = sorted(
+        key
+        for key in found
+        if key in expected and (found[key] != expected[key] or expiry_of(found[key]) != expiry_of(expected[key]))
+    )[:5]
     parts = [f"missing {key!r} (expected {expected[key]!r:.40})" for key in missing]
     parts += [f"changed {key!r}: expected {expected[key]!r:.40}, found {found[key]!r:.40}" for key in changed]
     parts += [f"unexpected {key!r} = {found[key]!r:.40}" for key in extra]
@@ -136,6 +162,14 @@ class Oracle:
     silent_write_faults_checked: int = 0  # lost or misdirected writes already accounted for
     # always mode: values a read-only store returned for its failed write, until recovery
     observed: dict[bytes, bytes | None] = field(default_factory=dict)
+    now_us: int = 0  # the store's clock when the current operation started (`at`)
+    read_at_us: int = 0  # the clock when the last recovered state was listed
+
+    def at(self, started_us: int) -> None:
+        """An operation starts at `started_us` of the store's clock: the model is what
+        a read sees then (expired keys are gone; time only moves forward)."""
+        self.now_us = started_us
+        self.model = visible(self.model, started_us // 1000)
 
     # -- history ---------------------------------------------------------------------
 
@@ -169,7 +203,7 @@ class Oracle:
                     self._acknowledged_unsynced(operation, started_us, unknown_before)
         elif kind.syncs:  # it synced every earlier write before returning
             self.unsynced.clear()
-        self.model = kind.apply(self.model, operation)  # `workload.apply`
+        self.model = apply(self.model, operation, started_us // 1000)
 
     def synced(self) -> None:
         """A clean close synced every acknowledged write."""
@@ -238,21 +272,26 @@ class Oracle:
         if invented:
             raise Violation(f"the store returned values never written for keys {invented[:5]}")
 
-    def observe_read_only(self, key: bytes, value: bytes | None, in_flight: Operation) -> None:
-        """A read-only store (its write `in_flight` failed) answered `get(key)`. In
-        `always` mode, if it returned the failed write's own value, that value must
-        survive the next crash: a read never returns data a crash can take away."""
+    def observe_read_only(self, key: bytes, value: bytes | None, in_flight: Operation, now_us: int = 0) -> None:
+        """A read-only store (its write `in_flight` failed) answered `get(key)` at
+        `now_us`. In `always` mode, if it returned the failed write's own value, that
+        value must survive the next crash: a read never returns data a crash can take away."""
         self.check_not_invented({key: value} if value is not None else {})
         if key in self.unknown:
             return  # the oracle cannot vouch for its value (an earlier read failed, or a reported loss)
-        if value != self.model.get(key):
-            if value != in_flight.changes.get(key, self.model.get(key)):
+        now_ms = max(now_us, self.now_us) // 1000
+        acknowledged = visible(self.model, now_ms).get(key)
+        if value != acknowledged:
+            failed = visible(apply(self.model, in_flight, self.now_us // 1000), now_ms).get(key)
+            if value != failed and not in_flight.arguments and value == in_flight.changes.get(key, acknowledged):
+                failed = value  # a conditional write's value, whatever its condition said (no TTL)
+            if value != failed:
                 raise Violation(
                     f"after a failed {in_flight.kind}, get({key!r}) returned {value!r:.60}: neither the "
-                    f"acknowledged value {self.model.get(key)!r:.60} nor the failed write's"
+                    f"acknowledged value {acknowledged!r:.60} nor the failed write's"
                 )
             if self.durability == "always":
-                self.observed[key] = value
+                self.observed[key] = failed
 
     def check_verify(
         self,
@@ -293,6 +332,7 @@ class Oracle:
         self.check_not_invented(recovered.state)
         self.check_quarantine(report, recovered.quarantined_present)
         self.unknown.update(recovered.unreadable)
+        self.read_at_us = recovered.at_us
         outcome = self._legal_outcome(recovered, ledger)
         if outcome is None:
             outcome = self.check_explained(recovered, ledger)
@@ -316,7 +356,7 @@ class Oracle:
         """(a legal state, how it comes about, how many acknowledged writes it lacks)."""
         legal: list[tuple[Model, str, int]] = [(self.model, "acknowledged", 0)]
         if recovered.in_flight is not None:
-            legal.append((apply(self.model, recovered.in_flight), "in flight", 0))
+            legal.append((apply(self.model, recovered.in_flight, self.now_us // 1000), "in flight", 0))
         unsynced = self.unsynced  # batch and none modes: unsynced writes may be lost, newest first
         legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
         if self._torn_by_damage(recovered, ledger):  # a damaged last frame is reported as torn
@@ -327,16 +367,29 @@ class Oracle:
                 legal += [(history[-count], "torn", count) for count in range(1, len(history) + 1)]
         return legal
 
+    @staticmethod
+    def _agrees(recovered: Recovered, candidate: Model, unknown: set[bytes] | frozenset[bytes]) -> bool:
+        """The recovered state is `candidate` as read when the keys were listed, for
+        every key outside `unknown` (a key that expired while the values were read:
+        present then, with the same expiry)."""
+        seen = _without(visible(candidate, recovered.at_us // 1000), unknown)
+        for key, expiry_ms in recovered.expired_while_read.items():
+            if key in unknown:
+                continue
+            if key not in seen or expiry_of(seen[key]) != expiry_ms:
+                return False
+            del seen[key]
+        return _same_state(_without(recovered.state, unknown), seen)
+
     def _legal_outcome(self, recovered: Recovered, ledger: DamageLedger | None) -> Outcome | None:
-        found = self.known(recovered.state)
         in_flight = recovered.in_flight
         for candidate, kind, writes_lost in self._legal_candidates(recovered, ledger):
             if kind == "unsynced":  # keys known only through the lost writes are unknown again
                 unknown = self.unknown | self.unsynced[-writes_lost][2]
-                if _without(recovered.state, unknown) != _without(candidate, unknown):
+                if not self._agrees(recovered, candidate, unknown):
                     continue
                 self.unknown = set(unknown)
-            elif found != self.known(candidate):
+            elif not self._agrees(recovered, candidate, self.unknown):
                 continue
             if kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
                 self.before_last = self.model  # the in-flight write made it: its frame is the last
@@ -354,6 +407,7 @@ class Oracle:
         """No legal outcome matched: accept the loss only if the store reported it and
         the damage it reports is on the disk."""
         report = recovered.report
+        model = visible(self.model, recovered.at_us // 1000)
         if recovered.silent_write_faults > self.silent_write_faults_checked and not report.corruptions:
             # A lost write of the last frames leaves zeros that read as free space: no
             # single-disk store can see it (documented gap). Counted, not hidden.
@@ -362,7 +416,7 @@ class Oracle:
         if not (self.media and report.corruptions):  # a torn tail excuses only what `_legal_candidates` allows
             raise Violation(
                 "the recovered state is not a legal outcome and no loss was reported: "
-                + _difference(self.known(self.model), self.known(recovered.state))
+                + _difference(self.known(model), self.known(recovered.state))
             )
         if ledger is not None and not any(
             self._points_at_damage(c, recovered.directory, ledger) for c in report.corruptions
@@ -370,7 +424,7 @@ class Oracle:
             raise Violation(
                 f"recovery reported corruption ({report.corruptions[0].file_name} at offset "
                 f"{report.corruptions[0].offset}) and lost data, but the disk holds no damage there "
-                "(a transient fault is not damage): " + _difference(self.known(self.model), self.known(recovered.state))
+                "(a transient fault is not damage): " + _difference(self.known(model), self.known(recovered.state))
             )
         self.check_loss_counted(recovered)
         return self._accept(recovered, "reported loss")
@@ -384,7 +438,8 @@ class Oracle:
             return
         if self.durability != "always" or recovered.silent_write_faults:
             return  # unsynced or lost (never stored) writes may be gone too, and no report can count them
-        gone = set(self.known(self.model)) - set(recovered.state) - set(recovered.unreadable)
+        gone = set(self.known(visible(self.model, recovered.at_us // 1000))) - set(recovered.state)
+        gone -= {*recovered.unreadable, *recovered.expired_while_read}
         if len(gone) > report.records_lost:
             raise Violation(
                 f"recovery reported {report.records_lost} records lost, but {len(gone)} acknowledged keys "
@@ -404,7 +459,8 @@ class Oracle:
         return ledger.damaged_in(directory, nested=False)
 
     def _accept(self, recovered: Recovered, kind: str) -> Outcome:
-        lost = set(self.known(self.model)) - set(recovered.state)
+        lost = set(self.known(visible(self.model, recovered.at_us // 1000))) - set(recovered.state)
+        lost -= set(recovered.expired_while_read)
         self.unknown.update(lost)  # reported lost: they may come back if the damage was transient
         self.model = dict(recovered.state)  # the store's word is the model now
         return Outcome(kind, keys_lost=len(lost))
@@ -413,7 +469,14 @@ class Oracle:
         observed, self.observed = self.observed, {}
         if outcome.kind in ("reported loss", "silent tail loss"):
             return  # a reported, explained loss may take what a read returned too
-        taken = {key: value for key, value in observed.items() if recovered.state.get(key) != value}
+        at_ms = recovered.at_us // 1000
+        taken = {
+            key: value
+            for key, value in observed.items()
+            if recovered.state.get(key) != value
+            and not (value is not None and expired(value, at_ms))
+            and key not in recovered.expired_while_read
+        }
         if taken:
             key, value = next(iter(taken.items()))
             raise Violation(
@@ -433,13 +496,25 @@ class Oracle:
 
     def check_idempotent(self, before: Model, outcome: Outcome) -> None:
         """Recovering again (no new damage accepted) changed nothing."""
-        if self.model != before and outcome.kind not in ("reported loss", "silent tail loss", "torn loss"):
+        at_ms = self.read_at_us // 1000  # the second recovery's state, as read then
+        changed = not _same_state(visible(self.model, at_ms), visible(before, at_ms))
+        if changed and outcome.kind not in ("reported loss", "silent tail loss", "torn loss"):
             raise Violation("recovery is not idempotent: " + _difference(before, self.model))
 
-    def check_liveness(self, state: Model, unreadable: Sequence[bytes]) -> None:
+    def check_liveness(
+        self,
+        state: Model,
+        unreadable: Sequence[bytes],
+        at_us: int | None = None,
+        expired_while_read: dict[bytes, int] | None = None,
+    ) -> None:
+        """With faults off, a clean close and reopen gave the model (read at `at_us`,
+        as `Recovered` is: default the current operation's start)."""
         self.check_not_invented(state)
-        if self.known(state) != self.known(self.model) or set(unreadable) - self.unknown:
+        at = self.now_us if at_us is None else at_us
+        read = Recovered(RecoveryReport(), state, unreadable, None, "", 0, frozenset(), at, expired_while_read or {})
+        if not self._agrees(read, self.model, self.unknown) or set(unreadable) - self.unknown:
             raise Violation(
                 "with faults off, a clean close and reopen did not give the model: "
-                + _difference(self.known(self.model), self.known(state))
+                + _difference(self.known(visible(self.model, read.at_us // 1000)), self.known(state))
             )

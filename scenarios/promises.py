@@ -245,4 +245,28 @@ PROMISES: tuple[Promise, ...] = (
         "conditional_set_checks_the_cache",
         "conditional",
     ),
+    Promise(
+        "expired_stays_gone",
+        "an expired key is absent to every read, and no older value of it comes back after a compaction or a crash",
+        "kv.store.Store.set docstring (ttl, expire_at); kv.store.Store.compact",
+        "check_recovered",
+        "compaction_lets_an_older_value_win",
+        "expiry",
+    ),
+    Promise(
+        "expiry_survives_recovery",
+        "a key's expiry is durable with its write: after a reopen or a crash it expires when it did before",
+        "kv.store expiry notes (expire, persist: durable per the mode like any write)",
+        "check_recovered",
+        "expiry_lost_on_replay",
+        "expiry",
+    ),
+    Promise(
+        "ttl_on_io_now",
+        "a TTL counts from io.now() when the call starts, and reads compare expiry with io.now()",
+        "kv.store expiry notes; kv.io (now() is the only clock)",
+        "check_answer",
+        "ttl_from_the_clock_at_open",
+        "expiry",
+    ),
 )

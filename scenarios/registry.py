@@ -183,6 +183,33 @@ SCENARIOS: dict[str, Scenario] = {
             defining_faults=("crash_survival.prefix", "crash_survival.subset", "fsync_gate"),
         ),
         Scenario(
+            "expiry",
+            "TTLs on the virtual clock beside every write: sets with a TTL, expire (a time not in the future "
+            "deletes), persist and ttl reads, pauses and clock jumps past expiries, compactions, under crashes "
+            "and crashes during recovery: an expired key reads as absent, a TTL counts from io.now(), and no "
+            "expired or deleted key comes back after a crash or a compaction",
+            mix=WorkloadMix(
+                weighted(
+                    set_ttl=0.15,
+                    expire=0.06,
+                    persist=0.03,
+                    ttl=0.1,
+                    pause=0.05,
+                    clock_jump=0.01,
+                    compact=0.03,
+                    flush=0.02,
+                    reopen=0.01,
+                ),
+                key_count=32,  # few keys: TTLs land on keys written before without one, and after
+                long_pause_probability=0.01,
+            ),
+            faults=FaultPlan(crash_survival=CRASHES),
+            durabilities=ALL_DURABILITIES,
+            crash_probability=0.01,
+            crash_during_recovery_probability=0.2,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset"),
+        ),
+        Scenario(
             "corruption",
             "bit flips on write and at rest, transient and sticky read corruption, with crashes: "
             "every loss reported, no wrong value",

@@ -23,7 +23,7 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Model, Operation, kind_of, shown
+from scenarios.operations import Expiring, Model, Operation, kind_of, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -391,30 +391,50 @@ class Harness:
         self.check_recovered(store, in_flight)
         return store
 
-    def read_state(self, store: Store) -> tuple[Model, list[bytes]]:
-        """The store's state as the oracle sees it (faults paused while reading); keys
-        whose read raised a typed error are returned apart."""
+    def read_state(self, store: Store) -> tuple[Model, list[bytes], int, dict[bytes, int]]:
+        """The store's state as the oracle sees it (faults paused while reading), as of
+        the moment its keys were listed: every key's value (an `Expiring` when it has an
+        expiry), the keys whose read raised a typed error, that moment, and the keys
+        that expired before their value was read (reads take virtual time), with the
+        expiry listed. Listing keys and expiries does no I/O: one moment."""
         state: Model = {}
         unreadable: list[bytes] = []
+        expired_while_read: dict[bytes, int] = {}
         with self.faults_paused():
-            for key in store.keys():
+            at_us = self.io.clock_us
+            keys = store.keys()
+            expiries = [store.pexpiretime(key) for key in keys]
+            for key, expiry_ms in zip(keys, expiries, strict=True):
                 try:
                     value = store.get(key)
                 except (CorruptionDetected, IoError):
                     unreadable.append(key)
                     continue
-                assert value is not None
-                state[key] = value
-        return state, unreadable
+                if value is None:
+                    assert expiry_ms > 0, f"{key!r} listed without an expiry, then absent"
+                    expired_while_read[key] = expiry_ms
+                    continue
+                state[key] = Expiring(value, expiry_ms) if expiry_ms > 0 else value
+        return state, unreadable, at_us, expired_while_read
 
     def recovered(self, store: Store, in_flight: Operation | None) -> Recovered:
         """What this recovery gave, as data for the oracle."""
-        state, unreadable = self.read_state(store)
+        state, unreadable, at_us, expired_while_read = self.read_state(store)
         counts = self.io.faults.counts
         silent = sum(counts[name].fired for name in ("lost_write", "misdirected_write") if name in counts)
         names = self._store_names()
         quarantined = frozenset(name for name in names if name.startswith(QUARANTINE_DIRECTORY + "/"))
-        return Recovered(store.recovery, state, unreadable, in_flight, STORE_DIRECTORY, silent, quarantined)
+        return Recovered(
+            store.recovery,
+            state,
+            unreadable,
+            in_flight,
+            STORE_DIRECTORY,
+            silent,
+            quarantined,
+            at_us,
+            expired_while_read,
+        )
 
     def check_recovered(self, store: Store, in_flight: Operation | None) -> Outcome:
         report = store.recovery
@@ -446,6 +466,7 @@ class Harness:
         if kind.reopens:
             return self.reopen_armed(store)
         started_us = self.io.clock_us
+        self.oracle.at(started_us)
         try:
             if self.crash_countdown is None and not self.crash_before_sync:
                 result = kind.run(store, operation)  # nothing to arm (`run_armed`)
@@ -469,6 +490,11 @@ class Harness:
         return store
 
     # -- what operation kinds check (`OperationKind.check`) ------------------------------
+
+    @property
+    def now_ms(self) -> int:
+        """The store's clock as the operation being checked started (`Checker.now_ms`)."""
+        return self.oracle.now_us // 1000
 
     def check_read(self, key: bytes, value: bytes | None) -> None:
         if self.keep_timeline:
@@ -582,7 +608,7 @@ class Harness:
                     value = store.get(key)
                 except (CorruptionDetected, IoError):
                     continue
-                self.oracle.observe_read_only(key, value, in_flight)
+                self.oracle.observe_read_only(key, value, in_flight, self.io.clock_us)
         return bool(self.oracle.observed)
 
     def close(self, store: Store) -> None:
@@ -617,9 +643,9 @@ class Harness:
         store.set(b"liveness", b"ok")
         store.close()
         with self.open() as reopened:
-            state, unreadable = self.read_state(reopened)
+            state, unreadable, at_us, expired_while_read = self.read_state(reopened)
             self.oracle.acknowledged(LIVENESS_WRITE, self.io.clock_us)
-            self.oracle.check_liveness(state, unreadable)
+            self.oracle.check_liveness(state, unreadable, at_us, expired_while_read)
         self.event(f"end keys={len(self.oracle.model)} clock_us={self.io.clock_us}")
 
 

@@ -244,9 +244,10 @@ def pause_us(operation: Operation) -> int:
     return pause_length(operation)
 
 
-def apply(model: Model, operation: Operation) -> Model:
-    """The model after `operation` (a new dict; reads change nothing)."""
-    return kind_of(operation).apply(model, operation)
+def apply(model: Model, operation: Operation, now_ms: int = 0) -> Model:
+    """The model after `operation`, started at `now_ms` of the store's clock (a new
+    dict; reads change nothing; only TTLs read the clock)."""
+    return kind_of(operation).apply_at(model, operation, now_ms)
 
 
 def run_operation(store: Store, operation: Operation) -> object:

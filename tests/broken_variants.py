@@ -30,6 +30,7 @@ from kv.opening import Recovery
 from kv.record import (
     FRAME_FLAG_SEGMENT_START,
     FRAME_HEADER_SIZE,
+    KIND_SET,
     RECORD_CRC,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
@@ -658,6 +659,122 @@ def clean_marker_not_moved_at_roll() -> Iterator[None]:
         yield
 
 
+def _older_unexpired_record(store: Store, key: bytes, lsn: int, now_ms: int) -> kv.recovery.Location | None:
+    """The newest record of `key` older than `lsn` that is a SET not expired at
+    `now_ms`, in the store's sealed segments and compacted file (what a merge that
+    filters expired records before choosing the newest finds)."""
+    log = store._log
+    assert log is not None
+    files = [(segment_id, file, False) for segment_id, file in log.sealed.items()]
+    if store._compacted_file is not None:
+        files.append((store._compacted_id, store._compacted_file, True))
+    best: kv.recovery.Location | None = None
+    for segment_id, file, compacted in files:
+        data = kv.io.read_exact(store.io, file, 0, store.io.size(file).result())
+        scan = kv.recovery.scan_segment(segment_id, data, compacted)
+        for offset, header in scan.frames:
+            position = offset + FRAME_HEADER_SIZE
+            for _ in range(header.count):
+                _crc, kind, _flags, key_length, value_length, record_lsn, expiry_ms = RECORD_HEADER.unpack_from(
+                    data, position
+                )
+                length = RECORD_HEADER_SIZE + key_length + value_length
+                name = data[position + RECORD_HEADER_SIZE : position + RECORD_HEADER_SIZE + key_length]
+                fresh = not expiry_ms or now_ms <= expiry_ms
+                newest = best is None or record_lsn > best[3]
+                if name == key and kind == KIND_SET and record_lsn < lsn and fresh and newest:
+                    best = (-segment_id if compacted else segment_id, position, length, record_lsn, expiry_ms)
+                position += length
+    return best
+
+
+@contextmanager
+def compaction_lets_an_older_value_win() -> Iterator[None]:
+    """Compaction filters out expired records before it picks each key's newest record,
+    so a key whose newest record expired gets its previous, unexpired value back.
+
+    Models a merge written as "drop what is expired, then keep the newest of what is
+    left" (Bitcask merges and LSM compaction filters have shipped this order): an
+    expired key comes back with an older value after the merge, and after any crash.
+    """
+    original_compact = Store.compact
+
+    def compact(self: Store) -> None:
+        now_ms = self._now_ms()
+        for key, expiry_ms in list(self._expiring.items()):
+            location = self._keydir[key]
+            if now_ms > expiry_ms and location[0] != (self._log.segment_id if self._log else 0):
+                older = _older_unexpired_record(self, key, location[3], now_ms)
+                if older is not None:
+                    self._keydir[key] = older
+                    self._cache_drop(key)
+                    if older[4]:
+                        self._expiring[key] = older[4]
+                    else:
+                        del self._expiring[key]
+        original_compact(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "compact", compact)
+        yield
+
+
+@contextmanager
+def expiry_lost_on_replay() -> Iterator[None]:
+    """Recovery builds keydir entries without the records' expiry (from the log and from
+    the hint file): after a reopen or a crash every key lives forever.
+
+    Models a replay that decodes the header fields it needs for locating values and
+    drops the rest (an index rebuilt from a format whose TTL field came later): expired
+    keys come back after a restart, and TTLs stop counting.
+    """
+    original_apply_frames = kv.recovery.apply_frames  # opening calls it by its own name
+    original_decode_hint = kv.compaction.decode_hint
+
+    def apply_frames(
+        data: bytes, frames: list[tuple[int, FrameHeader]], keydir: kv.recovery.Keydir, file_key: int
+    ) -> tuple[int, int]:
+        result = original_apply_frames(data, frames, keydir, file_key)
+        for key, location in keydir.items():
+            if location[4] and location[0] == file_key:
+                keydir[key] = (*location[:4], 0)
+        return result
+
+    def decode_hint(data: bytes, segment_id: int, data_length: int) -> list[kv.compaction.HintEntry] | None:
+        entries = original_decode_hint(data, segment_id, data_length)
+        return None if entries is None else [(*entry[:4], 0) for entry in entries]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.opening, "apply_frames", apply_frames)
+        patch.setattr(kv.compaction, "decode_hint", decode_hint)
+        yield
+
+
+@contextmanager
+def ttl_from_the_clock_at_open() -> Iterator[None]:
+    """TTLs and expiry are measured from the clock read once when the store opened, not
+    from `io.now()` at each call.
+
+    Models a store that caches "now" (at open, or per connection) instead of asking the
+    one clock: TTLs count from the wrong moment, and keys do not expire until the next
+    reopen.
+    """
+    opened_at: dict[int, int] = {}
+    original_open = Store._open
+
+    def _open(self: Store, on_corruption: kv.opening.OnCorruption) -> None:
+        opened_at[id(self)] = round(self.io.now() * 1_000_000) // 1000
+        original_open(self, on_corruption)
+
+    def now_ms(self: Store) -> int:
+        return opened_at.get(id(self), 0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_open", _open)
+        patch.setattr(Store, "_now_ms", now_ms)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -685,6 +802,9 @@ VARIANTS: dict[str, Variant] = {
     "getdel_before_sync": getdel_before_sync,
     "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
     "clean_marker_not_moved_at_roll": clean_marker_not_moved_at_roll,
+    "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
+    "expiry_lost_on_replay": expiry_lost_on_replay,
+    "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -31,6 +31,7 @@ def test_the_scenarios_are_registered() -> None:
         "perfect",
         "crash",
         "conditional",
+        "expiry",
         "corruption",
         "completion_corruption",
         "massive",
@@ -48,7 +49,7 @@ def test_which_scenarios_draw_a_durability_mode() -> None:
     """The media scenarios other than swarm stay in `always`: a frame holds one operation
     there, so the oracle tells a torn last frame from relabelled mid-log damage."""
     several = {name for name, scenario in SCENARIOS.items() if scenario.durabilities != ("always",)}
-    assert several == {"crash", "conditional", "truncation", "filesystem", "fsyncgate", "swarm", "edges"}
+    assert several == {"crash", "conditional", "expiry", "truncation", "filesystem", "fsyncgate", "swarm", "edges"}
     for name in several - {"swarm"}:
         assert not SCENARIOS[name].faults.damages_data(), name
     for name in several:
