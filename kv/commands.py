@@ -227,34 +227,94 @@ def _get(store: Store, arguments: list[bytes]) -> Reply:
 _EXPIRY_OPTIONS = ("EX", "PX", "EXAT", "PXAT")
 
 
-def _set_options(options: list[bytes]) -> set[str] | ErrorReply:
-    """SET's options, checked as Redis's `parseExtendedStringArgumentsOrReply` checks them."""
+def _set_options(options: list[bytes]) -> tuple[set[str], bytes | None] | ErrorReply:
+    """SET's options and the value of its expiry option, checked as Redis's
+    `parseExtendedStringArgumentsOrReply` checks them."""
     seen: set[str] = set()
+    expiry_value: bytes | None = None
     position = 0
     while position < len(options):  # each pass consumes one option (two with a value)
         option = _option(options[position])
+        timed = bool(seen & {"KEEPTTL", *_EXPIRY_OPTIONS})
         if option in ("NX", "XX") and ({"NX", "XX"} - {option}) & seen:
             return SYNTAX_ERROR
-        if option in ("NX", "XX", "GET", "KEEPTTL"):  # KEEPTTL: no key has a TTL yet
+        if option in ("NX", "XX", "GET") or (option == "KEEPTTL" and not timed):
             seen.add(option)
-        elif option in _EXPIRY_OPTIONS and position + 1 < len(options):
-            return error(f"SET {option} is not supported: this store has no key expiry yet")
+        elif option in _EXPIRY_OPTIONS and not timed and position + 1 < len(options):
+            seen.add(option)
+            position += 1
+            expiry_value = options[position]
         else:
             return SYNTAX_ERROR
         position += 1
-    return seen
+    return seen, expiry_value
+
+
+def _set_expiry(store: Store, key: bytes, seen: set[str], value: bytes | None) -> dict[str, float] | ErrorReply:
+    """The `ttl=` or `expire_at=` of a SET, as Redis's `getExpireMillisecondsOrReply`
+    checks its value; KEEPTTL keeps the key's expiry."""
+    if "KEEPTTL" in seen:
+        expiry_ms = store.pexpiretime(key)
+        return {"expire_at": expiry_ms / 1000} if expiry_ms > 0 else {}
+    if value is None:
+        return {}
+    amount = parse_integer(value)
+    if amount is None:
+        return NOT_AN_INTEGER
+    if amount <= 0 or amount > _EXPIRY_MAX:
+        return error("invalid expire time in 'set' command")
+    scale = 1 if seen & {"EX", "EXAT"} else 1000
+    return {"ttl": amount / scale} if seen & {"EX", "PX"} else {"expire_at": amount / scale}
 
 
 def _set(store: Store, arguments: list[bytes]) -> Reply:
     key, value = arguments[0], arguments[1]
-    options = _set_options(arguments[2:])
-    if isinstance(options, ErrorReply):
-        return options
+    parsed = _set_options(arguments[2:])
+    if isinstance(parsed, ErrorReply):
+        return parsed
+    options, expiry_value = parsed
+    expiry = _set_expiry(store, key, options, expiry_value)
+    if isinstance(expiry, ErrorReply):
+        return expiry
     old = store.get(key) if "GET" in options else None
-    written = store.set(key, value, only_if_missing="NX" in options, only_if_present="XX" in options)
+    written = store.set(key, value, only_if_missing="NX" in options, only_if_present="XX" in options, **expiry)
     if "GET" in options:
         return Bulk(old)
     return OK if written else NIL
+
+
+# Redis refuses an expiry past this many seconds (or ms) as out of range.
+_EXPIRY_MAX = (1 << 63) // 1000 - 1
+
+
+def _expire(seconds_scale: int, absolute: bool) -> Handler:
+    """EXPIRE, PEXPIRE (relative) and EXPIREAT, PEXPIREAT (absolute)."""
+
+    def handler(store: Store, arguments: list[bytes]) -> Reply:
+        if len(arguments) > 2:
+            return error(f"Unsupported option {bytes_text(arguments[2])}")
+        amount = parse_integer(arguments[1])
+        if amount is None:
+            return NOT_AN_INTEGER
+        when = amount / seconds_scale
+        done = store.expire_at(arguments[0], when) if absolute else store.expire(arguments[0], when)
+        return Integer(int(done))
+
+    return handler
+
+
+def _ttl_reply(read: str) -> Handler:
+    """TTL, PTTL, EXPIRETIME, PEXPIRETIME: the store's answer (-2 missing, -1 none)."""
+
+    def handler(store: Store, arguments: list[bytes]) -> Reply:
+        answer: int = getattr(store, read)(arguments[0])
+        return Integer(answer)
+
+    return handler
+
+
+def _persist(store: Store, arguments: list[bytes]) -> Reply:
+    return Integer(int(store.persist(arguments[0])))
 
 
 def _getdel(store: Store, arguments: list[bytes]) -> Reply:
@@ -426,8 +486,14 @@ def _info_sections(store: Store) -> dict[str, list[tuple[str, object]]]:
             ("syncs", stats.syncs),
             ("cache_hits", stats.cache_hits),
         ],
-        "keyspace": [("db0", f"keys={stats.keys},expires=0,avg_ttl=0")] if stats.keys else [],
+        "keyspace": [("db0", f"keys={stats.keys},expires={_expiring(store)},avg_ttl=0")] if stats.keys else [],
     }
+
+
+def _expiring(store: Store) -> int:
+    """How many keys have an expiry (one look at each key: INFO is not a hot path).
+    avg_ttl stays 0, as Redis shows it until its expiry cycle has sampled keys."""
+    return sum(store.pexpiretime(key) > 0 for key in store.keys())
 
 
 def _info(store: Store, arguments: list[bytes]) -> Reply:
@@ -531,13 +597,22 @@ COMMANDS = CommandTable(
             -3,
             _WRITE,
             _set,
-            syntax="key value [NX | XX] [GET] [KEEPTTL]",
+            syntax="key value [NX | XX] [GET] [EX seconds | PX ms | EXAT unix-time | PXAT unix-ms | KEEPTTL]",
             summary="Store value under key (NX: only if absent, XX: only if present, GET: reply the old value).",
             first_key=1,
             last_key=1,
             key_step=1,
         ),
         Command("del", -2, _WRITE, _delete, "key [key ...]", "Remove keys; replies how many existed.", 1, -1, 1),
+        Command("expire", -3, _WRITE_FAST, _expire(1, False), "key seconds", "Expire key in seconds.", 1, 1, 1),
+        Command("pexpire", -3, _WRITE_FAST, _expire(1000, False), "key ms", "Expire key in milliseconds.", 1, 1, 1),
+        Command("expireat", -3, _WRITE_FAST, _expire(1, True), "key unix-time", "Expire key at a time.", 1, 1, 1),
+        Command("pexpireat", -3, _WRITE_FAST, _expire(1000, True), "key unix-ms", "Expire key at a time.", 1, 1, 1),
+        Command("persist", 2, _WRITE_FAST, _persist, "key", "Remove key's expiry.", 1, 1, 1),
+        Command("ttl", 2, _READ_FAST, _ttl_reply("ttl"), "key", "Seconds left (-1 none, -2 missing).", 1, 1, 1),
+        Command("pttl", 2, _READ_FAST, _ttl_reply("pttl"), "key", "Milliseconds left.", 1, 1, 1),
+        Command("expiretime", 2, _READ_FAST, _ttl_reply("expiretime"), "key", "Unix time it expires.", 1, 1, 1),
+        Command("pexpiretime", 2, _READ_FAST, _ttl_reply("pexpiretime"), "key", "Unix ms it expires.", 1, 1, 1),
         Command("getdel", 2, _WRITE_FAST, _getdel, "key", "The value of key, removing it (nil when missing).", 1, 1, 1),
         Command("incr", 2, _WRITE_FAST, _incr_by(1, False), "key", "Add 1 to the integer under key.", 1, 1, 1),
         Command("decr", 2, _WRITE_FAST, _incr_by(-1, False), "key", "Subtract 1 from it.", 1, 1, 1),

@@ -47,7 +47,13 @@ def test_set_nx_xx_get(store: Store) -> None:
     assert run(store, "SET", "k", "v", "NX", "XX") == err("syntax error")
     assert run(store, "SET", "k", "v", "FOO") == err("syntax error")
     assert run(store, "SET", "k", "v", "EX") == err("syntax error")
-    assert run(store, "SET", "k", "v", "EX", "10") == err("SET EX is not supported: this store has no key expiry yet")
+    assert run(store, "SET", "k", "v", "EX", "10") == OK
+    assert run(store, "TTL", "k") == Integer(10)
+    assert run(store, "SET", "k", "v", "KEEPTTL") == OK and run(store, "TTL", "k") == Integer(10)
+    assert run(store, "SET", "k", "v") == OK and run(store, "TTL", "k") == Integer(-1)
+    assert run(store, "SET", "k", "v", "EX", "0") == err("invalid expire time in 'set' command")
+    assert run(store, "SET", "k", "v", "PX", "10", "EX", "1") == err("syntax error")
+    assert run(store, "PTTL", "missing") == Integer(-2)
 
 
 def test_mget_mset_dbsize(store: Store) -> None:
@@ -221,7 +227,8 @@ def test_flags_say_what_a_command_does() -> None:
     for command in COMMANDS:
         assert not {Flag.WRITE, Flag.READONLY} <= command.flags, command.name
     writes = {command.name for command in COMMANDS if Flag.WRITE in command.flags}
-    assert writes == {"set", "del", "getdel", "incr", "decr", "incrby", "decrby", "mset", "compact"}
+    expiry = {"expire", "pexpire", "expireat", "pexpireat", "persist"}
+    assert writes == {"set", "del", "getdel", "incr", "decr", "incrby", "decrby", "mset", "compact", *expiry}
 
 
 def test_store_errors_map_in_one_place(store: Store) -> None:
