@@ -152,7 +152,6 @@ EVERY_FAULT = (
     "operation_errors.sync",
     "fsync_gate",
     "tail_corruption",
-    "entry_loss",
 )  # torn writes need a write wider than a 4 KiB sector, which these workloads rarely make
 
 SCENARIOS: dict[str, Scenario] = {
