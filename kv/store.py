@@ -156,7 +156,7 @@ def _check_value(value: bytes | str) -> bytes:
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-# An expiry or a TTL beyond this many seconds (about 292 million years in ms) would not
+# An expiry or a TTL beyond this many seconds (about 146 million years) would not
 # fit the record header's u64 of milliseconds once added to the clock: refused.
 EXPIRY_SECONDS_MAX = INT64_MAX // 1000 // 2
 
