@@ -170,8 +170,15 @@ class OperationKind:
     conditional: ClassVar[bool] = False
     key_count: ClassVar[tuple[int, int | None]] = (0, 0)  # keys it takes: at least, at most (None: any)
     values: ClassVar[bool] = False  # its keys carry values (else they map to None)
+    # hypothesis draws it (`strategy`, from `key_count` and `values`)
+    drawn_by_hypothesis: ClassVar[bool] = False
 
     def draw(self, drawing: Drawing) -> Operation:
+        """No keys, or one key mapped to None (as `key_count` says); kinds with values
+        or arguments draw their own."""
+        if self.key_count == (1, 1) and not self.values:
+            return Operation(self.name, {drawing.key(): None})
+        assert self.key_count == (0, 0), f"{self.name} draws its own operations"
         return Operation(self.name, {})
 
     def apply(self, model: Model, operation: Operation) -> Model:
@@ -207,8 +214,23 @@ class OperationKind:
     def strategy(
         self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
     ) -> st.SearchStrategy[Operation] | None:
-        """A hypothesis strategy for it, or None when hypothesis should not draw it."""
-        return None
+        """A hypothesis strategy for it (from `key_count` and `values`), or None when
+        hypothesis does not draw it (`drawn_by_hypothesis`)."""
+        if not self.drawn_by_hypothesis:
+            return None
+        from hypothesis import strategies as st
+
+        least, most = self.key_count
+        if most == 0:
+            return st.just(Operation(self.name, {}))
+        if self.values:
+            size_max = batch_size_max if most is None else most
+            changes: st.SearchStrategy[Changes] = st.dictionaries(
+                keys, values, min_size=max(least, 1), max_size=size_max
+            )
+            return changes.map(lambda drawn: Operation(self.name, drawn))
+        assert self.key_count == (1, 1), self.key_count
+        return keys.map(lambda key: Operation(self.name, {key: None}))
 
     # -- the replay file -----------------------------------------------------------------
 
@@ -298,6 +320,7 @@ class _Write(OperationKind):
 
 class SetKind(_Write):
     name = "set"
+    drawn_by_hypothesis = True
     default_weight = 0.45
     key_count = (1, 1)
     values = True
@@ -312,33 +335,18 @@ class SetKind(_Write):
         store.set(key, value)
         return None
 
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        from hypothesis import strategies as st
-
-        changes: st.SearchStrategy[Changes] = st.dictionaries(keys, values, min_size=1, max_size=1)
-        return changes.map(lambda drawn: Operation(self.name, drawn))
-
 
 class DeleteKind(_Write):
     name = "delete"
+    drawn_by_hypothesis = True
     default_weight = 0.15
     skips_when_absent = True
     key_count = (1, 1)
-
-    def draw(self, drawing: Drawing) -> Operation:
-        return Operation(self.name, {drawing.key(): None})
 
     def run(self, store: Store, operation: Operation) -> object:
         [key] = operation.changes
         store.delete(key)
         return None
-
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        return keys.map(lambda key: Operation(self.name, {key: None}))
 
 
 class GetDelKind(DeleteKind):
@@ -395,6 +403,7 @@ class SetIfPresentKind(_ConditionalSet):
 
 class SetManyKind(_Write):
     name = "set_many"
+    drawn_by_hypothesis = True
     default_weight = 0.15
     key_count = (1, None)
     values = True
@@ -418,23 +427,13 @@ class SetManyKind(_Write):
                 yield operation._replace(changes=dict(items[:drop] + items[drop + 1 :]))
         yield from super().simpler(operation, index)
 
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        from hypothesis import strategies as st
-
-        changes: st.SearchStrategy[Changes] = st.dictionaries(keys, values, min_size=1, max_size=batch_size_max)
-        return changes.map(lambda drawn: Operation(self.name, drawn))
-
 
 class GetKind(OperationKind):
     name = "get"
+    drawn_by_hypothesis = True
     default_weight = 0.2
     reads = True
     key_count = (1, 1)
-
-    def draw(self, drawing: Drawing) -> Operation:
-        return Operation(self.name, {drawing.key(): None})
 
     def run(self, store: Store, operation: Operation) -> object:
         [key] = operation.changes
@@ -445,23 +444,12 @@ class GetKind(OperationKind):
         [key] = operation.changes
         checker.check_read(key, result)
 
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        return keys.map(lambda key: Operation(self.name, {key: None}))
-
 
 class _Sync(OperationKind):
     """A kind that returns only once every earlier write is durable."""
 
     syncs = True
-
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        from hypothesis import strategies as st
-
-        return st.just(Operation(self.name, {}))
+    drawn_by_hypothesis = True
 
 
 class FlushKind(_Sync):
@@ -583,10 +571,7 @@ class SetTtlKind(SetKind):
         super().validate(operation._replace(arguments=()))
         _one_int_argument(self, operation, 1)
 
-    def strategy(
-        self, keys: st.SearchStrategy[bytes], values: st.SearchStrategy[bytes], batch_size_max: int
-    ) -> st.SearchStrategy[Operation] | None:
-        return None  # the state machine's model has no clock
+    drawn_by_hypothesis = False  # the state machine's model has no clock
 
 
 def ttl_argument(operation: Operation) -> int:
@@ -656,9 +641,6 @@ class PersistKind(_ExpiryWrite):
     def changes_expiry(self, model: Model, key: bytes) -> bool:
         return key in model and expiry_of(model[key]) != 0
 
-    def draw(self, drawing: Drawing) -> Operation:
-        return Operation(self.name, {drawing.key(): None})
-
     def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
         [key] = operation.changes
         if not self.changes_expiry(model, key):
@@ -690,9 +672,6 @@ class TtlKind(OperationKind):
     name = "ttl"
     reads = True
     key_count = (1, 1)
-
-    def draw(self, drawing: Drawing) -> Operation:
-        return Operation(self.name, {drawing.key(): None})
 
     def run(self, store: Store, operation: Operation) -> object:
         [key] = operation.changes

@@ -41,6 +41,7 @@ disk model and `SimIo`.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from io_backends.sim.changes import PendingWrite, fault_free
@@ -472,28 +473,28 @@ class FaultInjector:
         """Per crash, after it (see `TailCorruption`): maybe flip one bit near the end of
         each surviving file's data, in its durable bytes and its page cache alike."""
         tail = self.plan.tail_corruption
-        if tail.probability <= 0.0:
-            return
-        for inode in inodes:
-            end = _data_end(inode.durable)
-            if not end or not self.draw("tail_corruption", tail.probability):
-                continue
-            position = self.rng.randrange(max(0, end - max(1, tail.window_bytes)), end)
-            inode.flip(position, 1 << self.rng.randrange(8), "tail_corruption")
+        for inode, start, end in self._tails(inodes, "tail_corruption", tail.probability, tail.window_bytes):
+            inode.flip(self.rng.randrange(start, end), 1 << self.rng.randrange(8), "tail_corruption")
 
     def burst_tails(self, inodes: list[Inode]) -> None:
         """Per crash, after it (see `TailBurst`): maybe flip two bits near the end of each
         surviving file's data, in its durable bytes and its page cache alike."""
         burst = self.plan.tail_burst
-        if burst.probability <= 0.0:
+        for inode, start, end in self._tails(inodes, "tail_burst", burst.probability, burst.window_bytes):
+            for _ in range(2):
+                inode.flip(self.rng.randrange(start, end), 1 << self.rng.randrange(8), "tail_burst")
+
+    def _tails(
+        self, inodes: list[Inode], name: str, probability: float, window_bytes: int
+    ) -> Iterator[tuple[Inode, int, int]]:
+        """Each file with data whose draw of fault `name` fires, with the window
+        `[start, end)` of its last `window_bytes` bytes of data (nothing when off)."""
+        if probability <= 0.0:
             return
         for inode in inodes:
             end = _data_end(inode.durable)
-            if not end or not self.draw("tail_burst", burst.probability):
-                continue
-            start = max(0, end - max(1, burst.window_bytes))
-            for _ in range(2):
-                inode.flip(self.rng.randrange(start, end), 1 << self.rng.randrange(8), "tail_burst")
+            if end and self.draw(name, probability):
+                yield inode, max(0, end - max(1, window_bytes)), end
 
     def lose_entry(self, files: list[tuple[str, int]]) -> tuple[str, int] | None:
         """Per crash (see `EntryLoss`): maybe the (path, size) of the one file, of
