@@ -86,6 +86,8 @@ def expired(value: bytes, now_ms: int) -> bool:
 def visible(model: Model, now_ms: int) -> Model:
     """The model as a store reads it at `now_ms`: expired keys dropped (`model` itself
     when none is)."""
+    if Expiring not in set(map(type, model.values())):  # in C: no Python call per value
+        return model
     if not any(expired(value, now_ms) for value in model.values()):
         return model
     return {key: value for key, value in model.items() if not expired(value, now_ms)}
