@@ -20,6 +20,7 @@ from kv.errors import (
     StoreLocked,
     StoreReadOnly,
     ValueTooLarge,
+    WrongType,
 )
 from kv.io import File, Future, Io
 from kv.recovery import Corruption, RecoveryReport, TornTail
@@ -47,5 +48,6 @@ __all__ = [
     "TornTail",
     "ValueTooLarge",
     "VerifyReport",
+    "WrongType",
     "open",
 ]

@@ -4,7 +4,9 @@ atomically, then delete what it replaces.
 Files: `NNNNNNNN.compacted` holds frames flagged `FRAME_FLAG_COMPACTED` with every
 record live when it was written (original lsns kept) and covers every segment whose id
 is at most NNNNNNNN: once it is installed those are obsolete. `NNNNNNNN.hint` lists each
-record's key and location so opening does not read the values.
+record's key, kind and location so opening does not read the values. A list's live
+elements are its push records, kept whole in lsn order (`kv.keydir` says why that order
+rebuilds the list).
 
 Install order (a file is trusted only after its directory entry is durable):
 write both as `.tmp`, sync both, rename the hint, rename the data file (the commit
@@ -25,21 +27,23 @@ from crc32c import crc32c
 
 from kv.errors import IoError
 from kv.io import File, Io, close_quietly
+from kv.keydir import Keydir, ListEntry, apply_list_record
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES, KEY_SIZE_MAX_BYTES
-from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, RECORD_KIND_OFFSET, encode_frame
+from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, KINDS_LIVE, RECORD_KIND_OFFSET, encode_frame
 
 COMPACTED_SUFFIX = ".compacted"
 HINT_SUFFIX = ".hint"
 TEMPORARY_SUFFIX = ".tmp"
 
 HINT_MAGIC = 0x544E4948  # "HINT"
-HINT_VERSION = 1
+HINT_VERSION = 2  # 2 added the record kind (lists); version 1 hints (all sets) are read too
 HINT_HEADER = struct.Struct("<IHHIQII")  # magic, version, reserved, segment_id, data_length, count, crc
-HINT_ENTRY = struct.Struct("<HIQQQ")  # key_length, record_length, offset, lsn, expiry_ms
+HINT_ENTRY = struct.Struct("<HIQQQB")  # key_length, record_length, offset, lsn, expiry_ms, kind
+HINT_ENTRY_V1 = struct.Struct("<HIQQQ")  # the same without the kind
 HINT_HEADER_SIZE = HINT_HEADER.size
 
-# A hint entry as the store uses it: (key, record offset, record length, lsn, expiry_ms)
-HintEntry = tuple[bytes, int, int, int, int]
+# A hint entry as the store uses it: (key, record offset, record length, lsn, expiry_ms, kind)
+HintEntry = tuple[bytes, int, int, int, int, int]
 # A live record to compact: (key, the whole record as stored, lsn, expiry_ms)
 CompactedRecord = tuple[bytes, bytes, int, int]
 
@@ -56,7 +60,8 @@ def encode_hint(segment_id: int, data_length: int, entries: list[HintEntry]) -> 
     pack = HINT_ENTRY.pack
     body = b"".join(
         chain.from_iterable(
-            (pack(len(key), length, offset, lsn, expiry_ms), key) for key, offset, length, lsn, expiry_ms in entries
+            (pack(len(key), length, offset, lsn, expiry_ms, kind), key)
+            for key, offset, length, lsn, expiry_ms, kind in entries
         )
     )
     checked = HINT_HEADER.pack(HINT_MAGIC, HINT_VERSION, 0, segment_id, data_length, len(entries), 0)[:-4]
@@ -70,22 +75,26 @@ def decode_hint(data: bytes, segment_id: int, data_length: int) -> list[HintEntr
     if len(data) < HINT_HEADER_SIZE:
         return None
     magic, version, _reserved, hint_segment, hint_length, count, crc = HINT_HEADER.unpack_from(data, 0)
-    if magic != HINT_MAGIC or version != HINT_VERSION or hint_segment != segment_id or hint_length != data_length:
+    if magic != HINT_MAGIC or version not in (1, HINT_VERSION):
+        return None
+    if hint_segment != segment_id or hint_length != data_length:
         return None
     view = memoryview(data)
     if crc32c(view[HINT_HEADER_SIZE:], crc32c(view[: HINT_HEADER_SIZE - 4])) != crc:
         return None
     entries: list[HintEntry] = []
     position = HINT_HEADER_SIZE
-    unpack = HINT_ENTRY.unpack_from
+    entry = HINT_ENTRY if version == HINT_VERSION else HINT_ENTRY_V1
+    unpack = entry.unpack_from
     for _ in range(count):
-        if position + HINT_ENTRY.size > len(data):
+        if position + entry.size > len(data):
             return None
-        key_length, length, offset, lsn, expiry_ms = unpack(data, position)
-        position += HINT_ENTRY.size
-        if key_length > KEY_SIZE_MAX_BYTES or offset + length > data_length:
+        key_length, length, offset, lsn, expiry_ms, *kind = unpack(data, position)
+        position += entry.size
+        record_kind = kind[0] if kind else KIND_SET
+        if key_length > KEY_SIZE_MAX_BYTES or offset + length > data_length or record_kind not in KINDS_LIVE:
             return None
-        entries.append((data[position : position + key_length], offset, length, lsn, expiry_ms))
+        entries.append((data[position : position + key_length], offset, length, lsn, expiry_ms, record_kind))
         position += key_length
     return entries if position == len(data) else None
 
@@ -109,13 +118,14 @@ def build_compacted(segment_id: int, records: Sequence[CompactedRecord]) -> Comp
 
     def add_frame(start: int, end: int) -> None:
         group = records[start:end]
-        assert all(record[RECORD_KIND_OFFSET] == KIND_SET for _key, record, _lsn, _expiry_ms in group)
+        kinds = [record[RECORD_KIND_OFFSET] for _key, record, _lsn, _expiry_ms in group]
+        assert all(kind in KINDS_LIVE for kind in kinds), kinds
         payload = b"".join(map(itemgetter(1), group))
         first_offset = len(out) + FRAME_HEADER_SIZE
         out.extend(encode_frame(segment_id, group[0][2], len(group), payload, flags=FRAME_FLAG_COMPACTED))
         offsets = accumulate(lengths[start : end - 1], initial=first_offset)
         keys, lsns, expiries = map(itemgetter(0), group), map(itemgetter(2), group), map(itemgetter(3), group)
-        entries.extend(zip(keys, offsets, lengths[start:end], lsns, expiries, strict=True))
+        entries.extend(zip(keys, offsets, lengths[start:end], lsns, expiries, kinds, strict=True))
 
     start = size = 0
     for index, length in enumerate(lengths):
@@ -148,3 +158,17 @@ def install(io: Io, directory: str, segment_id: int, output: CompactionOutput) -
     io.rename(data_path + TEMPORARY_SUFFIX, data_path).result()
     io.sync_dir(directory).result()
     return io.open(data_path, "r").result()
+
+
+def load_entries(keydir: Keydir, file_key: int, entries: list[HintEntry]) -> None:
+    """Point `keydir` at a compacted file's records (`entries` in the file's order, which
+    is lsn order): a set's location, or one more element of its list."""
+    lists: set[bytes] = set()
+    for key, offset, length, lsn, expiry_ms, kind in entries:
+        if kind == KIND_SET:
+            keydir[key] = (file_key, offset, length, lsn, expiry_ms)
+            continue
+        if key not in lists:  # the list as the file holds it, nothing older
+            lists.add(key)
+            keydir[key] = ListEntry()
+        apply_list_record(keydir, kind, key, (file_key, offset, length, lsn, expiry_ms))

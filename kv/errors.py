@@ -45,6 +45,11 @@ class NotAnInteger(InvalidArgument):
     would leave that range (nothing was written)."""
 
 
+class WrongType(KvError, TypeError):
+    """The key holds a list where a string was expected, or a string where a list was
+    (Redis's WRONGTYPE); nothing was written."""
+
+
 class CorruptionDetected(KvError):
     """Stored bytes failed a checksum or structural check.
 

@@ -197,9 +197,8 @@ class Recovery:
             mark("hint_missing")
         if entries is not None:
             self.report.hint_files_used += 1
-            for key, offset, length, lsn, expiry_ms in entries:
-                self.keydir[key] = (-segment_id, offset, length, lsn, expiry_ms)
-                self.lsn_max = max(self.lsn_max, lsn)
+            compaction.load_entries(self.keydir, -segment_id, entries)
+            self.lsn_max = max(self.lsn_max, max((entry[3] for entry in entries), default=0))
             self.report.records_applied += len(entries)
             return
         data, scan = self._scan(segment_id, file, self._read(file, 0, size), compacted=True)

@@ -22,10 +22,14 @@ from dataclasses import dataclass, field
 
 from crc32c import crc32c
 
+from kv.keydir import Keydir as Keydir  # re-exported: callers name it kv.recovery.Keydir
+from kv.keydir import Location as Location  # re-exported: callers name it kv.recovery.Location
+from kv.keydir import apply_list_record
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, READ_RETRIES_MAX
 from kv.marks import mark
 from kv.record import (
     FRAME_HEADER_SIZE,
+    KIND_DELETE,
     KIND_SET,
     KINDS,
     MAGIC_BYTES,
@@ -35,13 +39,6 @@ from kv.record import (
     decode_frame_header,
     frame_crc_ok,
 )
-
-# keydir value: (file key, record offset, record length, lsn, expiry_ms). The file key
-# is the segment id of a log segment and minus the id of a compacted file. Only ints
-# and bytes: the garbage collector untracks such tuples, which keeps a million-key
-# keydir from being rescanned on every collection.
-Location = tuple[int, int, int, int, int]
-Keydir = dict[bytes, Location]
 
 
 @dataclass(frozen=True)
@@ -314,8 +311,10 @@ def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Key
             key = data[position + RECORD_HEADER_SIZE : position + RECORD_HEADER_SIZE + key_length]
             if kind == KIND_SET:
                 keydir[key] = (file_key, position, length, lsn, expiry_ms)
-            else:
+            elif kind == KIND_DELETE:
                 keydir.pop(key, None)
+            else:
+                apply_list_record(keydir, kind, key, (file_key, position, length, lsn, expiry_ms))
             position += length
             expected_lsn += 1
             lsn_max = lsn

@@ -23,6 +23,7 @@ import contextlib
 import enum
 import errno
 import functools
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +44,10 @@ from kv.errors import (
     StoreLocked,
     StoreReadOnly,
     ValueTooLarge,
+    WrongType,
 )
 from kv.io import File, Io, close_quietly, read_exact
+from kv.keydir import Entry, ListEntry, Location, apply_list_record, list_range
 from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
     BATCH_OPERATIONS_MAX,
@@ -64,7 +67,14 @@ from kv.ordered import Cursor, KeyIndex, keys_between, prefix_stop
 from kv.record import (
     FRAME_HEADER_SIZE,
     KIND_DELETE,
+    KIND_POP_LEFT,
+    KIND_POP_RIGHT,
+    KIND_PUSH_LEFT,
+    KIND_PUSH_RIGHT,
     KIND_SET,
+    KINDS_LIST,
+    KINDS_LIVE,
+    KINDS_PUSH,
     RECORD_HEADER_SIZE,
     Record,
     decode_record,
@@ -79,6 +89,7 @@ Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 
 LOCK_NAME = "LOCK"
+WRONG_TYPE = "Operation against a key holding the wrong kind of value"  # Redis's words
 _LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN)  # flock says EWOULDBLOCK; EACCES is a permission error
 
 
@@ -582,14 +593,18 @@ class Store:
         log = self._check_writable()
         if not pairs:
             return
-        size = sum(map(len, keys)) + sum(map(len, values)) + RECORD_HEADER_SIZE * len(keys)
+        self._make_room(log, sum(map(len, keys)) + sum(map(len, values)) + RECORD_HEADER_SIZE * len(keys))
+        log.append(KIND_SET, keys, values)
+        self._counters["sets"] += len(keys)
+        self._after_append(keys, values)
+
+    def _make_room(self, log: SegmentLog, size: int) -> None:
+        """Make sure `size` bytes of records can join the pending frame, writing it first
+        when they do not fit beside it. Raises `BatchTooLarge` when no frame holds them."""
         if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             self._commit(sync=self.durability == "batch")
-        log.append(KIND_SET, keys, values)
-        self._counters["sets"] += len(keys)
-        self._after_append(keys, values)
 
     def _after_append(self, keys: list[bytes], values: Sequence[bytes | None], expiry_ms: int = 0) -> None:
         """Commit or stage what was just appended, by durability mode; values are None
@@ -616,6 +631,11 @@ class Store:
             self._staged_expiry.update(dict.fromkeys(keys, expiry_ms))
         elif self._staged_expiry:
             deque(map(self._staged_expiry.pop, keys, repeat(0)), maxlen=0)
+        self._sync_by_policy(log)
+
+    def _sync_by_policy(self, log: SegmentLog) -> None:
+        """In the buffered modes, one more operation was staged or written: write, and
+        in `batch` mode sync, when the mode's bounds say so."""
         self._operations_since_sync += 1
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
@@ -681,6 +701,13 @@ class Store:
                 for key in records.keys:
                     keydir.pop(key, None)
                 continue
+            if records.kind in KINDS_LIST:
+                offsets = record_offsets(base + records.payload_offset, records.lengths)
+                for key, offset, length, lsn in zip(
+                    records.keys, offsets, records.lengths, itertools.count(records.first_lsn), strict=False
+                ):
+                    apply_list_record(keydir, records.kind, key, (segment_id, offset, length, lsn, 0))
+                continue
             if len(records.keys) == 1:  # a single set: no pipeline to build
                 offset = base + records.payload_offset
                 keydir[records.keys[0]] = (segment_id, offset, records.lengths[0], records.first_lsn, expiry_ms)
@@ -696,6 +723,11 @@ class Store:
         """Keep the ordered index (once a scan built it) in step with the keydir."""
         assert self._index is not None
         for records in written.records:
+            if records.kind in KINDS_LIST:  # a pop may have emptied (so removed) its list
+                keydir = self._keydir
+                self._index.add([key for key in records.keys if key in keydir])
+                self._index.discard([key for key in records.keys if key not in keydir])
+                continue
             (self._index.discard if records.kind == KIND_DELETE else self._index.add)(records.keys)
 
     def flush(self) -> None:
@@ -839,6 +871,8 @@ class Store:
         location = self._keydir.get(key_bytes)
         if location is None:
             return None
+        if isinstance(location, ListEntry):
+            raise WrongType(WRONG_TYPE)
         value = self._read_record(key_bytes, location)[1].value
         self._cache_put(key_bytes, value)
         return value
@@ -852,8 +886,11 @@ class Store:
             return self._compacted_file
         return log.file if file_key == log.segment_id else log.sealed[file_key]
 
-    def _read_record(self, key: bytes, location: recovery.Location) -> tuple[bytes, Record]:
-        """Read one live record and check it; return its bytes and its decoding.
+    def _read_record(
+        self, key: bytes, location: Location, kinds: tuple[int, ...] = (KIND_SET,)
+    ) -> tuple[bytes, Record]:
+        """Read one live record (a set, or with `kinds=KINDS_PUSH` a list element) and
+        check it; return its bytes and its decoding.
 
         Raises `CorruptionDetected` (checksum, key, lsn or kind mismatch), `IoError`.
         """
@@ -862,7 +899,7 @@ class Store:
         for _ in range(1 + READ_RETRIES_MAX):  # a transient read error is not damage
             data = read_exact(self.io, file, offset, length)
             record = decode_record(data, expected_key=key)
-            if record is not None and record.lsn == lsn and record.kind == KIND_SET:
+            if record is not None and record.lsn == lsn and record.kind in kinds:
                 return data, record
             mark("record_read_again")
         raise CorruptionDetected(
@@ -896,6 +933,125 @@ class Store:
         if old is not None:
             self._cache_bytes -= len(old)
 
+    # -- lists ---------------------------------------------------------------------------
+    #
+    # A list is the run of its live push records (`kv.keydir`): a push writes one record
+    # per element, a pop one record per element taken, never the whole list. Each list
+    # operation is one frame, written before it returns (so the keydir can point at the
+    # records: lists are not staged); in `always` mode it is synced, in `batch` mode it
+    # counts toward the sync bounds, in `none` mode only `flush` and `close` sync it.
+
+    def rpush(self, key: bytes | str, *values: bytes | str) -> int:
+        """Append `values` to the list at `key` (created when absent), in order, all or
+        none after a crash; return the list's new length (Redis RPUSH).
+
+        Raises `WrongType` (the key holds a string), `InvalidArgument` (no value),
+        `BatchTooLarge` (more than one frame holds), and as `set` does.
+        """
+        return self._push(KIND_PUSH_RIGHT, key, values)
+
+    def lpush(self, key: bytes | str, *values: bytes | str) -> int:
+        """Prepend `values` one after another (so the last ends up first, as Redis
+        LPUSH); return the new length. Raises as `rpush` does."""
+        return self._push(KIND_PUSH_LEFT, key, values)
+
+    def rpop(self, key: bytes | str) -> bytes | None:
+        """Remove and return the list's last element (None: no list). Once it returns
+        in `always` mode, no crash brings the element back. Raises `WrongType`, and as
+        `get` and `set` do."""
+        taken = self._pop(KIND_POP_RIGHT, key, 1)
+        return taken[0] if taken else None
+
+    def lpop(self, key: bytes | str) -> bytes | None:
+        """Remove and return the list's first element: `rpop` from the other end."""
+        taken = self._pop(KIND_POP_LEFT, key, 1)
+        return taken[0] if taken else None
+
+    def rpop_many(self, key: bytes | str, count: int) -> list[bytes]:
+        """Remove and return up to `count` elements from the end, last first, as one
+        frame (Redis RPOP key count). Raises as `rpop` and `BatchTooLarge`."""
+        return self._pop(KIND_POP_RIGHT, key, count)
+
+    def lpop_many(self, key: bytes | str, count: int) -> list[bytes]:
+        """Remove and return up to `count` elements from the front (Redis LPOP key count)."""
+        return self._pop(KIND_POP_LEFT, key, count)
+
+    def llen(self, key: bytes | str) -> int:
+        """The list's length, 0 when absent (Redis LLEN). Raises `WrongType`."""
+        entry = self._list(_check_key(key))
+        return len(entry) if entry is not None else 0
+
+    def lrange(self, key: bytes | str, start: int, stop: int) -> list[bytes]:
+        """Elements `start` to `stop`, both included, negative ones counted from the end
+        (Redis LRANGE: `lrange(key, 0, -1)` is the whole list). Costs one read per
+        element returned. Raises `WrongType`, `CorruptionDetected`, `IoError`."""
+        key_bytes = _check_key(key)
+        entry = self._list(key_bytes)
+        if entry is None:
+            return []
+        span = list_range(len(entry), start, stop)
+        if not span:
+            return []
+        return [
+            self._read_record(key_bytes, location, KINDS_PUSH)[1].value
+            for location in itertools.islice(entry, span.start, span.stop)
+        ]
+
+    def _list(self, key: bytes) -> ListEntry | None:
+        """The list at `key` as a read sees it (None: absent). Raises `WrongType`."""
+        self._check_readable()
+        if self._staged and key in self._staged:
+            if self._staged[key] is not None and not self._expired(key, self._now_ms()):
+                raise WrongType(WRONG_TYPE)
+            return None
+        entry = self._keydir.get(key)
+        if entry is None or isinstance(entry, ListEntry):
+            return entry
+        if self._expiring and self._expired(key, self._now_ms()):
+            return None
+        raise WrongType(WRONG_TYPE)
+
+    def _push(self, kind: int, key: bytes | str, values: tuple[bytes | str, ...]) -> int:
+        key_bytes = _check_key(key)
+        items = list(map(_check_value, values))
+        if not items:
+            raise InvalidArgument("a push needs at least one value")
+        log = self._check_writable()
+        entry = self._list(key_bytes)
+        length = len(entry) if entry is not None else 0
+        self._make_room(log, (RECORD_HEADER_SIZE + len(key_bytes)) * len(items) + sum(map(len, items)))
+        log.append(kind, [key_bytes] * len(items), items)
+        self._counters["sets"] += len(items)
+        self._commit_list_write(log, key_bytes)
+        return length + len(items)
+
+    def _pop(self, kind: int, key: bytes | str, count: int) -> list[bytes]:
+        key_bytes = _check_key(key)
+        if type(count) is not int or count < 0:
+            raise InvalidArgument(f"count must be an int of at least 0, not {count!r}")
+        log = self._check_writable()
+        entry = self._list(key_bytes)
+        if entry is None or count == 0:
+            return []
+        taken = min(count, len(entry))
+        ends = itertools.islice(entry if kind == KIND_POP_LEFT else reversed(entry), taken)
+        values = [self._read_record(key_bytes, location, KINDS_PUSH)[1].value for location in ends]
+        self._make_room(log, (RECORD_HEADER_SIZE + len(key_bytes)) * taken)
+        log.append(kind, [key_bytes] * taken, [b""] * taken)
+        self._counters["deletes"] += taken
+        self._commit_list_write(log, key_bytes)
+        return values
+
+    def _commit_list_write(self, log: SegmentLog, key: bytes) -> None:
+        """Write the frame holding a list operation (and whatever was staged before it,
+        in order), syncing it as the mode says; the keydir moves once it is written."""
+        self._cache_drop(key)  # an expired string's value may be cached under the key
+        if self.durability == "always":
+            self._commit(sync=True)
+            return
+        self._commit(sync=False)
+        self._sync_by_policy(log)
+
     # -- maintenance ---------------------------------------------------------------------
 
     def compact(self) -> None:
@@ -922,14 +1078,7 @@ class Store:
         expired = [
             key for key, expiry_ms in self._expiring.items() if now_ms > expiry_ms and self._keydir[key][0] != active
         ]
-        live = sorted(
-            (
-                (key, location)
-                for key, location in self._keydir.items()
-                if location[0] != active and not (location[4] and now_ms > location[4])
-            ),
-            key=lambda item: item[1][3],
-        )
+        live = sorted(self._live_locations(active, now_ms), key=lambda item: item[1][3])
         output = compaction.build_compacted(target_id, self._live_records(live))
         try:
             new_file = compaction.install(self.io, self.path, target_id, output)
@@ -937,8 +1086,7 @@ class Store:
             self._fail()
             raise
         self._forget(expired)
-        for key, offset, length, lsn, expiry_ms in output.entries:
-            self._keydir[key] = (-target_id, offset, length, lsn, expiry_ms)
+        compaction.load_entries(self._keydir, -target_id, output.entries)
         obsolete_files = list(log.sealed.values())
         obsolete_names = [segment_name(segment_id) for segment_id in log.sealed]
         if self._compacted_file is not None:
@@ -970,7 +1118,17 @@ class Store:
         if self._index is not None and keys:
             self._index.discard(keys)
 
-    def _live_records(self, live: list[tuple[bytes, recovery.Location]]) -> list[compaction.CompactedRecord]:
+    def _live_locations(self, active: int, now_ms: int) -> Iterator[tuple[bytes, Location]]:
+        """Every live record outside the active segment: each unexpired set, and each
+        element of each list (lists do not expire)."""
+        for key, entry in self._keydir.items():
+            if isinstance(entry, ListEntry):
+                assert all(location[0] != active for location in entry), "compaction rolls the log first"
+                yield from zip(repeat(key), entry)
+            elif entry[0] != active and not (entry[4] and now_ms > entry[4]):
+                yield key, entry
+
+    def _live_records(self, live: list[tuple[bytes, Location]]) -> list[compaction.CompactedRecord]:
         """Each live record as stored, in order, for compaction.
 
         A cached value is the value of the record its key's keydir entry points at (the
@@ -982,11 +1140,11 @@ class Store:
         Raises `CorruptionDetected` (a live record failed its checksum), `IoError`.
         """
         records: list[compaction.CompactedRecord] = []
-        uncached: list[tuple[int, bytes, recovery.Location]] = []
+        uncached: list[tuple[int, bytes, Location]] = []
         cache = self._cache
         for key, location in live:
             _file_key, _offset, length, lsn, expiry_ms = location
-            value = cache.get(key)
+            value = cache.get(key)  # never a list's: lists are not cached
             if value is None:
                 uncached.append((len(records), key, location))
                 records.append((key, b"", lsn, expiry_ms))
@@ -1001,8 +1159,8 @@ class Store:
                 for read, (index, key, location) in zip(reads, batch, strict=True):
                     data = read.result()
                     record = decode_record(data, expected_key=key)
-                    if record is None or record.lsn != location[3] or record.kind != KIND_SET:
-                        data = self._read_record(key, location)[0]  # short, transient or damaged
+                    if record is None or record.lsn != location[3] or record.kind not in KINDS_LIVE:
+                        data = self._read_record(key, location, KINDS_LIVE)[0]  # short, transient or damaged
                     records[index] = (key, data, location[3], location[4])
             except KvError:
                 for read in reads:  # leave nothing in flight behind the error
@@ -1036,16 +1194,24 @@ class Store:
             if scan.bad_offset is not None:
                 report.problems.append(f"{file.path}: damaged frame at offset {scan.bad_offset}")
                 report.damaged_files.append(file.path)
-        for key, location in self._keydir.items():
-            report.records_checked += 1
-            try:
-                self._read_record(key, location)
-            except CorruptionDetected as error:
-                report.problems.append(str(error))
-                path = self._file(location[0]).path
-                if path not in report.damaged_files:
-                    report.damaged_files.append(path)
+        for key, entry in self._keydir.items():
+            for location, kinds in self._records_of(entry):
+                report.records_checked += 1
+                try:
+                    self._read_record(key, location, kinds)
+                except CorruptionDetected as error:
+                    report.problems.append(str(error))
+                    path = self._file(location[0]).path
+                    if path not in report.damaged_files:
+                        report.damaged_files.append(path)
         return report
+
+    @staticmethod
+    def _records_of(entry: Entry) -> list[tuple[Location, tuple[int, ...]]]:
+        """The live records of a keydir entry, each with the kinds it may be."""
+        if isinstance(entry, ListEntry):
+            return [(location, KINDS_PUSH) for location in entry]
+        return [(entry, (KIND_SET,))]
 
     def stats(self) -> Stats:
         self._check_readable()
@@ -1062,7 +1228,7 @@ class Store:
             segments=len(log.sealed) + 1,
             compacted_files=1 if self._compacted_file is not None else 0,
             bytes_on_disk=bytes_on_disk,
-            live_bytes=sum(location[2] for location in self._keydir.values()),
+            live_bytes=sum(location[2] for entry in self._keydir.values() for location, _ in self._records_of(entry)),
             next_lsn=log.next_lsn,
             durable_lsn=log.durable_lsn,
             recovery=self.recovery,
@@ -1093,7 +1259,9 @@ class Store:
             raise
         assert recovery.log is not None
         self._keydir, self._log = recovery.keydir, recovery.log
-        self._expiring = {key: location[4] for key, location in self._keydir.items() if location[4]}
+        self._expiring = {
+            key: entry[4] for key, entry in self._keydir.items() if not isinstance(entry, ListEntry) and entry[4]
+        }
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()

@@ -184,7 +184,7 @@ def test_hint_entries_carry_the_expiry() -> None:
     segment_id = int(compacted.split(".")[0])
     entries = compaction.decode_hint(hint_bytes, segment_id, io.size(data_file).result())
     assert entries is not None
-    assert {key: expiry for key, _offset, _length, _lsn, expiry in entries} == {b"a": expiry_ms, b"b": 0}
+    assert {key: expiry for key, _offset, _length, _lsn, expiry, _kind in entries} == {b"a": expiry_ms, b"b": 0}
 
 
 def test_crash_keeps_an_acknowledged_expiry_and_its_deletion() -> None:
