@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kv.errors import CorruptionDetected, InvalidArgument, IoError, KvError, StoreReadOnly
+from kv.errors import CorruptionDetected, InvalidArgument, IoError, KvError, StoreReadOnly, WrongType
 from kv.ordered import CURSOR_KEY_BYTES_MAX
 from kv.pattern import matcher
 from kv.replies import (
@@ -190,6 +190,8 @@ def error_for(failure: KvError) -> ErrorReply:
         prefix = "CORRUPTION"
     elif isinstance(failure, IoError):
         prefix = "IOERR"
+    elif isinstance(failure, WrongType):
+        prefix = "WRONGTYPE"
     else:
         prefix = "ERR"
     return error(str(failure), prefix)
@@ -344,7 +346,62 @@ def _exists(store: Store, arguments: list[bytes]) -> Reply:
 
 
 def _mget(store: Store, arguments: list[bytes]) -> Reply:
-    return bulk_array([store.get(key) for key in arguments])
+    return bulk_array([_string_or_nil(store, key) for key in arguments])
+
+
+def _string_or_nil(store: Store, key: bytes) -> bytes | None:
+    """MGET's view of a key: its string, or nil for a missing key or a list (Redis)."""
+    try:
+        return store.get(key)
+    except WrongType:
+        return None
+
+
+def _type(store: Store, arguments: list[bytes]) -> Reply:
+    return SimpleString(store.value_type(arguments[0]))
+
+
+# -- lists ---------------------------------------------------------------------------------
+
+
+def _push(method: str) -> Handler:
+    """RPUSH and LPUSH: every value in one frame; the reply is the new length."""
+
+    def handler(store: Store, arguments: list[bytes]) -> Reply:
+        push: Callable[..., int] = getattr(store, method)
+        return Integer(push(arguments[0], *arguments[1:]))
+
+    return handler
+
+
+def _pop(end: str) -> Handler:
+    """LPOP and RPOP, with Redis's replies: one element as a bulk (nil when the list
+    is missing), or with a count an array (nil when missing, empty for a count of 0)."""
+
+    def handler(store: Store, arguments: list[bytes]) -> Reply:
+        if len(arguments) == 1:
+            return Bulk(getattr(store, f"{end}pop")(arguments[0]))
+        if len(arguments) > 2:
+            return wrong_arity(f"{end}pop")
+        count = parse_integer(arguments[1])
+        if count is None or count < 0:
+            return error("value is out of range, must be positive")
+        if store.llen(arguments[0]) == 0:
+            return Array(None)
+        return bulk_array(getattr(store, f"{end}pop_many")(arguments[0], count))
+
+    return handler
+
+
+def _lrange(store: Store, arguments: list[bytes]) -> Reply:
+    start, stop = parse_integer(arguments[1]), parse_integer(arguments[2])
+    if start is None or stop is None:
+        return NOT_AN_INTEGER
+    return bulk_array(store.lrange(arguments[0], start, stop))
+
+
+def _llen(store: Store, arguments: list[bytes]) -> Reply:
+    return Integer(store.llen(arguments[0]))
 
 
 def _mset(store: Store, arguments: list[bytes]) -> Reply:
@@ -621,6 +678,13 @@ COMMANDS = CommandTable(
         Command("exists", -2, _READ_FAST, _exists, "key [key ...]", "How many of the keys exist.", 1, -1, 1),
         Command("mget", -2, _READ_FAST, _mget, "key [key ...]", "The values of the keys (nil when missing).", 1, -1, 1),
         Command("mset", -3, _WRITE, _mset, "key value [key value ...]", "Store every pair, all or none.", 1, -1, 2),
+        Command("type", 2, _READ_FAST, _type, "key", "string, list or none.", 1, 1, 1),
+        Command("rpush", -3, _WRITE_FAST, _push("rpush"), "key value [value ...]", "Append to a list.", 1, 1, 1),
+        Command("lpush", -3, _WRITE_FAST, _push("lpush"), "key value [value ...]", "Prepend to a list.", 1, 1, 1),
+        Command("rpop", -2, _WRITE_FAST, _pop("r"), "key [count]", "Remove and return the last elements.", 1, 1, 1),
+        Command("lpop", -2, _WRITE_FAST, _pop("l"), "key [count]", "Remove and return the first elements.", 1, 1, 1),
+        Command("lrange", 4, _READ, _lrange, "key start stop", "Elements start..stop (inclusive; -1 last).", 1, 1, 1),
+        Command("llen", 2, _READ_FAST, _llen, "key", "The length of a list (0 when missing).", 1, 1, 1),
         Command("dbsize", 1, _READ_FAST, _dbsize, "", "The number of keys."),
         Command("keys", 2, _READ, _keys, "pattern", "Every key matching a glob pattern (* ? [a-z] [^a] \\x)."),
         Command(

@@ -997,6 +997,15 @@ class Store:
             for location in itertools.islice(entry, span.start, span.stop)
         ]
 
+    def value_type(self, key: bytes | str) -> Literal["none", "string", "list"]:
+        """What `key` holds, in Redis TYPE's words."""
+        key_bytes = _check_key(key)
+        self._check_readable()
+        if not self._exists(key_bytes):
+            return "none"
+        staged = self._staged and key_bytes in self._staged
+        return "list" if not staged and isinstance(self._keydir.get(key_bytes), ListEntry) else "string"
+
     def _list(self, key: bytes) -> ListEntry | None:
         """The list at `key` as a read sees it (None: absent). Raises `WrongType`."""
         self._check_readable()

@@ -228,7 +228,8 @@ def test_flags_say_what_a_command_does() -> None:
         assert not {Flag.WRITE, Flag.READONLY} <= command.flags, command.name
     writes = {command.name for command in COMMANDS if Flag.WRITE in command.flags}
     expiry = {"expire", "pexpire", "expireat", "pexpireat", "persist"}
-    assert writes == {"set", "del", "getdel", "incr", "decr", "incrby", "decrby", "mset", "compact", *expiry}
+    lists = {"rpush", "lpush", "rpop", "lpop"}
+    assert writes == {"set", "del", "getdel", "incr", "decr", "incrby", "decrby", "mset", "compact", *expiry, *lists}
 
 
 def test_store_errors_map_in_one_place(store: Store) -> None:
