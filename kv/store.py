@@ -937,13 +937,16 @@ class Store:
     #
     # A list is the run of its live push records (`kv.keydir`): a push writes one record
     # per element, a pop one record per element taken, never the whole list. Each list
-    # operation is one frame, written before it returns (so the keydir can point at the
-    # records: lists are not staged); in `always` mode it is synced, in `batch` mode it
-    # counts toward the sync bounds, in `none` mode only `flush` and `close` sync it.
+    # operation is one frame, written and synced before it returns, in every durability
+    # mode (with whatever was staged before it, in order): the keydir points at written
+    # records only, and the log never holds two unsynced frames, so a crash that keeps a
+    # later unsynced frame and loses an earlier one cannot leave a hole that reads as
+    # damage (batch mode syncs every frame it writes for the same reason).
 
     def rpush(self, key: bytes | str, *values: bytes | str) -> int:
         """Append `values` to the list at `key` (created when absent), in order, all or
-        none after a crash; return the list's new length (Redis RPUSH).
+        none after a crash, durable on return in every mode (with every write before
+        it); return the list's new length (Redis RPUSH).
 
         Raises `WrongType` (the key holds a string), `InvalidArgument` (no value),
         `BatchTooLarge` (more than one frame holds), and as `set` does.
@@ -956,9 +959,9 @@ class Store:
         return self._push(KIND_PUSH_LEFT, key, values)
 
     def rpop(self, key: bytes | str) -> bytes | None:
-        """Remove and return the list's last element (None: no list). Once it returns
-        in `always` mode, no crash brings the element back. Raises `WrongType`, and as
-        `get` and `set` do."""
+        """Remove and return the list's last element (None: no list). Once it returns,
+        in every durability mode, no crash brings the element back. Raises `WrongType`,
+        and as `get` and `set` do."""
         taken = self._pop(KIND_POP_RIGHT, key, 1)
         return taken[0] if taken else None
 
@@ -1031,7 +1034,7 @@ class Store:
         self._make_room(log, (RECORD_HEADER_SIZE + len(key_bytes)) * len(items) + sum(map(len, items)))
         log.append(kind, [key_bytes] * len(items), items)
         self._counters["sets"] += len(items)
-        self._commit_list_write(log, key_bytes)
+        self._commit_list_write(key_bytes)
         return length + len(items)
 
     def _pop(self, kind: int, key: bytes | str, count: int) -> list[bytes]:
@@ -1048,18 +1051,14 @@ class Store:
         self._make_room(log, (RECORD_HEADER_SIZE + len(key_bytes)) * taken)
         log.append(kind, [key_bytes] * taken, [b""] * taken)
         self._counters["deletes"] += taken
-        self._commit_list_write(log, key_bytes)
+        self._commit_list_write(key_bytes)
         return values
 
-    def _commit_list_write(self, log: SegmentLog, key: bytes) -> None:
-        """Write the frame holding a list operation (and whatever was staged before it,
-        in order), syncing it as the mode says; the keydir moves once it is written."""
+    def _commit_list_write(self, key: bytes) -> None:
+        """Write and sync the frame holding a list operation (and whatever was staged
+        before it); the keydir moves once it is durable."""
         self._cache_drop(key)  # an expired string's value may be cached under the key
-        if self.durability == "always":
-            self._commit(sync=True)
-            return
-        self._commit(sync=False)
-        self._sync_by_policy(log)
+        self._commit(sync=True)
 
     # -- maintenance ---------------------------------------------------------------------
 

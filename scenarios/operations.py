@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Set
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
+from kv.errors import WrongType
 from kv.store import Store, VerifyReport
 
 if TYPE_CHECKING:
@@ -71,6 +72,39 @@ class Expiring(bytes):
 
     def __reduce__(self) -> tuple[type[Expiring], tuple[bytes, int]]:
         return (Expiring, (bytes(self), self.expiry_ms))
+
+
+class ListValue(bytes):
+    """A model value that is a list: its `elements`, head first. As bytes it is their
+    length-prefixed encoding behind a marker no workload string starts with, so two
+    lists (and a list and a string) compare as their contents do."""
+
+    elements: tuple[bytes, ...]
+
+    def __new__(cls, elements: tuple[bytes, ...]) -> ListValue:
+        made = super().__new__(cls, b"\x00list" + b"".join(b"%d:%s" % (len(element), element) for element in elements))
+        made.elements = elements
+        return made
+
+    def __repr__(self) -> str:
+        return f"list{list(self.elements)!r}"
+
+    def __reduce__(self) -> tuple[type[ListValue], tuple[tuple[bytes, ...]]]:
+        return (ListValue, (self.elements,))
+
+
+def list_elements(value: bytes | None) -> tuple[bytes, ...]:
+    """A model value's list elements (none for a missing key)."""
+    return value.elements if type(value) is ListValue else ()
+
+
+def read_value(store: Store, key: bytes) -> bytes | None:
+    """A key's value as the model holds it: its string, or its list as a `ListValue`."""
+    try:
+        return store.get(key)
+    except WrongType:
+        elements = tuple(store.lrange(key, 0, -1))
+        return ListValue(elements) if elements else None
 
 
 def expiry_of(value: bytes) -> int:
@@ -710,6 +744,159 @@ class ReopenKind(OperationKind):
     reopens = True
 
 
+# -- lists (queues) ------------------------------------------------------------------------
+
+# List operations draw their keys from these (apart from the string keys, so no write of
+# one kind meets a value of the other: `WrongType` is the store's, tested apart).
+LIST_KEYS = (b"queue0", b"queue1", b"queue2")
+# A push appends this many elements at most, in one frame.
+PUSH_ELEMENTS_MAX = 4
+
+
+def _list_key(drawing: Drawing) -> bytes:
+    return LIST_KEYS[drawing.below(len(LIST_KEYS))]
+
+
+def push_elements(operation: Operation) -> tuple[bytes, ...]:
+    """The elements a push appends, in order: its value, stamped with their index."""
+    [(_key, stamp)] = operation.changes.items()
+    assert stamp is not None
+    [count] = operation.arguments or (1,)
+    assert isinstance(count, int)
+    return tuple(b"%s.%d" % (stamp, index) for index in range(count))
+
+
+def invented(value: bytes, written: Set[bytes]) -> bool:
+    """Whether a value the store returned for a key was never written to it: for a
+    list, whether one of its elements was never pushed (`written` holds the pushes'
+    stamps, as for any write its `changes` values)."""
+    if type(value) is ListValue:
+        return any(element.rpartition(b".")[0] not in written for element in value.elements)
+    return value not in written
+
+
+class _Push(OperationKind):
+    """`rpush`/`lpush(key, *elements)`: all of them or none after a crash, durable on
+    return in every mode (with every write before it). What it writes depends on the
+    list already there, so an unknown list stays unknown."""
+
+    writes = True
+    syncs = True
+    conditional = True
+    key_count = (1, 1)
+    values = True
+    right: ClassVar[bool]
+
+    def draw(self, drawing: Drawing) -> Operation:
+        count = 1 + drawing.below(PUSH_ELEMENTS_MAX)
+        return Operation(self.name, {_list_key(drawing): b"%d" % drawing.step}, (count,))
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        [key] = operation.changes
+        elements = list_elements(model.get(key))
+        for element in push_elements(operation):
+            elements = (*elements, element) if self.right else (element, *elements)
+        return {**model, key: ListValue(elements)}
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        push = store.rpush if self.right else store.lpush
+        return push(key, *push_elements(operation))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        length = len(push_elements(operation))
+        checker.check_answer(operation, result, lambda model: len(list_elements(model.get(key))) + length)
+
+    def describe(self, operation: Operation) -> str:
+        [key] = operation.changes
+        return f"{self.name} {_text(key)} {' '.join(shown(element) for element in push_elements(operation))}"
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation._replace(arguments=()))
+        _one_int_argument(self, operation, 1)
+
+
+class RPushKind(_Push):
+    name = "rpush"
+    right = True
+
+
+class LPushKind(_Push):
+    name = "lpush"
+    right = False
+
+
+class _Pop(OperationKind):
+    """`lpop`/`rpop(key)`: the element at one end, checked against the model; durable
+    on return in every mode, so no crash brings it back. No list: nothing written (and
+    nothing synced)."""
+
+    writes = True
+    syncs = True
+    conditional = True
+    skips_when_absent = True
+    key_count = (1, 1)
+    left: ClassVar[bool]
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {_list_key(drawing): None})
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        [key] = operation.changes
+        elements = list_elements(model.get(key))
+        if not elements:
+            return model
+        rest = elements[1:] if self.left else elements[:-1]
+        if rest:
+            return {**model, key: ListValue(rest)}
+        return {name: value for name, value in model.items() if name != key}
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.lpop(key) if self.left else store.rpop(key)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        checker.check_answer(operation, result, lambda model: self.end(list_elements(model.get(key))))
+
+    def end(self, elements: tuple[bytes, ...]) -> bytes | None:
+        if not elements:
+            return None
+        return elements[0] if self.left else elements[-1]
+
+
+class LPopKind(_Pop):
+    name = "lpop"
+    left = True
+
+
+class RPopKind(_Pop):
+    name = "rpop"
+    left = False
+
+
+class LRangeKind(OperationKind):
+    """`lrange(key, 0, -1)`: the whole list, read as a `get` is (checked as one)."""
+
+    name = "lrange"
+    reads = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {_list_key(drawing): None})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        elements = store.lrange(key, 0, -1)
+        return ListValue(tuple(elements)) if elements else None
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert result is None or isinstance(result, ListValue)
+        [key] = operation.changes
+        checker.check_read(key, result)
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -730,6 +917,11 @@ KINDS: dict[str, OperationKind] = {
         PersistKind(),
         TtlKind(),
         ClockJumpKind(),
+        RPushKind(),
+        LPushKind(),
+        LPopKind(),
+        RPopKind(),
+        LRangeKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -74,6 +74,7 @@ from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
 from scenarios.operations import Model, Operation, OperationKind, expired, expiry_of, kind_of, visible
+from scenarios.operations import invented as invented_value
 from scenarios.workload import apply
 
 
@@ -196,11 +197,14 @@ class Oracle:
             unknown_before = frozenset(unknown) if self.durability != "always" else frozenset()
             if unknown and not kind.conditional:
                 unknown.difference_update(operation.changes)
-            if kind.writes_now(self.model, unknown, operation) is not False:  # `writes_a_frame`
+            writes = kind.writes_now(self.model, unknown, operation)
+            if writes is not False:  # `writes_a_frame`
                 self.before_last = self.model
                 if self.durability != "always":
                     self.history.append(self.model)
                     self._acknowledged_unsynced(operation, started_us, unknown_before)
+            if kind.syncs and writes is True:  # a write synced with everything before it
+                self.unsynced.clear()
         elif kind.syncs:  # it synced every earlier write before returning
             self.unsynced.clear()
         self.model = apply(self.model, operation, started_us // 1000)
@@ -268,7 +272,7 @@ class Oracle:
             raise Violation(f"{kind} raised {type(error).__name__} with every fault off: {error}")
 
     def check_not_invented(self, state: Model) -> None:
-        invented = [key for key, value in state.items() if value not in self.written.get(key, set())]
+        invented = [key for key, value in state.items() if invented_value(value, self.written.get(key, set()))]
         if invented:
             raise Violation(f"the store returned values never written for keys {invented[:5]}")
 

@@ -209,6 +209,31 @@ SCENARIOS: dict[str, Scenario] = {
             defining_faults=("crash_survival.prefix", "crash_survival.subset"),
         ),
         Scenario(
+            "queue",
+            "lists as queues beside every write: producers push (rpush, lpush, several elements at once), "
+            "consumers pop from either end and read whole lists, with compactions, reopens, crashes, crashes "
+            "during recovery and failing syncs: a push lands whole or not at all, an acknowledged pop never "
+            "returns its element again, an unacknowledged one may or may not, and the order is kept",
+            mix=WorkloadMix(
+                weighted(
+                    rpush=0.15,
+                    lpush=0.05,
+                    lpop=0.12,
+                    rpop=0.04,
+                    lrange=0.08,
+                    compact=0.03,
+                    flush=0.02,
+                    pause=0.03,
+                    reopen=0.01,
+                )
+            ),
+            faults=FaultPlan(crash_survival=CRASHES, fsync_gate=FsyncGate(probability=0.002)),
+            durabilities=ALL_DURABILITIES,
+            crash_probability=0.01,
+            crash_during_recovery_probability=0.2,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset", "fsync_gate"),
+        ),
+        Scenario(
             "corruption",
             "bit flips on write and at rest, transient and sticky read corruption, with crashes: "
             "every loss reported, no wrong value",

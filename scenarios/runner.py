@@ -23,7 +23,7 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Expiring, Model, Operation, kind_of, shown
+from scenarios.operations import Expiring, Model, Operation, kind_of, read_value, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -406,7 +406,7 @@ class Harness:
             expiries = [store.pexpiretime(key) for key in keys]
             for key, expiry_ms in zip(keys, expiries, strict=True):
                 try:
-                    value = store.get(key)
+                    value = read_value(store, key)
                 except (CorruptionDetected, IoError):
                     unreadable.append(key)
                     continue
@@ -605,7 +605,7 @@ class Harness:
         with self.faults_paused():
             for key in sorted(in_flight.changes):
                 try:
-                    value = store.get(key)
+                    value = read_value(store, key)
                 except (CorruptionDetected, IoError):
                     continue
                 self.oracle.observe_read_only(key, value, in_flight, self.io.clock_us)

@@ -30,7 +30,7 @@ from kv.limits import (
 )
 from kv.record import RECORD_HEADER_SIZE
 from kv.store import Store
-from scenarios.operations import KINDS, PAUSE_US, WRITE_KINDS, Model, Operation, kind_of, pause_length
+from scenarios.operations import KINDS, PAUSE_US, WRITE_KINDS, Model, Operation, kind_of, pause_length, read_value
 
 __all__ = [
     "EDGE_KEYS",
@@ -260,7 +260,7 @@ def read_state(store: Store) -> Model:
     """Every key and value the store returns now."""
     state = {}
     for key in store.keys():
-        value = store.get(key)
+        value = read_value(store, key)
         assert value is not None, key
         state[key] = value
     return state

@@ -31,6 +31,7 @@ from kv.record import (
     FRAME_FLAG_SEGMENT_START,
     FRAME_HEADER_SIZE,
     KIND_SET,
+    KINDS_POP,
     RECORD_CRC,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
@@ -775,6 +776,74 @@ def ttl_from_the_clock_at_open() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def pop_acknowledged_before_sync() -> Iterator[None]:
+    """A pop's frame is written but not synced before the element is handed out.
+
+    Models a queue whose consumer path returns as soon as the removal is in the page
+    cache (the fsync left to a later write): after a power loss the element, which a
+    consumer already took, is still in the queue and is handed out again.
+    """
+    original_commit_list_write = Store._commit_list_write
+
+    def commit_list_write(self: Store, key: bytes) -> None:
+        log = self._log
+        assert log is not None
+        if not log.pending or log.pending[-1].kind not in KINDS_POP:
+            original_commit_list_write(self, key)
+            return
+        self._cache_drop(key)
+        self._commit(sync=False)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_commit_list_write", commit_list_write)
+        yield
+
+
+@contextmanager
+def push_split_across_frames() -> Iterator[None]:
+    """A push of several elements is written as one frame per element.
+
+    Models a list append built as a loop of single appends: a crash between two of
+    them leaves the push half done, some elements in the list and the rest gone.
+    """
+    original_push = Store._push
+
+    def push(self: Store, kind: int, key: bytes | str, values: tuple[bytes | str, ...]) -> int:
+        length = 0
+        for value in values:
+            length = original_push(self, kind, key, (value,))
+        return length if values else original_push(self, kind, key, values)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_push", push)
+        yield
+
+
+@contextmanager
+def compaction_reorders_lists() -> Iterator[None]:
+    """Compaction writes each list's push records head to tail, as the list reads,
+    instead of in lsn order.
+
+    Models a rewrite that walks each list from its head and keeps each element's record
+    as it is: replaying them (a left push goes in front) reverses every run of left
+    pushes, so the queue comes back in another order after a compaction.
+    """
+    original_compact = Store.compact
+
+    def in_list_order(items: Iterable[tuple[bytes, kv.store.Location]], key: object = None) -> list[object]:
+        return list(items)  # the keydir's order, each list head to tail
+
+    def compact(self: Store) -> None:
+        with pytest.MonkeyPatch.context() as inner:
+            inner.setattr(kv.store, "sorted", in_list_order, raising=False)  # only compact's own sort
+            original_compact(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "compact", compact)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -805,6 +874,9 @@ VARIANTS: dict[str, Variant] = {
     "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
     "expiry_lost_on_replay": expiry_lost_on_replay,
     "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,
+    "pop_acknowledged_before_sync": pop_acknowledged_before_sync,
+    "push_split_across_frames": push_split_across_frames,
+    "compaction_reorders_lists": compaction_reorders_lists,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -32,6 +32,7 @@ def test_the_scenarios_are_registered() -> None:
         "crash",
         "conditional",
         "expiry",
+        "queue",
         "corruption",
         "completion_corruption",
         "massive",
@@ -49,7 +50,17 @@ def test_which_scenarios_draw_a_durability_mode() -> None:
     """The media scenarios other than swarm stay in `always`: a frame holds one operation
     there, so the oracle tells a torn last frame from relabelled mid-log damage."""
     several = {name for name, scenario in SCENARIOS.items() if scenario.durabilities != ("always",)}
-    assert several == {"crash", "conditional", "expiry", "truncation", "filesystem", "fsyncgate", "swarm", "edges"}
+    assert several == {
+        "crash",
+        "conditional",
+        "expiry",
+        "queue",
+        "truncation",
+        "filesystem",
+        "fsyncgate",
+        "swarm",
+        "edges",
+    }
     for name in several - {"swarm"}:
         assert not SCENARIOS[name].faults.damages_data(), name
     for name in several:
