@@ -897,6 +897,25 @@ class LRangeKind(OperationKind):
         checker.check_read(key, result)
 
 
+class LLenKind(OperationKind):
+    """`llen(key)`: the list's length, checked against the model's."""
+
+    name = "llen"
+    reads = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {_list_key(drawing): None})
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        return store.llen(key)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        checker.check_answer(operation, result, lambda model: len(list_elements(model.get(key))))
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -922,6 +941,7 @@ KINDS: dict[str, OperationKind] = {
         LPopKind(),
         RPopKind(),
         LRangeKind(),
+        LLenKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -221,6 +221,7 @@ SCENARIOS: dict[str, Scenario] = {
                     lpop=0.12,
                     rpop=0.04,
                     lrange=0.08,
+                    llen=0.03,
                     compact=0.03,
                     flush=0.02,
                     pause=0.03,
