@@ -13,8 +13,15 @@ Durability modes:
   `BATCH_OPERATIONS_MAX` operations, `BATCH_INTERVAL_MS_MAX` of `io.now()` time
   (checked on the next call), a full frame, `flush()` or `close()`. A crash loses at
   most the unsynced window.
-- `none`: writes return at once; full frames are written without a sync; only
-  `flush()` and `close()` sync. A crash may lose everything since the last flush.
+- `none`: writes return at once; a full frame (FRAME_PAYLOAD_SIZE_TARGET_BYTES) is
+  written and synced, the rest only by `flush()` and `close()`. A crash may lose
+  everything since the last flush.
+
+In every mode the log holds at most one written, unsynced frame, at its end: a crash
+can tear or lose that frame, never leave a hole between two frames that survived
+(which recovery could not tell from damage to synced data: the file system may keep a
+later unsynced write and lose an earlier one). `batch` mode syncs every frame it
+writes, `none` mode every full frame, and list operations sync their frame.
 """
 
 from __future__ import annotations
@@ -604,7 +611,7 @@ class Store:
         if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
-            self._commit(sync=self.durability == "batch")
+            self._commit(sync=True)  # one unsynced frame at most (see the module docstring)
 
     def _after_append(self, keys: list[bytes], values: Sequence[bytes | None], expiry_ms: int = 0) -> None:
         """Commit or stage what was just appended, by durability mode; values are None
@@ -652,7 +659,7 @@ class Store:
                     mark("batch_sync_by_frame_size")
                 self._commit(sync=True)
         elif log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES:
-            self._commit(sync=False)
+            self._commit(sync=True)  # a full frame is synced: the log holds one unsynced frame at most
 
     def _commit(self, sync: bool) -> None:
         log = self._log

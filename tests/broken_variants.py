@@ -743,7 +743,7 @@ def expiry_lost_on_replay() -> Iterator[None]:
 
     def decode_hint(data: bytes, segment_id: int, data_length: int) -> list[kv.compaction.HintEntry] | None:
         entries = original_decode_hint(data, segment_id, data_length)
-        return None if entries is None else [(*entry[:4], 0) for entry in entries]
+        return None if entries is None else [(*entry[:4], 0, entry[5]) for entry in entries]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kv.opening, "apply_frames", apply_frames)
