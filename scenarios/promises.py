@@ -230,6 +230,15 @@ PROMISES: tuple[Promise, ...] = (
         "corruption",
     ),
     Promise(
+        "crash_loses_a_suffix",
+        "in `batch` and `none` mode a crash loses at most the unsynced writes, a suffix of them, and the store opens",
+        "kv.store docstring (durability modes; one unsynced frame at most)",
+        "check_liveness",
+        "none_mode_full_frames_unsynced",
+        "bulk",
+        300,
+    ),
+    Promise(
         "pop_durable",
         "an acknowledged pop is durable when it returns, in every mode: a crash never hands its element out again",
         "kv.store.Store.rpop docstring",

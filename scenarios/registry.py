@@ -269,6 +269,19 @@ SCENARIOS: dict[str, Scenario] = {
             defining_faults=("crash_survival.prefix",),
         ),
         Scenario(
+            "bulk",
+            "megabytes between syncs in every durability mode (values up to 64 KiB, batches of up to 32, "
+            "8 MiB segments), with crashes that keep any subset of the unsynced writes: full frames pile up "
+            "unless each is synced, and a crash must lose only a suffix, never leave a hole that reads as damage",
+            mix=WorkloadMix(weighted(compact=0.005), key_count=200, value_size_max_bytes=64 * 1024, batch_size_max=32),
+            faults=FaultPlan(crash_survival=CRASHES),
+            durabilities=ALL_DURABILITIES,
+            operations=300,
+            crash_probability=0.01,
+            segment_size_target_bytes=8 * 1024 * 1024,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset"),
+        ),
+        Scenario(
             "random",
             "cosmic rays: bits flip in any file at any time",
             faults=FaultPlan(bit_flip=BitFlip(on_write_probability=0.003, at_rest_probability=0.3, bits_max=3)),

@@ -844,6 +844,26 @@ def compaction_reorders_lists() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def none_mode_full_frames_unsynced() -> Iterator[None]:
+    """`none` mode writes each full frame without a sync (this store until it was found).
+
+    Models a write-back mode that leaves every sync to the caller's flush: a power loss
+    may keep a later frame and lose an earlier one, and the hole between them reads as
+    mid-log damage, so the store refuses to open (or, repaired, drops what follows).
+    """
+    original_commit = Store._commit
+
+    def commit(self: Store, sync: bool) -> None:
+        log = self._log
+        full = log is not None and log.pending_bytes >= kv.store.FRAME_PAYLOAD_SIZE_TARGET_BYTES
+        original_commit(self, sync and not (self.durability == "none" and full))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_commit", commit)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -877,6 +897,7 @@ VARIANTS: dict[str, Variant] = {
     "pop_acknowledged_before_sync": pop_acknowledged_before_sync,
     "push_split_across_frames": push_split_across_frames,
     "compaction_reorders_lists": compaction_reorders_lists,
+    "none_mode_full_frames_unsynced": none_mode_full_frames_unsynced,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -86,6 +86,7 @@ MACHINE_VARIANTS = sorted(
         "pop_acknowledged_before_sync",
         "push_split_across_frames",
         "compaction_reorders_lists",
+        "none_mode_full_frames_unsynced",  # needs megabytes between syncs
     }
 )
 
