@@ -25,6 +25,8 @@ import kv.opening
 import kv.recovery
 import kv.store
 from kv.errors import IoError
+from kv.keydir import ListEntry, Location
+from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES
 from kv.log import SegmentLog, Written, segment_name
 from kv.opening import Recovery
 from kv.record import (
@@ -704,6 +706,7 @@ def compaction_lets_an_older_value_win() -> Iterator[None]:
         now_ms = self._now_ms()
         for key, expiry_ms in list(self._expiring.items()):
             location = self._keydir[key]
+            assert not isinstance(location, ListEntry)  # lists do not expire
             if now_ms > expiry_ms and location[0] != (self._log.segment_id if self._log else 0):
                 older = _older_unexpired_record(self, key, location[3], now_ms)
                 if older is not None:
@@ -737,7 +740,7 @@ def expiry_lost_on_replay() -> Iterator[None]:
     ) -> tuple[int, int]:
         result = original_apply_frames(data, frames, keydir, file_key)
         for key, location in keydir.items():
-            if location[4] and location[0] == file_key:
+            if not isinstance(location, ListEntry) and location[4] and location[0] == file_key:
                 keydir[key] = (*location[:4], 0)
         return result
 
@@ -831,7 +834,7 @@ def compaction_reorders_lists() -> Iterator[None]:
     """
     original_compact = Store.compact
 
-    def in_list_order(items: Iterable[tuple[bytes, kv.store.Location]], key: object = None) -> list[object]:
+    def in_list_order(items: Iterable[tuple[bytes, Location]], key: object = None) -> list[object]:
         return list(items)  # the keydir's order, each list head to tail
 
     def compact(self: Store) -> None:
@@ -856,7 +859,7 @@ def none_mode_full_frames_unsynced() -> Iterator[None]:
 
     def commit(self: Store, sync: bool) -> None:
         log = self._log
-        full = log is not None and log.pending_bytes >= kv.store.FRAME_PAYLOAD_SIZE_TARGET_BYTES
+        full = log is not None and log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES
         original_commit(self, sync and not (self.durability == "none" and full))
 
     with pytest.MonkeyPatch.context() as patch:
