@@ -42,10 +42,11 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from kv.arguments import split_arguments
 from kv.commands import COMMANDS, CommandTable, kv_version
 from kv.errors import CorruptionDetected, IoError, KvError, StoreLocked
 from kv.io import ENTRY_POINT_GROUP, make_io
-from kv.replies import Bulk, ErrorReply, Integer, Reply, SimpleString, error, text_bytes
+from kv.replies import Bulk, ErrorReply, Integer, Map, Reply, SimpleString, error, text_bytes
 from kv.store import DURABILITY_MODES, Store
 from kv.store import open as open_store
 
@@ -66,91 +67,6 @@ CLEAR_SCREEN = b"\x1b[H\x1b[2J"  # what linenoise writes for `clear`
 VERBATIM_COMMANDS = frozenset({"info", "help"})
 
 SIGPIPE_EXIT_STATUS = 128 + 13  # a shell's status for a process killed by SIGPIPE
-
-# -- splitting lines as redis-cli's sdssplitargs ---------------------------------------------
-
-_C_SPACE = frozenset(b" \t\n\v\f\r")  # isspace() in the C locale: skipped between arguments
-_TOKEN_END = frozenset(b" \n\r\t")  # what ends an unquoted argument (not \v or \f)
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
-
-
-def _double_quoted(line: bytes, position: int, token: bytearray) -> int | None:
-    """Consume a double-quoted part from just after its opening quote; the position after
-    the closing quote, or None when it is unterminated or glued to what follows."""
-    length = len(line)
-    while position < length:  # each pass consumes at least one byte
-        byte = line[position]
-        if (
-            byte == ord("\\")
-            and position + 3 < length
-            and line[position + 1] == ord("x")
-            and line[position + 2] in _HEX_DIGITS
-            and line[position + 3] in _HEX_DIGITS
-        ):
-            token.append(int(line[position + 2 : position + 4], 16))
-            position += 4
-        elif byte == ord("\\") and position + 1 < length:
-            escaped = line[position + 1]
-            token += _ESCAPES.get(escaped, bytes([escaped]))
-            position += 2
-        elif byte == ord('"'):
-            if position + 1 < length and line[position + 1] not in _C_SPACE:
-                return None  # a closing quote must be followed by a space or the end
-            return position + 1
-        else:
-            token.append(byte)
-            position += 1
-    return None
-
-
-def _single_quoted(line: bytes, position: int, token: bytearray) -> int | None:
-    """As `_double_quoted` for single quotes: only \\' is an escape."""
-    length = len(line)
-    while position < length:  # each pass consumes at least one byte
-        byte = line[position]
-        if byte == ord("\\") and position + 1 < length and line[position + 1] == ord("'"):
-            token.append(ord("'"))
-            position += 2
-        elif byte == ord("'"):
-            if position + 1 < length and line[position + 1] not in _C_SPACE:
-                return None
-            return position + 1
-        else:
-            token.append(byte)
-            position += 1
-    return None
-
-
-def split_arguments(line: bytes) -> list[bytes] | None:
-    """Split a command line exactly as redis-cli does; None for unbalanced quotes or a
-    closing quote glued to more text (redis-cli then prints "Invalid argument(s)").
-    The line ends at a NUL byte, as a C string does."""
-    line = line.split(b"\0", 1)[0]
-    arguments: list[bytes] = []
-    position, length = 0, len(line)
-    while True:  # each pass consumes one argument or ends: bounded by the line
-        while position < length and line[position] in _C_SPACE:
-            position += 1
-        if position >= length:
-            return arguments
-        token = bytearray()
-        while position < length:
-            byte = line[position]
-            if byte in _TOKEN_END:
-                position += 1
-                break
-            if byte in b"\"'":
-                quoted = _double_quoted if byte == ord('"') else _single_quoted
-                after = quoted(line, position + 1, token)
-                if after is None:
-                    return None
-                position = after
-                break
-            token.append(byte)
-            position += 1
-        arguments.append(bytes(token))
-
 
 # -- rendering replies as redis-cli ------------------------------------------------------------
 
@@ -183,6 +99,8 @@ def format_tty(reply: Reply, prefix: bytes = b"") -> bytes:
         return b"(integer) %d\n" % reply.value
     if isinstance(reply, Bulk):
         return b"(nil)\n" if reply.value is None else quote_bytes(reply.value) + b"\n"
+    if isinstance(reply, Map):
+        return format_tty(reply.flat(), prefix)
     if reply.items is None:
         return b"(nil)\n"  # hiredis reads a nil array as nil
     if not reply.items:
@@ -206,6 +124,8 @@ def format_raw(reply: Reply) -> bytes:
         return b"%d" % reply.value
     if isinstance(reply, Bulk):
         return reply.value or b""
+    if isinstance(reply, Map):
+        reply = reply.flat()
     return b"\n".join(format_raw(item) for item in reply.items or ())
 
 
@@ -470,10 +390,24 @@ def _die_of_sigpipe() -> int:
     return SIGPIPE_EXIT_STATUS
 
 
+def serve(argv: list[str]) -> int:
+    """`kv serve DIR [options]`: the RESP server, a backend's loop (entry point `serve`
+    of the `kv.io_backends` group: `kv` never imports a backend)."""
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name="serve"):
+        run_server: Callable[[list[str]], int] = entry_point.load()
+        return run_server(argv)
+    print("kv serve: no server is installed (entry point 'serve' of 'kv.io_backends')", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kv` console script. Exit 0 on success (error replies too,
     unless -e), 1 when the store cannot be opened or closed, 2 on a usage error."""
     words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["serve"]:
+        return serve(words[1:])
     head, command_words = split_command(words)
     arguments = build_parser().parse_args(head)
     store = _open(arguments)

@@ -9,7 +9,7 @@ No reply knows how it is shown.
   its prefix, as in Redis (`ERR`, `WRONGTYPE`, `READONLY`, and ours: `CORRUPTION`,
   `IOERR`).
 - `Integer` (`:3`), `Bulk` (`$5 hello`, None = the nil bulk), `Array` (nested
-  replies, None = the nil array).
+  replies, None = the nil array), `Map` (RESP3's `%`, pairs of replies: HELLO's).
 
 Text is `str`; bytes that are not UTF-8 (a command name typed as `\\xff`) travel as
 surrogate escapes and come back as the same bytes through `text_bytes`.
@@ -76,7 +76,16 @@ class Array:
     items: tuple[Reply, ...] | None  # None: the nil array
 
 
-Reply = SimpleString | ErrorReply | Integer | Bulk | Array
+@dataclass(frozen=True, slots=True)
+class Map:
+    items: tuple[tuple[Reply, Reply], ...]  # RESP3 `%`; RESP2 sends it as a flat array
+
+    def flat(self) -> Array:
+        """The map as RESP2 sends it: keys and values in one array."""
+        return Array(tuple(item for pair in self.items for item in pair))
+
+
+Reply = SimpleString | ErrorReply | Integer | Bulk | Array | Map
 
 OK = SimpleString("OK")
 PONG = SimpleString("PONG")

@@ -1,0 +1,228 @@
+"""`kv serve`: the network loop around `kv.session` (asyncio, one thread).
+
+Each connection is an `asyncio.Protocol` whose bytes go to its `Session`; the session
+runs the commands. Group commit: in `always` mode the store runs buffered (`none`) and
+the loop makes writes durable itself, once per turn of the event loop for every
+connection that wrote in it: every connection whose bytes arrived in the same turn
+shares one write and one fsync, and every reply of the turn (reads too: they may have
+seen those writes) leaves only after that sync succeeded. If it fails, the store is
+read-only from then on and each of those replies is the error instead.
+
+Limits, each Redis's: `maxclients` (a client past it gets an error and is closed), an
+idle `timeout` in seconds (0: none), the protocol limits of `kv.resp` (a bulk or array
+announced past them, a query buffer that never becomes a command: an error and a
+close), and protected mode (a bind address other than loopback needs a password).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import kv
+from io_backends import make_io
+from kv.errors import KvError
+from kv.session import ServerConfig, Session
+
+MAX_CLIENTS_DEFAULT = 10_000
+MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+
+
+class ProtectedMode(KvError):
+    """A bind address other than loopback without a password."""
+
+
+@dataclass
+class Options:
+    directory: str
+    bind: str = "127.0.0.1"
+    port: int = 6379
+    durability: str = "always"
+    password: str | None = None
+    io: str = "auto"
+    max_clients: int = MAX_CLIENTS_DEFAULT
+    timeout_seconds: float = 0.0
+
+
+def check_protected_mode(bind: str, password: str | None) -> None:
+    """Refuse a bind reachable from other hosts without a password (Redis's protected mode)."""
+    if password is not None:
+        return
+    try:
+        loopback = ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        loopback = bind == "localhost"
+    if not loopback:
+        raise ProtectedMode(
+            f"refusing to listen on {bind} without a password (protected mode): set --requirepass, or bind 127.0.0.1"
+        )
+
+
+@dataclass(eq=False)
+class Connection(asyncio.Protocol):
+    server: Server
+    session: Session
+    transport: asyncio.Transport | None = None
+    idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm_idle()
+        tick = self.session.receive(data)
+        if tick.shutdown:
+            self.server.shutdown_requested = True
+        if tick.wrote or self.server.waiting:
+            self.server.wait_for_sync(self, tick.close)
+        else:
+            self.send(durable=True, close=tick.close)
+
+    def send(self, durable: bool, close: bool, failure: str = "") -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        self.transport.write(self.session.reply_bytes(durable, failure))
+        if close:
+            self.transport.close()
+        if self.server.shutdown_requested:
+            self.server.stop()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.server.connections.discard(self)
+
+    def _arm_idle(self) -> None:
+        if self.server.options.timeout_seconds <= 0:
+            return
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        assert self.transport is not None
+        self.idle = loop.call_later(self.server.options.timeout_seconds, self.transport.close)
+
+
+@dataclass(eq=False)
+class Server:
+    options: Options
+    store: kv.Store
+    config: ServerConfig
+    connections: set[Connection] = field(default_factory=set)
+    waiting: dict[Connection, bool] = field(default_factory=dict)  # -> close after the replies
+    next_client_id: int = 1
+    shutdown_requested: bool = False
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    syncs: int = 0
+
+    @property
+    def group_commit(self) -> bool:
+        return self.options.durability == "always"
+
+    def connection(self) -> asyncio.Protocol:
+        if len(self.connections) >= self.options.max_clients:
+            return _Refused()
+        session = Session(self.store, self.config, self.next_client_id)
+        self.next_client_id += 1
+        connection = Connection(self, session)
+        self.connections.add(connection)
+        return connection
+
+    def wait_for_sync(self, connection: Connection, close: bool) -> None:
+        if not self.waiting:
+            asyncio.get_running_loop().call_soon(self.sync)
+        self.waiting[connection] = self.waiting.get(connection, False) or close
+
+    def sync(self) -> None:
+        """Make every write of this turn durable with one flush, then reply."""
+        waiting, self.waiting = self.waiting, {}
+        durable, failure = True, ""
+        if self.group_commit:
+            try:
+                self.store.flush()
+                self.syncs += 1
+            except KvError as error:
+                durable, failure = False, f"the write could not be made durable: {error}"
+        for connection, close in waiting.items():
+            connection.send(durable, close, failure)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(MAX_CLIENTS_REPLY)
+        transport.close()
+
+
+async def _serve(options: Options, ready: asyncio.Future[int] | None = None) -> None:
+    check_protected_mode(options.bind, options.password)
+    store_durability = "none" if options.durability == "always" else options.durability
+    store = kv.open(options.directory, io=make_io(options.io), durability=store_durability)  # type: ignore[arg-type]
+    server = Server(options, store, ServerConfig(options.password, options.durability))
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(server.connection, options.bind, options.port, reuse_address=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, server.stop)
+    port = listener.sockets[0].getsockname()[1]
+    print(f"kv serve: {options.directory} on {options.bind}:{port} durability {options.durability}", flush=True)
+    if ready is not None:
+        ready.set_result(port)
+    try:
+        await server.stopped.wait()
+    finally:
+        listener.close()
+        for connection in list(server.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        store.close()
+
+
+def serve(options: Options) -> int:
+    """Run the server until SIGTERM, SIGINT or SHUTDOWN; the exit status."""
+    try:
+        asyncio.run(_serve(options))
+    except KvError as error:
+        print(f"kv serve: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"kv serve: cannot listen on {options.bind}:{options.port}: {error.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`kv serve DIR [options]` (the REPL's `kv` hands `serve`'s arguments here)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="kv serve", description="Serve a store over RESP (redis-cli, redis-py).")
+    parser.add_argument("directory", metavar="DIR", help="the store's directory (created when missing)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=6379, help="TCP port (default 6379; 0: any free port)")
+    parser.add_argument("--durability", choices=kv.DURABILITY_MODES, default="always")
+    parser.add_argument("--requirepass", metavar="PASSWORD", help="clients must AUTH with it first")
+    parser.add_argument("--io", choices=("auto", "blocking", "uring"), default="auto", help="I/O backend")
+    parser.add_argument("--maxclients", type=int, default=MAX_CLIENTS_DEFAULT, help="connections at most")
+    parser.add_argument("--timeout", type=float, default=0.0, help="close a client idle this many seconds (0: never)")
+    arguments = parser.parse_args(argv)
+    return serve(
+        Options(
+            arguments.directory,
+            arguments.bind,
+            arguments.port,
+            arguments.durability,
+            arguments.requirepass,
+            arguments.io,
+            arguments.maxclients,
+            arguments.timeout,
+        )
+    )
