@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from kv import compaction, recovery
 from kv.errors import (
@@ -72,6 +72,9 @@ from kv.record import (
     record_offsets,
 )
 from kv.recovery import Keydir, RecoveryReport
+
+if TYPE_CHECKING:
+    from kv.batch import Batch, BatchRecord, Queued
 
 _Key = TypeVar("_Key", bound=bytes | str)
 _Value = TypeVar("_Value", bound=bytes | str)
@@ -591,6 +594,85 @@ class Store:
         self._counters["sets"] += len(keys)
         self._after_append(keys, values)
 
+    # -- atomic batches (kv.batch: `with store.batch() as b: ...`) -----------------------
+
+    def batch(self) -> Batch:
+        """Writes queued in a `with` block and committed as one frame when it exits
+        normally: after a crash all of them exist or none (see `kv.batch`). Nothing is
+        written if the block raises. Raises `StoreReadOnly`, `StoreClosed` at once; the
+        exit raises `BatchTooLarge` (nothing written) and as `set` does."""
+        from kv.batch import Batch
+
+        self._check_writable()
+        return Batch(self)
+
+    def _commit_batch(self, queued: list[Queued]) -> list[bool]:
+        """Commit a batch's queued writes as one frame (rules 2-4 of `kv.batch`); return
+        each write's answer."""
+        from kv.batch import check_fits, net_effect
+
+        now_ms = self._now_ms()  # rule 2: one reading of the clock, before any I/O
+        self._check_writable()
+        final, results = net_effect(
+            queued,
+            now_ms,
+            lambda key: self._exists(key, now_ms),
+            lambda key: (self._live_value(key), self._expiry(key)),
+        )
+        records: list[BatchRecord] = [
+            (key, None, 0) if state is None else (key, state[0], state[1])
+            for key, state in final.items()
+            if state is not None or self._exists(key, now_ms)
+        ]
+        check_fits(records)
+        if records:
+            self._write_batch(records)
+        return results
+
+    def _live_value(self, key: bytes) -> bytes:
+        """The value of a key the caller found present (no expiry check: the caller
+        judged it at its own reading of the clock). Raises as `get` does."""
+        if self._staged and key in self._staged:
+            value = self._staged[key]
+            assert value is not None, key
+            return value
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        return self._read_record(key, self._keydir[key])[1].value
+
+    def _write_batch(self, records: list[BatchRecord]) -> None:
+        """Append a batch's records (key, value or None for a delete, expiry_ms) to one
+        frame and commit it as the durability mode commits any write."""
+        from kv.batch import records_size_bytes
+
+        log = self._check_writable()
+        if log.pending_bytes + records_size_bytes(records) > FRAME_PAYLOAD_SIZE_MAX_BYTES:
+            self._commit(sync=self.durability == "batch")  # the pending frame first: the batch stays whole
+        for key, value, expiry_ms in records:
+            if value is None:
+                log.append(KIND_DELETE, [key], [b""])
+                self._counters["deletes"] += 1
+            else:
+                log.append(KIND_SET, [key], [value], expiry_ms)
+                self._counters["sets"] += 1
+        if self._cache:
+            for key, _value, _expiry_ms in records:
+                self._cache_drop(key)
+        if self.durability == "always":
+            self._commit(sync=True)
+            for key, value, _expiry_ms in records:
+                self._cache_put(key, value)
+            return
+        for key, value, expiry_ms in records:
+            self._staged[key] = value
+            if expiry_ms:
+                self._staged_expiry[key] = expiry_ms
+            else:
+                self._staged_expiry.pop(key, None)
+        self._operations_since_sync += 1
+        self._commit_if_due(log)
+
     def _after_append(self, keys: list[bytes], values: Sequence[bytes | None], expiry_ms: int = 0) -> None:
         """Commit or stage what was just appended, by durability mode; values are None
         for deletes, `expiry_ms` the sets' expiry (0: none)."""
@@ -617,6 +699,11 @@ class Store:
         elif self._staged_expiry:
             deque(map(self._staged_expiry.pop, keys, repeat(0)), maxlen=0)
         self._operations_since_sync += 1
+        self._commit_if_due(log)
+
+    def _commit_if_due(self, log: SegmentLog) -> None:
+        """Buffered modes, after a write was staged: commit once a bound is reached
+        (`batch`: operations, time, frame size; `none`: frame size, without a sync)."""
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
             if (
