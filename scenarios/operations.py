@@ -38,7 +38,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Set
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
-from kv.store import Store, VerifyReport
+from kv.errors import NotAnInteger
+from kv.store import INT64_MAX, INT64_MIN, Store, VerifyReport, parse_int64
 
 if TYPE_CHECKING:
     import random
@@ -174,6 +175,8 @@ class OperationKind:
     values: ClassVar[bool] = False  # its keys carry values (else they map to None)
     # hypothesis draws it (`strategy`, from `key_count` and `values`)
     drawn_by_hypothesis: ClassVar[bool] = False
+    # the values it may write are not in its changes but derive from the model (`values_written`)
+    derives_values: ClassVar[bool] = False
 
     def draw(self, drawing: Drawing) -> Operation:
         """No keys, or one key mapped to None (as `key_count` says); kinds with values
@@ -199,6 +202,14 @@ class OperationKind:
         if any(key in model and key not in unknown for key in operation.changes):
             return True
         return None if any(key in unknown for key in operation.changes) else False
+
+    def values_written(
+        self, operation: Operation, model: Model, written: Mapping[bytes, Set[bytes]], unknown: Set[bytes]
+    ) -> Iterator[bytes]:
+        """For a kind that `derives_values`: every value it may store for its one key,
+        given the model before it (not yet pruned of expired keys), the values once
+        written per key and the keys whose value is unknown."""
+        return iter(())
 
     def run(self, store: Store, operation: Operation) -> object:
         """Do it; return what the oracle checks (`check`), or None."""
@@ -710,6 +721,263 @@ class ReopenKind(OperationKind):
     reopens = True
 
 
+# -- counters (Redis INCR, INCRBY, DECRBY) ----------------------------------------------
+
+# Of the incrs drawn, this many add 1 (Redis INCR); the others add INCRBY_MAGNITUDE_MAX
+# at most either way (DECRBY too). Small steps keep the values an unknown key may hold
+# (every once-written integer plus each step) few.
+INCR_BY_ONE_PROBABILITY = 0.5
+INCRBY_MAGNITUDE_MAX = 9
+NOT_AN_INTEGER = "not an integer"  # what an incr answers when the store refuses it
+
+
+def _incremented(model: Model, key: bytes, by: int) -> bytes | None:
+    """The value `incr(key, by)` stores on `model` (an int64 sum, in decimal), or None
+    when the store refuses it (not an integer, or out of range): Redis's rules."""
+    base = parse_int64(bytes(model[key])) if key in model else 0
+    if base is None or not INT64_MIN <= base + by <= INT64_MAX:
+        return None
+    return b"%d" % (base + by)
+
+
+class IncrKind(OperationKind):
+    """`incr(key, by)`: the key's integer plus its argument (0 when the key is absent),
+    stored and answered; refused (NotAnInteger, nothing written) for a value that is not
+    an int64 or a sum out of range. The key keeps its expiry, as Redis INCR does."""
+
+    name = "incr"
+    writes = True
+    conditional = True
+    derives_values = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        key = drawing.key()
+        rng = drawing.rng
+        by = 1 if rng.random() < INCR_BY_ONE_PROBABILITY else rng.randint(-INCRBY_MAGNITUDE_MAX, INCRBY_MAGNITUDE_MAX)
+        return Operation(self.name, {key: None}, (by,))
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        [key] = operation.changes
+        value = _incremented(model, key, incr_argument(operation))
+        if value is None:
+            return model
+        expiry_ms = expiry_of(model[key]) if key in model else 0
+        return {**model, key: Expiring(value, expiry_ms) if expiry_ms else value}
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        [key] = operation.changes
+        return None if key in unknown else _incremented(model, key, incr_argument(operation)) is not None
+
+    def values_written(
+        self, operation: Operation, model: Model, written: Mapping[bytes, Set[bytes]], unknown: Set[bytes]
+    ) -> Iterator[bytes]:
+        """What it may store: the sum on the model's value, or on nothing (an expired
+        key), or, for a key whose value is unknown, on any integer once written for it."""
+        [key] = operation.changes
+        by = incr_argument(operation)
+        bases: list[Model] = [model, {}]
+        if key in unknown:
+            bases += [{key: value} for value in written.get(key, ())]
+        for base in bases:
+            value = _incremented(base, key, by)
+            if value is not None:
+                yield value
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        by = incr_argument(operation)
+        try:
+            return store.incr(key) if by == 1 else store.incr(key, by)
+        except NotAnInteger:
+            return NOT_AN_INTEGER
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        by = incr_argument(operation)
+
+        def expected(model: Model) -> object:
+            value = _incremented(model, key, by)
+            return NOT_AN_INTEGER if value is None else int(value)
+
+        checker.check_answer(operation, result, expected)
+
+    def describe(self, operation: Operation) -> str:
+        return f"{super().describe(operation)} by={incr_argument(operation)}"
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation._replace(arguments=()))
+        arguments = operation.arguments
+        if len(arguments) != 1 or not isinstance(arguments[0], int):
+            raise KindError(f"incr takes one int argument (the increment), not {list(arguments)}")
+
+
+def incr_argument(operation: Operation) -> int:
+    [by] = operation.arguments
+    assert isinstance(by, int), by
+    return by
+
+
+# -- atomic batches (`store.batch()`) ----------------------------------------------------
+
+# A batch drawn holds this many writes, on at most BATCH_KEYS_MAX keys (few, so that its
+# writes meet: a set then an expire of the same key, a delete then a set).
+BATCH_WRITES_MIN = 2
+BATCH_WRITES_MAX = 5
+BATCH_KEYS_MAX = 3
+# How a batch's writes are drawn: set, delete, expire (the rest); a set carries a TTL so often.
+BATCH_SET_PROBABILITY = 0.5
+BATCH_DELETE_PROBABILITY = 0.25
+BATCH_SET_TTL_PROBABILITY = 0.2
+BATCH_VERBS = (b"set", b"delete", b"expire")
+
+
+class BatchWrite(NamedTuple):
+    """One write of a batch: `verb` (set, delete, expire), its key, a set's value, and
+    `ttl_ms` (a set's TTL, 0 for none; an expire's, 0 deletes)."""
+
+    verb: bytes
+    key: bytes
+    value: bytes = b""
+    ttl_ms: int = 0
+
+
+def batch_writes(operation: Operation) -> list[BatchWrite]:
+    """A batch's writes, from its arguments (four per write); raises `KindError`."""
+    arguments = operation.arguments
+    if not arguments or len(arguments) % 4:
+        raise KindError(f"batch takes writes of four arguments (verb, key, value, ttl_ms), not {list(arguments)}")
+    writes = []
+    for start in range(0, len(arguments), 4):
+        verb, key, value, ttl_ms = arguments[start : start + 4]
+        well_formed = isinstance(key, bytes) and isinstance(value, bytes) and isinstance(ttl_ms, int) and ttl_ms >= 0
+        if verb not in BATCH_VERBS or not well_formed or (verb != b"set" and value):
+            raise KindError(f"batch: a bad write {[verb, key, value, ttl_ms]}")
+        assert isinstance(verb, bytes) and isinstance(key, bytes) and isinstance(value, bytes)
+        assert isinstance(ttl_ms, int)
+        writes.append(BatchWrite(verb, key, value, ttl_ms))
+    return writes
+
+
+def batch_operation(writes: list[BatchWrite]) -> Operation:
+    """The operation of these writes: its changes map each key to the value its last
+    set stores (what the batch may write for it), or None."""
+    changes: Changes = {}
+    for write in writes:
+        if write.verb == b"set" or write.key not in changes:
+            changes[write.key] = write.value if write.verb == b"set" else None
+    return Operation("batch", changes, tuple(argument for write in writes for argument in write))
+
+
+def batch_effect(model: Model, writes: list[BatchWrite], now_ms: int) -> tuple[Model, list[bool]]:
+    """The model after the writes, in order, at `now_ms` (on a model `visible` then),
+    and each write's answer (a set: True; a delete, an expire: whether the key existed)."""
+    result = dict(model)
+    answers = []
+    for write in writes:
+        key = write.key
+        if write.verb == b"set":
+            result[key] = Expiring(write.value, now_ms + write.ttl_ms) if write.ttl_ms else write.value
+            answers.append(True)
+            continue
+        answers.append(key in result)
+        if key not in result:
+            continue
+        if write.verb == b"delete" or write.ttl_ms <= 0:
+            del result[key]
+        else:
+            result[key] = Expiring(result[key], now_ms + write.ttl_ms)
+    return result, answers
+
+
+class BatchKind(OperationKind):
+    """`with store.batch() as b:` sets (some with a TTL), deletes and expires of a few
+    keys, committed as one frame: the model takes all of them or, after a crash in it,
+    none. Answers each write's result (a delete's or an expire's "existed")."""
+
+    name = "batch"
+    writes = True
+    conditional = True  # a delete's or an expire's effect depends on whether its key exists
+    key_count = (1, None)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        rng = drawing.rng
+        keys = [drawing.key() for _ in range(rng.randint(1, BATCH_KEYS_MAX))]
+        writes = []
+        for _ in range(rng.randint(BATCH_WRITES_MIN, BATCH_WRITES_MAX)):
+            key = keys[drawing.below(len(keys))]
+            draw = rng.random()
+            if draw < BATCH_SET_PROBABILITY:
+                ttl_ms = _ttl_ms(drawing) if rng.random() < BATCH_SET_TTL_PROBABILITY else 0
+                writes.append(BatchWrite(b"set", key, drawing.value(b"%d:" % drawing.step, key), ttl_ms))
+            elif draw < BATCH_SET_PROBABILITY + BATCH_DELETE_PROBABILITY:
+                writes.append(BatchWrite(b"delete", key))
+            else:
+                ttl_ms = 0 if rng.random() < ExpireKind.DELETING_PROBABILITY else _ttl_ms(drawing)
+                writes.append(BatchWrite(b"expire", key, b"", ttl_ms))
+        return batch_operation(writes)
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        return batch_effect(model, batch_writes(operation), now_ms)[0]
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        """True when some key surely ends changed (a record); None when a key whose
+        value is unknown decides; else False (nothing exists to delete or expire)."""
+        writes = batch_writes(operation)
+        after = batch_effect(model, writes, 0)[0]  # whether a key ends present does not depend on the clock
+        first_verbs: dict[bytes, bytes] = {}
+        for write in writes:
+            first_verbs.setdefault(write.key, write.verb)
+        undecided = False
+        for key, first_verb in first_verbs.items():
+            if key in unknown and (first_verb != b"set" or key not in after):
+                undecided = True
+            elif key in after or key in model:
+                return True
+        return None if undecided else False
+
+    def run(self, store: Store, operation: Operation) -> object:
+        with store.batch() as batch:
+            for write in batch_writes(operation):
+                if write.verb == b"set":
+                    batch.set(write.key, write.value, ttl=write.ttl_ms / 1000 if write.ttl_ms else None)
+                elif write.verb == b"delete":
+                    batch.delete(write.key)
+                else:
+                    batch.expire(write.key, write.ttl_ms / 1000)
+        assert batch.results is not None
+        return tuple(batch.results)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        now_ms = checker.now_ms
+        writes = batch_writes(operation)
+        checker.check_answer(operation, result, lambda model: tuple(batch_effect(model, writes, now_ms)[1]))
+
+    def describe(self, operation: Operation) -> str:
+        parts = []
+        for write in batch_writes(operation):
+            text = f"{write.verb.decode()} {_text(write.key)}"
+            if write.verb == b"set":
+                text += f"={shown(write.value)}"
+            if write.ttl_ms or write.verb == b"expire":
+                text += f" ttl_ms={write.ttl_ms}"
+            parts.append(text)
+        return f"batch [{'; '.join(parts)}]"
+
+    def simpler(self, operation: Operation, index: int) -> Iterator[Operation]:
+        writes = batch_writes(operation)
+        if len(writes) > 1:
+            for drop in range(len(writes)):
+                yield batch_operation(writes[:drop] + writes[drop + 1 :])
+        short = [write._replace(value=f"v{index}".encode()) if len(write.value) > 1 else write for write in writes]
+        if short != writes:
+            yield batch_operation(short)
+
+    def validate(self, operation: Operation) -> None:
+        if batch_operation(batch_writes(operation)) != operation:
+            raise KindError(f"batch: its changes {operation.changes!r:.80} are not those of its writes")
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -730,6 +998,8 @@ KINDS: dict[str, OperationKind] = {
         PersistKind(),
         TtlKind(),
         ClockJumpKind(),
+        IncrKind(),
+        BatchKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

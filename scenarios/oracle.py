@@ -176,7 +176,8 @@ class Oracle:
     def starting(self, operation: Operation, kind: OperationKind | None = None) -> None:
         """An operation (of `kind`, when the caller has it) is about to run: remember the
         values it may write."""
-        if (kind or kind_of(operation)).writes:
+        kind = kind or kind_of(operation)
+        if kind.writes:
             written = self.written
             for key, value in operation.changes.items():
                 if value is not None:
@@ -185,6 +186,10 @@ class Oracle:
                         written[key] = {value}
                     else:
                         values.add(value)
+            if kind.derives_values:  # an incr: its value derives from the key's
+                [key] = operation.changes
+                derived = set(kind.values_written(operation, self.model, written, self.unknown))
+                written.setdefault(key, set()).update(derived)
 
     def acknowledged(self, operation: Operation, started_us: int, kind: OperationKind | None = None) -> None:
         """The store returned from `operation` (a write, flush, compact or read; of

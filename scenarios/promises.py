@@ -269,4 +269,13 @@ PROMISES: tuple[Promise, ...] = (
         "ttl_from_the_clock_at_open",
         "expiry",
     ),
+    Promise(
+        "batch_atomic",
+        "a batch (`with store.batch() as b:` sets, deletes, expires) commits as one frame: after a crash "
+        "all of its writes exist or none",
+        "kv.batch docstring (rules 3, 4); kv.store.Store.batch docstring",
+        "check_recovered",
+        "batch_split_across_frames",
+        "conditional",
+    ),
 )

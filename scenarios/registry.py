@@ -171,10 +171,21 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "conditional",
-            "getdel and conditional sets (NX, XX) beside every write, under crashes and failing syncs: "
-            "a getdel's value is the model's, an acknowledged one stays deleted, a conditional set "
-            "answers whether it wrote",
-            mix=WorkloadMix(weighted(getdel=0.08, set_if_missing=0.08, set_if_present=0.08, pause=0.03, reopen=0.01)),
+            "getdel, conditional sets (NX, XX), incr and atomic batches (sets, deletes and expires in one "
+            "frame) beside every write, under crashes and failing syncs: a getdel's value is the model's, "
+            "an acknowledged one stays deleted, a conditional set answers whether it wrote, an incr answers "
+            "the model's sum, a batch is all or nothing",
+            mix=WorkloadMix(
+                weighted(
+                    getdel=0.08,
+                    set_if_missing=0.08,
+                    set_if_present=0.08,
+                    pause=0.03,
+                    reopen=0.01,
+                    incr=0.04,
+                    batch=0.05,
+                )
+            ),
             faults=FaultPlan(crash_survival=CRASHES, fsync_gate=FsyncGate(probability=0.002)),
             durabilities=ALL_DURABILITIES,
             crash_probability=0.01,

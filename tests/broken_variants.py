@@ -775,6 +775,31 @@ def ttl_from_the_clock_at_open() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def batch_split_across_frames() -> Iterator[None]:
+    """A batch of several records is committed as two frames: its first half, then the
+    rest, each committed as the durability mode commits a write.
+
+    Models a transaction whose commit is a loop of group commits (a write batch flushed
+    whenever a buffer fills, a "multi" applied in chunks): a crash between the two
+    frames leaves half of the batch durable, which no caller can tell from a whole one.
+    """
+    original_write_batch = Store._write_batch
+
+    def write_batch(self: Store, records: list[tuple[bytes, bytes | None, int]]) -> None:
+        half = len(records) // 2
+        if not half:
+            original_write_batch(self, records)
+            return
+        original_write_batch(self, records[:half])
+        self._commit(sync=False)  # the first half's frame ends here, in every mode
+        original_write_batch(self, records[half:])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_write_batch", write_batch)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -805,6 +830,7 @@ VARIANTS: dict[str, Variant] = {
     "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
     "expiry_lost_on_replay": expiry_lost_on_replay,
     "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,
+    "batch_split_across_frames": batch_split_across_frames,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]
