@@ -139,6 +139,14 @@ class Checker(Protocol):
         """The store's clock (ms of `io.now()`) as the operation being checked started."""
         ...
 
+    def check_scan(self, request: ScanRequest, answer: list[tuple[bytes, bytes]]) -> None:
+        """A `scan`'s pairs: in order, in range, the model's (see `Oracle.check_scan`)."""
+        ...
+
+    def check_cursor_scan(self, steps: list[list[bytes]]) -> None:
+        """A whole cursor scan's steps: every key present returned at least once."""
+        ...
+
 
 class KindError(ValueError):
     """An operation that its kind does not accept (a bad replay file, a bad argument)."""
@@ -978,6 +986,143 @@ class BatchKind(OperationKind):
             raise KindError(f"batch: its changes {operation.changes!r:.80} are not those of its writes")
 
 
+# -- ordered scans (`scan`, `scan_cursor`) ------------------------------------------------
+
+# How a scan is drawn: each bound, a prefix and a limit present so often; a limit up to
+# SCAN_LIMIT_MAX; a cursor scan's count up to SCAN_COUNT_MAX (small: several steps).
+SCAN_BOUND_PROBABILITY = 0.5
+SCAN_PREFIX_PROBABILITY = 0.3
+SCAN_LIMIT_PROBABILITY = 0.4
+SCAN_LIMIT_MAX = 10
+SCAN_COUNT_MAX = 8
+# A cursor scan takes at most this many steps more than its keys need (a bound on the loop).
+CURSOR_STEPS_SPARE = 2
+SCAN_FIELDS = (b"start", b"stop", b"prefix", b"reverse", b"limit")
+
+
+class ScanRequest(NamedTuple):
+    """What a `scan` asks: `start <= key < stop`, keys starting with `prefix`, in
+    descending order when `reverse`, at most `limit` (None: unbounded)."""
+
+    start: bytes | None = None
+    stop: bytes | None = None
+    prefix: bytes | None = None
+    reverse: bool = False
+    limit: int | None = None
+
+    def covers(self, key: bytes) -> bool:
+        if (self.start is not None and key < self.start) or (self.stop is not None and key >= self.stop):
+            return False
+        return self.prefix is None or key.startswith(self.prefix)
+
+    def arguments(self) -> tuple[Argument, ...]:
+        """Its form as an operation's arguments: (field name, value) pairs, set fields only."""
+        pairs: list[Argument] = []
+        for name, value in zip(SCAN_FIELDS, self, strict=True):
+            if value is not None and value is not False:
+                pairs += [name, int(value) if isinstance(value, bool) else value]
+        return tuple(pairs)
+
+
+def scan_request(operation: Operation) -> ScanRequest:
+    """A scan's request, from its arguments; raises `KindError`."""
+    arguments = operation.arguments
+    fields: dict[bytes, Argument] = {}
+    for index in range(0, len(arguments) - 1, 2):
+        name, value = arguments[index : index + 2]
+        if not isinstance(name, bytes) or name not in SCAN_FIELDS or name in fields:
+            raise KindError(f"scan: a bad or repeated field {name!r}")
+        fields[name] = value
+    start, stop, prefix = (fields.get(name) for name in SCAN_FIELDS[:3])
+    reverse, limit = fields.get(b"reverse", 0), fields.get(b"limit")
+    bounds = [bound for bound in (start, stop, prefix) if bound is not None]
+    limit_ok = limit is None or (isinstance(limit, int) and limit >= 0)
+    bounds_ok = all(isinstance(bound, bytes) for bound in bounds)
+    if len(arguments) % 2 or not bounds_ok or reverse not in (0, 1) or not limit_ok:
+        raise KindError(
+            f"scan takes (field, value) pairs of {[name.decode() for name in SCAN_FIELDS]}, not {arguments}"
+        )
+    assert (start is None or isinstance(start, bytes)) and (stop is None or isinstance(stop, bytes))
+    assert (prefix is None or isinstance(prefix, bytes)) and (limit is None or isinstance(limit, int))
+    return ScanRequest(start, stop, prefix, reverse == 1, limit)
+
+
+class ScanKind(OperationKind):
+    """`scan(start=, stop=, prefix=, reverse=, limit=)`: the live pairs in byte order
+    (descending when reversed), checked against the model's keys in that order."""
+
+    name = "scan"
+    reads = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        rng = drawing.rng
+        start = drawing.key() if rng.random() < SCAN_BOUND_PROBABILITY else None
+        stop = drawing.key() if rng.random() < SCAN_BOUND_PROBABILITY else None
+        prefix = None
+        if rng.random() < SCAN_PREFIX_PROBABILITY:
+            key = drawing.key()
+            prefix = key[: rng.randint(0, len(key))]
+        limit = rng.randint(0, SCAN_LIMIT_MAX) if rng.random() < SCAN_LIMIT_PROBABILITY else None
+        request = ScanRequest(start, stop, prefix, rng.random() < 0.5, limit)
+        return Operation(self.name, {}, request.arguments())
+
+    def run(self, store: Store, operation: Operation) -> object:
+        start, stop, prefix, reverse, limit = scan_request(operation)
+        return list(store.scan(start, stop, prefix=prefix, reverse=reverse, limit=limit))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, list)
+        checker.check_scan(scan_request(operation), result)
+
+    def describe(self, operation: Operation) -> str:
+        request = scan_request(operation)
+        shown_fields = [
+            f"{name}={value!r}"
+            for name, value in zip(ScanRequest._fields, request, strict=True)
+            if value is not None and value is not False
+        ]
+        return f"scan {' '.join(shown_fields)}".rstrip()
+
+    def validate(self, operation: Operation) -> None:
+        if operation.changes:
+            raise KindError(f"scan takes no keys, not {sorted(operation.changes)[:3]}")
+        scan_request(operation)
+
+
+class ScanCursorKind(OperationKind):
+    """A whole cursor scan (`scan_cursor` from 0 until it answers 0), `count` keys a
+    step (its one argument): every key present is returned at least once."""
+
+    name = "scan_cursor"
+    reads = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {}, (drawing.rng.randint(1, SCAN_COUNT_MAX),))
+
+    def run(self, store: Store, operation: Operation) -> object:
+        count = _one_int_argument(self, operation, 1)
+        steps: list[list[bytes]] = []
+        cursor = 0
+        for _ in range(len(store) // count + CURSOR_STEPS_SPARE):
+            cursor, keys = store.scan_cursor(cursor, count)
+            steps.append(keys)
+            if cursor == 0:
+                return steps
+        raise AssertionError(f"a cursor scan of {len(store)} keys, {count} a step, did not end")
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, list)
+        checker.check_cursor_scan(result)
+
+    def describe(self, operation: Operation) -> str:
+        return f"scan_cursor count={_one_int_argument(self, operation, 1)}"
+
+    def validate(self, operation: Operation) -> None:
+        if operation.changes:
+            raise KindError(f"scan_cursor takes no keys, not {sorted(operation.changes)[:3]}")
+        _one_int_argument(self, operation, 1)
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -1000,6 +1145,8 @@ KINDS: dict[str, OperationKind] = {
         ClockJumpKind(),
         IncrKind(),
         BatchKind(),
+        ScanKind(),
+        ScanCursorKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -15,6 +15,13 @@ Verified (the check's name, then what it demands):
 - `check_answer`: an operation's answer (a conditional set's "written", an expire's or
   a persist's "existed", a ttl read's PTTL, TTL and PEXPIRETIME) is what the model says
   at the operation's start, unless one of its keys has a value the oracle cannot vouch for.
+- `check_scan`: a `scan` returns its pairs strictly in byte order (descending when
+  reversed), each inside its range and prefix, at most its limit, each value as
+  `check_read` demands; and, when no key whose value is unknown falls in the range,
+  exactly the model's keys in that order up to the limit (a key that may expire while
+  the scan reads values, one the model gives an expiry, may be missing).
+- `check_cursor_scan`: a whole cursor scan returns every key of the model at least once,
+  each step in byte order past the step before, and no key the model lacks.
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state
@@ -73,7 +80,16 @@ from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
-from scenarios.operations import Model, Operation, OperationKind, expired, expiry_of, kind_of, visible
+from scenarios.operations import (
+    Model,
+    Operation,
+    OperationKind,
+    ScanRequest,
+    expired,
+    expiry_of,
+    kind_of,
+    visible,
+)
 from scenarios.workload import apply
 
 
@@ -265,6 +281,50 @@ class Oracle:
         if answer != wanted:
             keys = sorted(operation.changes)[:3]
             raise Violation(f"{operation.kind} {keys} answered {answer!r:.60}, the model says {wanted!r:.60}")
+
+    def check_scan(self, request: ScanRequest, answer: Sequence[tuple[bytes, bytes]]) -> None:
+        """A scan's answer (see the module docstring): order, range, limit, values, and
+        the model's keys in order where no unknown key is in the range."""
+        keys = [key for key, _value in answer]
+        if keys != sorted(set(keys), reverse=request.reverse):
+            raise Violation(f"scan {request} returned keys out of order or twice: {keys[:6]}")
+        outside = [key for key in keys if not request.covers(key)]
+        if outside or (request.limit is not None and len(keys) > request.limit):
+            raise Violation(f"scan {request} returned {len(keys)} keys, {outside[:3]} outside its range or limit")
+        for key, value in answer:
+            self.check_read(key, value)
+        if any(request.covers(key) for key in self.unknown):
+            return
+        wanted = sorted((key for key in self.model if request.covers(key)), reverse=request.reverse)
+        position = 0
+        for key in keys:  # a subsequence of the model's keys, skipping only expiring ones
+            while wanted[position] != key:  # present: check_read found it in the model
+                self._scan_may_skip(request, wanted[position], keys)
+                position += 1
+            position += 1
+        if request.limit is None or len(keys) < request.limit:
+            for key in wanted[position:]:
+                self._scan_may_skip(request, key, keys)
+
+    def _scan_may_skip(self, request: ScanRequest, key: bytes, keys: list[bytes]) -> None:
+        """A scan left out `key`, which the model holds: only an expiring key may go
+        (it can expire while the scan reads the values before it)."""
+        if not expiry_of(self.model[key]):
+            raise Violation(f"scan {request} returned {keys[:6]} and left out {key!r}, which the model holds")
+
+    def check_cursor_scan(self, steps: Sequence[Sequence[bytes]]) -> None:
+        """A whole cursor scan: each step ascending and past the last; every model key
+        (none expires meanwhile: it does no I/O) returned, and none the model lacks."""
+        returned = [key for step in steps for key in step]
+        if returned != sorted(set(returned)):
+            raise Violation(f"a cursor scan returned keys out of order or twice: {returned[:6]}")
+        invented = [key for key in returned if key not in self.model and key not in self.unknown]
+        missing = [key for key in self.model if key not in returned and key not in self.unknown]
+        if invented or missing:
+            raise Violation(
+                f"a cursor scan of {len(steps)} steps returned {invented[:3]}, which the model lacks, and "
+                f"missed {sorted(missing)[:3]}, which it holds"
+            )
 
     def check_error(self, kind: str, error: BaseException) -> None:
         if not isinstance(error, KvError):

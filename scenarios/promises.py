@@ -278,4 +278,21 @@ PROMISES: tuple[Promise, ...] = (
         "batch_split_across_frames",
         "conditional",
     ),
+    Promise(
+        "scan_ordered",
+        "`scan` yields the live pairs with start <= key < stop (and the prefix) in byte order, descending "
+        "when reversed, at most `limit`: every such key, none other",
+        "kv.store.Store.scan docstring",
+        "check_scan",
+        "scan_skips_last_key",
+        "expiry",
+    ),
+    Promise(
+        "cursor_scan_complete",
+        "a cursor scan returns every key present for the whole scan at least once",
+        "kv.store.Store.scan_cursor docstring; kv.ordered docstring (cursors)",
+        "check_cursor_scan",
+        "cursor_skips_the_key_after_a_step",
+        "expiry",
+    ),
 )

@@ -195,9 +195,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "expiry",
             "TTLs on the virtual clock beside every write: sets with a TTL, expire (a time not in the future "
-            "deletes), persist and ttl reads, pauses and clock jumps past expiries, compactions, under crashes "
-            "and crashes during recovery: an expired key reads as absent, a TTL counts from io.now(), and no "
-            "expired or deleted key comes back after a crash or a compaction",
+            "deletes), persist and ttl reads, ordered and cursor scans, pauses and clock jumps past expiries, "
+            "compactions, under crashes and crashes during recovery: an expired key reads (and scans) as absent, "
+            "a TTL counts from io.now(), and no expired or deleted key comes back after a crash or a compaction",
             mix=WorkloadMix(
                 weighted(
                     set_ttl=0.15,
@@ -209,6 +209,8 @@ SCENARIOS: dict[str, Scenario] = {
                     compact=0.03,
                     flush=0.02,
                     reopen=0.01,
+                    scan=0.04,
+                    scan_cursor=0.01,
                 ),
                 key_count=32,  # few keys: TTLs land on keys written before without one, and after
                 long_pause_probability=0.01,

@@ -23,7 +23,7 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Expiring, Model, Operation, kind_of, shown
+from scenarios.operations import Expiring, Model, Operation, ScanRequest, kind_of, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -505,6 +505,16 @@ class Harness:
         if self.keep_timeline:
             self.note(f"  -> {answer!r:.40}")
         self.oracle.check_answer(operation, answer, expected)
+
+    def check_scan(self, request: ScanRequest, answer: list[tuple[bytes, bytes]]) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> {len(answer)} pairs: {' '.join(shown(key) for key, _ in answer[:4])}")
+        self.oracle.check_scan(request, answer)
+
+    def check_cursor_scan(self, steps: list[list[bytes]]) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> {len(steps)} steps, {sum(map(len, steps))} keys")
+        self.oracle.check_cursor_scan(steps)
 
     def check_verify(self, report: VerifyReport) -> None:
         if self.keep_timeline:

@@ -22,6 +22,7 @@ from crc32c import crc32c
 import kv.compaction
 import kv.io
 import kv.opening
+import kv.ordered
 import kv.recovery
 import kv.store
 from kv.errors import IoError
@@ -800,6 +801,52 @@ def batch_split_across_frames() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def scan_skips_last_key() -> Iterator[None]:
+    """`scan` leaves out the last key of its range (when no limit stopped it first).
+
+    Models an off-by-one at a range's end (the end bound taken as the last key to return
+    and then compared exclusively, or a loop that stops one early): the last user of a
+    page, the newest entry of a time range, silently vanishes from every listing.
+    """
+    original_scan = Store._scan
+
+    def scan(
+        self: Store, low: bytes | None, high: bytes | None, reverse: bool, limit: int | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        pairs = list(original_scan(self, low, high, reverse, None))
+        yield from pairs[:-1][:limit]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_scan", scan)
+        yield
+
+
+@contextmanager
+def cursor_skips_the_key_after_a_step() -> Iterator[None]:
+    """A cursor scan's cursor names the first key a step did not return (the one it
+    looked at before stopping), and the next step resumes past it.
+
+    Models a cursor that records "where the scan got to" instead of "the last key
+    handed out": one key at every step boundary is never returned, and a client that
+    pages through a keyspace (a migration, a backup) misses it.
+    """
+    original_scan_cursor = Store.scan_cursor
+
+    def scan_cursor(self: Store, cursor: int = 0, count: int = 10) -> tuple[int, list[bytes]]:
+        next_cursor, keys = original_scan_cursor(self, cursor, count)
+        resume = kv.ordered.Cursor.decode(next_cursor)
+        if resume is not None and not resume.whole_prefix:
+            following = [key for key in self.keys() if key > resume.key]
+            if following:
+                next_cursor = kv.ordered.Cursor.after(following[0]).encode()
+        return next_cursor, keys
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "scan_cursor", scan_cursor)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -831,6 +878,8 @@ VARIANTS: dict[str, Variant] = {
     "expiry_lost_on_replay": expiry_lost_on_replay,
     "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,
     "batch_split_across_frames": batch_split_across_frames,
+    "scan_skips_last_key": scan_skips_last_key,
+    "cursor_skips_the_key_after_a_step": cursor_skips_the_key_after_a_step,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]
