@@ -93,7 +93,7 @@ class State(enum.Enum):
 
 
 _TRANSITIONS: dict[State, frozenset[State]] = {
-    State.OPENING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPENING: frozenset({State.OPEN, State.READ_ONLY, State.CLOSED}),  # READ_ONLY: opened read-only
     State.OPEN: frozenset({State.READ_ONLY, State.CLOSED}),
     State.READ_ONLY: frozenset({State.CLOSED}),
     State.CLOSED: frozenset(),
@@ -221,6 +221,7 @@ class Store:
         io: Io,
         durability: Durability = "always",
         segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+        read_only: bool = False,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise InvalidArgument(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
@@ -231,6 +232,7 @@ class Store:
         self.durability: Durability = durability
         self.segment_size_target_bytes = segment_size_target_bytes
         self.state = State.OPENING
+        self.opened_read_only = read_only  # no lock, no write, recovery in memory only (`_open_read_only`)
         self.recovery = RecoveryReport()
         self._keydir: Keydir = {}
         self._index: KeyIndex | None = None  # the keys in order, built by the first scan
@@ -272,6 +274,8 @@ class Store:
     def _check_writable(self) -> SegmentLog:
         self._check_readable()
         if self.state is State.READ_ONLY:
+            if self.opened_read_only:
+                raise StoreReadOnly("the store was opened read-only: writes are refused")
             raise StoreReadOnly("an earlier write or sync failed; reopen the store to recover what is durable")
         assert self._log is not None
         return self._log
@@ -1161,6 +1165,9 @@ class Store:
     # -- opening and recovery --------------------------------------------------------------
 
     def _open(self, on_corruption: OnCorruption) -> None:
+        if self.opened_read_only:
+            self._open_read_only()
+            return
         # The directory itself is an entry of its parent: durable only once the parent
         # is synced. One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
@@ -1196,6 +1203,22 @@ class Store:
                 self._close_files()
                 raise
 
+    def _open_read_only(self) -> None:
+        """Open without the lock and without writing (see `kv.open`, `read_only`):
+        recovery in memory only, then READ_ONLY, where every write is refused."""
+        recovery = Recovery(self.io, self.path, "raise", self.segment_size_target_bytes, self.recovery, read_only=True)
+        try:
+            recovery.run()
+        except BaseException:
+            self._transition(State.CLOSED)
+            self._close_files()
+            raise
+        assert recovery.log is not None
+        self._keydir, self._log = recovery.keydir, recovery.log
+        self._expiring = {key: location[4] for key, location in self._keydir.items() if location[4]}
+        self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
+        self._transition(State.READ_ONLY)
+
 
 def open(  # noqa: A001 - the library's entry point reads as kv.open
     path: str,
@@ -1203,6 +1226,7 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     durability: Durability = "always",
     on_corruption: OnCorruption = "raise",
     segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+    read_only: bool = False,
 ) -> Store:
     """Open (creating if needed) the store in directory `path`.
 
@@ -1212,16 +1236,25 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     `"repair"`: then the damaged data and everything after it in the log is moved into
     `quarantine/`, the valid prefix is kept, and `store.recovery` reports what was lost.
     Raises `StoreLocked` when another writer has the store open, `IoError`.
+
+    `read_only=True` opens an existing store without taking its lock (a writer may hold
+    it) and never writes: recovery runs in memory only (a torn tail is left on disk and
+    reported), reads work, every write raises `StoreReadOnly`. The directory must hold
+    a store (else `IoError` or `CorruptionDetected`); mid-log corruption raises
+    `CorruptionDetected` (a repair writes: `on_corruption="repair"` is refused). What a
+    writer commits after the open is not seen: reopen to see it.
     """
     if on_corruption not in ("raise", "repair"):
         raise InvalidArgument(f"on_corruption must be 'raise' or 'repair', not {on_corruption!r}")
+    if read_only and on_corruption == "repair":
+        raise InvalidArgument("a read-only open cannot repair: a repair writes to the store")
     if io is None:
         from kv.io import make_io
 
         io = make_io("auto")
-        store = Store(path, io, durability, segment_size_target_bytes)
+        store = Store(path, io, durability, segment_size_target_bytes, read_only)
         store._owns_io = True
     else:
-        store = Store(path, io, durability, segment_size_target_bytes)
+        store = Store(path, io, durability, segment_size_target_bytes, read_only)
     store._open(on_corruption)
     return store
