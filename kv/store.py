@@ -3,7 +3,8 @@
 Lifecycle (one table, `_TRANSITIONS`): OPENING -> OPEN -> READ_ONLY -> CLOSED. A store
 goes READ_ONLY after any failed write or sync (no retry-and-trust: the kernel may have
 dropped the dirty pages, fsyncgate); reads still work, writes raise `StoreReadOnly`,
-and reopening recovers from what is durable.
+and reopening recovers from what is durable. A store opened with `read_only=True` goes
+from OPENING straight to READ_ONLY: it took no lock and writes nothing.
 
 Durability modes:
 
