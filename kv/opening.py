@@ -820,6 +820,8 @@ class Recovery:
         (read-only) active file, cut in memory at the end of its valid frames (a torn
         tail stays on disk for the next writable open to cut). Raises
         `CorruptionDetected` when no segment is left to read from."""
+        moved = {segment_id for segment_id, offset in self.quarantine if offset == 0}  # as `_start_log`
+        kept = {segment_id: kept_file for segment_id, kept_file in kept.items() if segment_id not in moved}
         if not kept:
             detail = "holds no store" if not self.compacted_file else "has a compacted file and no log segment"
             raise CorruptionDetected(f"{self.path} {detail}; a read-only open changes nothing: open it writable")

@@ -39,7 +39,9 @@ from collections.abc import Callable, Iterator, Mapping, Set
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from kv.errors import NotAnInteger
+from kv.io import File, Future, Io, OpenMode
 from kv.store import INT64_MAX, INT64_MIN, Store, VerifyReport, parse_int64
+from kv.store import open as open_store
 
 if TYPE_CHECKING:
     import random
@@ -145,6 +147,10 @@ class Checker(Protocol):
 
     def check_cursor_scan(self, steps: list[list[bytes]]) -> None:
         """A whole cursor scan's steps: every key present returned at least once."""
+        ...
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        """What a read-only open beside the writer saw and did (`Oracle.check_read_only_open`)."""
         ...
 
 
@@ -1123,6 +1129,113 @@ class ScanCursorKind(OperationKind):
         _one_int_argument(self, operation, 1)
 
 
+# -- a read-only open beside the writer (`kv.open(read_only=True)`) ------------------------
+
+
+class WriteWitness:
+    """An `Io` that passes every call to `io` and remembers each one that could change
+    the disk (a write, sync, truncate, rename, unlink, mkdir, lock, or an open for
+    writing), as "operation path"."""
+
+    def __init__(self, io: Io) -> None:
+        self.io = io
+        self.name = io.name
+        self.writes: list[str] = []
+
+    def open(self, path: str, mode: OpenMode) -> Future[File]:
+        if mode != "r":
+            self.writes.append(f"open({mode}) {path}")
+        return self.io.open(path, mode)
+
+    def read(self, file: File, offset: int, size: int) -> Future[bytes]:
+        return self.io.read(file, offset, size)
+
+    def write(self, file: File, offset: int, data: bytes) -> Future[None]:
+        self.writes.append(f"write {file.path}")
+        return self.io.write(file, offset, data)
+
+    def sync(self, file: File, data_only: bool = True) -> Future[None]:
+        self.writes.append(f"sync {file.path}")
+        return self.io.sync(file, data_only)
+
+    def truncate(self, file: File, size: int) -> Future[None]:
+        self.writes.append(f"truncate {file.path}")
+        return self.io.truncate(file, size)
+
+    def close(self, file: File) -> Future[None]:
+        return self.io.close(file)
+
+    def size(self, file: File) -> Future[int]:
+        return self.io.size(file)
+
+    def rename(self, source: str, destination: str) -> Future[None]:
+        self.writes.append(f"rename {source}")
+        return self.io.rename(source, destination)
+
+    def unlink(self, path: str) -> Future[None]:
+        self.writes.append(f"unlink {path}")
+        return self.io.unlink(path)
+
+    def mkdir(self, path: str) -> Future[None]:
+        self.writes.append(f"mkdir {path}")
+        return self.io.mkdir(path)
+
+    def sync_dir(self, path: str) -> Future[None]:
+        self.writes.append(f"sync_dir {path}")
+        return self.io.sync_dir(path)
+
+    def listdir(self, path: str) -> Future[list[str]]:
+        return self.io.listdir(path)
+
+    def lock(self, path: str) -> Future[File]:
+        self.writes.append(f"lock {path}")
+        return self.io.lock(path)
+
+    def now(self) -> float:
+        return self.io.now()
+
+    def shutdown(self) -> None:
+        """The store it serves does not own the backend: nothing to release."""
+
+
+class ReadOnlyView(NamedTuple):
+    """What a read-only open saw (every key it listed whose value it could read, and
+    those that expired before it got to them) and the disk-changing calls it made."""
+
+    state: Model
+    expired_while_read: tuple[bytes, ...]
+    writes: tuple[str, ...]
+
+
+class ReadOnlyOpenKind(OperationKind):
+    """`kv.open(path, read_only=True)` on the open writer's disk: it must take no lock,
+    change nothing, and see what the writer committed (in `always` mode the model; in
+    the buffered modes the model before some of the writes not yet known durable)."""
+
+    name = "read_only_open"
+    reads = True
+
+    def run(self, store: Store, operation: Operation) -> object:
+        witness = WriteWitness(store.io)
+        reader = open_store(store.path, io=witness, read_only=True)
+        state: Model = {}
+        expired_while_read: list[bytes] = []
+        try:
+            for key in reader.keys():
+                value = reader.get(key)
+                if value is None:
+                    expired_while_read.append(key)
+                else:
+                    state[key] = value
+        finally:
+            reader.close()
+        return ReadOnlyView(state, tuple(expired_while_read), tuple(witness.writes))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, ReadOnlyView)
+        checker.check_read_only_open(result)
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -1147,6 +1260,7 @@ KINDS: dict[str, OperationKind] = {
         BatchKind(),
         ScanKind(),
         ScanCursorKind(),
+        ReadOnlyOpenKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -22,6 +22,13 @@ Verified (the check's name, then what it demands):
   the scan reads values, one the model gives an expiry, may be missing).
 - `check_cursor_scan`: a whole cursor scan returns every key of the model at least once,
   each step in byte order past the step before, and no key the model lacks.
+- `check_read_only_open`: a read-only open beside the open writer made no call that
+  could change the disk (no lock, no write, sync, rename, unlink), and saw a state the
+  writer's files can hold: the model in `always` mode, else the model before some of the
+  writes not yet known durable (keys with an expiry, which may lapse while it reads,
+  and keys whose value is unknown are not compared; where a media fault was ever on,
+  only that its values were once written: damage the writer has not read yet may cut
+  the reader's replay short, which its report states).
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state
@@ -84,6 +91,7 @@ from scenarios.operations import (
     Model,
     Operation,
     OperationKind,
+    ReadOnlyView,
     ScanRequest,
     expired,
     expiry_of,
@@ -325,6 +333,35 @@ class Oracle:
                 f"a cursor scan of {len(steps)} steps returned {invented[:3]}, which the model lacks, and "
                 f"missed {sorted(missing)[:3]}, which it holds"
             )
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        """A read-only open's calls and state (see the module docstring)."""
+        if view.writes:
+            raise Violation(f"a read-only open changed the disk: {', '.join(view.writes[:4])}")
+        self.check_not_invented(view.state)
+        if self.media:
+            return  # damage the writer has not met yet may cut the reader's replay (it reports, nothing more)
+        candidates = [(self.model, frozenset[bytes]())] + [(model, unknown) for model, _, unknown in self.unsynced]
+        for candidate, unknown in candidates:
+            if self._seen_by_reader(view, candidate, self.unknown | unknown):
+                return
+        raise Violation(
+            "a read-only open beside the writer saw a state its files cannot hold: "
+            + _difference(self.known(self.model), self.known(view.state))
+        )
+
+    @staticmethod
+    def _seen_by_reader(view: ReadOnlyView, candidate: Model, unknown: set[bytes]) -> bool:
+        """`view.state` is `candidate` on every key outside `unknown` that has no expiry
+        (one with an expiry is present with its value, or gone)."""
+        for key in {*view.state, *candidate, *view.expired_while_read} - unknown:
+            wanted = candidate.get(key)
+            if wanted is not None and expiry_of(wanted):
+                if key in view.state and view.state[key] != wanted:
+                    return False
+            elif view.state.get(key) != wanted:
+                return False
+        return True
 
     def check_error(self, kind: str, error: BaseException) -> None:
         if not isinstance(error, KvError):

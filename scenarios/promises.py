@@ -295,4 +295,13 @@ PROMISES: tuple[Promise, ...] = (
         "cursor_skips_the_key_after_a_step",
         "expiry",
     ),
+    Promise(
+        "read_only_writes_nothing",
+        "a read-only open takes no lock and never writes (recovery in memory only), and sees what the "
+        "writer's files hold",
+        "kv.open docstring (read_only); kv --read-only",
+        "check_read_only_open",
+        "read_only_recovery_writes",
+        "conditional",
+    ),
 )

@@ -174,7 +174,8 @@ SCENARIOS: dict[str, Scenario] = {
             "getdel, conditional sets (NX, XX), incr and atomic batches (sets, deletes and expires in one "
             "frame) beside every write, under crashes and failing syncs: a getdel's value is the model's, "
             "an acknowledged one stays deleted, a conditional set answers whether it wrote, an incr answers "
-            "the model's sum, a batch is all or nothing",
+            "the model's sum, a batch is all or nothing, a read-only open beside the writer writes nothing "
+            "and sees what the writer's files hold",
             mix=WorkloadMix(
                 weighted(
                     getdel=0.08,
@@ -184,6 +185,7 @@ SCENARIOS: dict[str, Scenario] = {
                     reopen=0.01,
                     incr=0.04,
                     batch=0.05,
+                    read_only_open=0.01,
                 )
             ),
             faults=FaultPlan(crash_survival=CRASHES, fsync_gate=FsyncGate(probability=0.002)),

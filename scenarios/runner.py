@@ -23,7 +23,7 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Expiring, Model, Operation, ScanRequest, kind_of, shown
+from scenarios.operations import Expiring, Model, Operation, ReadOnlyView, ScanRequest, kind_of, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -515,6 +515,11 @@ class Harness:
         if self.keep_timeline:
             self.note(f"  -> {len(steps)} steps, {sum(map(len, steps))} keys")
         self.oracle.check_cursor_scan(steps)
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> read-only open: {len(view.state)} keys, {len(view.writes)} disk-changing calls")
+        self.oracle.check_read_only_open(view)
 
     def check_verify(self, report: VerifyReport) -> None:
         if self.keep_timeline:

@@ -847,6 +847,27 @@ def cursor_skips_the_key_after_a_step() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def read_only_recovery_writes() -> Iterator[None]:
+    """A read-only open skips the lock and refuses writes, but its recovery still
+    changes the disk as a writable open's does (the newest segment rewritten or sealed
+    and a new one started, the CLEAN marker rewritten, the directory synced).
+
+    Models a "read-only" mode bolted onto the front of an unchanged recovery: a reader
+    beside a live writer rewrites files under it, and a reader of a damaged or
+    write-protected volume fails or makes things worse.
+    """
+
+    def start_log_read_only(self: Recovery, kept: dict[int, tuple[kv.io.File, int]]) -> None:
+        self._change_disk()
+        self._start_log(kept, self.covered)
+        self._record_durable_extent()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_start_log_read_only", start_log_read_only)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -880,6 +901,7 @@ VARIANTS: dict[str, Variant] = {
     "batch_split_across_frames": batch_split_across_frames,
     "scan_skips_last_key": scan_skips_last_key,
     "cursor_skips_the_key_after_a_step": cursor_skips_the_key_after_a_step,
+    "read_only_recovery_writes": read_only_recovery_writes,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]
