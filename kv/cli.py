@@ -19,6 +19,9 @@ only reads lines, splits them and renders replies the way redis-cli 7 does:
 - A line is split as redis-cli splits it (`sdssplitargs`: double quotes with `\\n \\r
   \\t \\b \\a \\xHH` escapes, single quotes literal); a bad one prints `Invalid
   argument(s)`; `N COMMAND` runs a command N times; `QUIT`/`EXIT` end the session.
+- `--read-only` opens the store without its write lock (a writer may have it open)
+  and never writes: reads work, every write replies `(error) READONLY ...` as a Redis
+  replica does, and recovery runs in memory only (a torn tail stays on disk).
 - Error replies leave the exit status 0, as redis-cli's do, unless `-e` is given in
   one-shot mode (then the error goes to stderr and the status is 1).
 - A closed output pipe ends quietly: in one-shot mode the process dies of SIGPIPE
@@ -42,7 +45,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from kv.arguments import split_arguments
+from kv.arguments import split_arguments as split_arguments  # the REPL's splitter, re-exported
 from kv.commands import COMMANDS, CommandTable, kv_version
 from kv.errors import CorruptionDetected, IoError, KvError, StoreLocked
 from kv.io import ENTRY_POINT_GROUP, make_io
@@ -329,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on mid-log corruption, move the damaged data to quarantine/ and open the valid prefix",
     )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open without the write lock (another process may hold it) and never write: reads work, "
+        "writes reply READONLY; recovery runs in memory only",
+    )
     parser.add_argument("--raw", action="store_true", help="raw replies even on a terminal (as redis-cli --raw)")
     parser.add_argument("--no-raw", action="store_true", help="formatted replies even when piped (as redis-cli)")
     parser.add_argument("-e", dest="error_status", action="store_true", help="one command: exit 1 on an error reply")
@@ -354,12 +363,16 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _open(arguments: argparse.Namespace) -> Store | None:
+    if arguments.read_only and arguments.repair:
+        print("kv: --read-only and --repair exclude each other (a repair writes to the store)", file=sys.stderr)
+        return None
     try:
         store = open_store(
             arguments.directory,
             io=make_io(arguments.io),
             durability=arguments.durability,
             on_corruption="repair" if arguments.repair else "raise",
+            read_only=arguments.read_only,
         )
     except (StoreLocked, CorruptionDetected) as failure:
         print(f"kv: {failure}", file=sys.stderr)
@@ -368,7 +381,8 @@ def _open(arguments: argparse.Namespace) -> Store | None:
         print(f"kv: cannot open {arguments.directory}: {failure}", file=sys.stderr)
         return None
     if not store.recovery.clean:
-        print(f"kv: recovery: {store.recovery.summary()}", file=sys.stderr)
+        left = " (read-only: found in memory, nothing changed on disk)" if arguments.read_only else ""
+        print(f"kv: recovery: {store.recovery.summary()}{left}", file=sys.stderr)
     return store
 
 

@@ -37,7 +37,7 @@ class ValueTooLarge(InvalidArgument):
 
 
 class BatchTooLarge(InvalidArgument):
-    """A `set_many` batch does not fit in one frame (`FRAME_PAYLOAD_SIZE_MAX_BYTES`)."""
+    """A `set_many` or a `batch()` does not fit in one frame (`FRAME_PAYLOAD_SIZE_MAX_BYTES`)."""
 
 
 class NotAnInteger(InvalidArgument):
@@ -81,10 +81,8 @@ class IoError(KvError, OSError):
 
 
 class StoreReadOnly(KvError):
-    """The store refused a write: an earlier write or sync failed (no retry-and-trust).
-
-    Reopen the store to recover from what is durable.
-    """
+    """The store refused a write: it was opened read-only, or an earlier write or sync
+    failed (no retry-and-trust; reopen the store to recover from what is durable)."""
 
 
 class StoreLocked(KvError):

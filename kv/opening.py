@@ -67,9 +67,17 @@ class Recovery:
     decide torn tail vs corruption, then (only then) change anything on disk."""
 
     def __init__(
-        self, io: Io, path: str, on_corruption: OnCorruption, segment_size_target_bytes: int, report: RecoveryReport
+        self,
+        io: Io,
+        path: str,
+        on_corruption: OnCorruption,
+        segment_size_target_bytes: int,
+        report: RecoveryReport,
+        read_only: bool = False,
     ) -> None:
+        assert not (read_only and on_corruption == "repair"), "a read-only open repairs nothing"
         self.io = io
+        self.read_only = read_only  # recover in memory only: open files for reading, change nothing
         self.path = path
         self.on_corruption = on_corruption
         self.segment_size_target_bytes = segment_size_target_bytes
@@ -167,6 +175,9 @@ class Recovery:
                 "data into quarantine/ and keep the valid prefix",
                 self.report,
             )
+        if self.read_only:
+            self._start_log_read_only(kept)
+            return
         self._change_disk()
         self._start_log(kept, covered)
         self._record_durable_extent()
@@ -273,7 +284,7 @@ class Recovery:
         """Scan one segment, check it continues the log, apply its frames (into `kept`
         when it is kept) and judge a bad tail (`_judge_bad_tail`)."""
         unreadable_before = self.report.unreadable_bytes
-        file, data = self._read_segment(segment_id, "w" if newest else "r")
+        file, data = self._read_segment(segment_id, "w" if newest and not self.read_only else "r")
         data, scan = self._scan(segment_id, file, data, compacted=False)
         if newest:
             self.newest_data = (segment_id, data)
@@ -799,4 +810,30 @@ class Recovery:
             sealed=sealed,
             allocated_bytes=allocated,
             preallocation_bytes=min(SEGMENT_PREALLOCATION_BYTES, self.segment_size_target_bytes),
+        )
+
+    # a read-only open ------------------------------------------------------------------
+
+    def _start_log_read_only(self, kept: dict[int, tuple[File, int]]) -> None:
+        """A writer over the kept segments that will never write: the newest is its
+        (read-only) active file, cut in memory at the end of its valid frames (a torn
+        tail stays on disk for the next writable open to cut). Raises
+        `CorruptionDetected` when no segment is left to read from."""
+        moved = {segment_id for segment_id, offset in self.quarantine if offset == 0}  # as `_start_log`
+        kept = {segment_id: kept_file for segment_id, kept_file in kept.items() if segment_id not in moved}
+        if not kept:
+            detail = "holds no store" if not self.compacted_file else "has a compacted file and no log segment"
+            raise CorruptionDetected(f"{self.path} {detail}; a read-only open changes nothing: open it writable")
+        newest = max(kept)
+        file, length = kept[newest]
+        self.log = SegmentLog(
+            io=self.io,
+            directory=self.path,
+            segment_id=newest,
+            file=file,
+            write_offset=length,
+            next_lsn=self.lsn_max + 1,
+            segment_size_target_bytes=self.segment_size_target_bytes,
+            durable_lsn=self.lsn_max,
+            sealed={segment_id: handle for segment_id, (handle, _length) in kept.items() if segment_id != newest},
         )

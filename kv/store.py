@@ -3,7 +3,8 @@
 Lifecycle (one table, `_TRANSITIONS`): OPENING -> OPEN -> READ_ONLY -> CLOSED. A store
 goes READ_ONLY after any failed write or sync (no retry-and-trust: the kernel may have
 dropped the dirty pages, fsyncgate); reads still work, writes raise `StoreReadOnly`,
-and reopening recovers from what is durable.
+and reopening recovers from what is durable. A store opened with `read_only=True` goes
+from OPENING straight to READ_ONLY: it took no lock and writes nothing.
 
 Durability modes:
 
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from kv import compaction, recovery
 from kv.errors import (
@@ -90,6 +91,9 @@ from kv.record import (
 )
 from kv.recovery import Keydir, RecoveryReport
 
+if TYPE_CHECKING:
+    from kv.batch import Batch, BatchRecord, Queued
+
 _Key = TypeVar("_Key", bound=bytes | str)
 _Value = TypeVar("_Value", bound=bytes | str)
 Durability = Literal["always", "batch", "none"]
@@ -108,7 +112,7 @@ class State(enum.Enum):
 
 
 _TRANSITIONS: dict[State, frozenset[State]] = {
-    State.OPENING: frozenset({State.OPEN, State.CLOSED}),
+    State.OPENING: frozenset({State.OPEN, State.READ_ONLY, State.CLOSED}),  # READ_ONLY: opened read-only
     State.OPEN: frozenset({State.READ_ONLY, State.CLOSED}),
     State.READ_ONLY: frozenset({State.CLOSED}),
     State.CLOSED: frozenset(),
@@ -219,6 +223,11 @@ def _expiry_from(now_ms: int, ttl: float | None, expire_at: float | None) -> int
     return milliseconds
 
 
+def _expiring(keydir: Keydir) -> dict[bytes, int]:
+    """The expiry of every key of a recovered keydir that has one (lists have none)."""
+    return {key: entry[4] for key, entry in keydir.items() if not isinstance(entry, ListEntry) and entry[4]}
+
+
 def _parent_directory(path: str) -> str:
     """The directory holding `path` ("/" for a top-level path, "." for a bare name)."""
     if path.strip("/") == "":
@@ -236,6 +245,7 @@ class Store:
         io: Io,
         durability: Durability = "always",
         segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+        read_only: bool = False,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise InvalidArgument(f"durability must be one of {', '.join(DURABILITY_MODES)}, not {durability!r}")
@@ -246,6 +256,7 @@ class Store:
         self.durability: Durability = durability
         self.segment_size_target_bytes = segment_size_target_bytes
         self.state = State.OPENING
+        self.opened_read_only = read_only  # no lock, no write, recovery in memory only (`_open_read_only`)
         self.recovery = RecoveryReport()
         self._keydir: Keydir = {}
         self._index: KeyIndex | None = None  # the keys in order, built by the first scan
@@ -287,6 +298,8 @@ class Store:
     def _check_writable(self) -> SegmentLog:
         self._check_readable()
         if self.state is State.READ_ONLY:
+            if self.opened_read_only:
+                raise StoreReadOnly("the store was opened read-only: writes are refused")
             raise StoreReadOnly("an earlier write or sync failed; reopen the store to recover what is durable")
         assert self._log is not None
         return self._log
@@ -613,6 +626,88 @@ class Store:
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             self._commit(sync=True)  # one unsynced frame at most (see the module docstring)
 
+    # -- atomic batches (kv.batch: `with store.batch() as b: ...`) -----------------------
+
+    def batch(self) -> Batch:
+        """Writes queued in a `with` block and committed as one frame when it exits
+        normally: after a crash all of them exist or none (see `kv.batch`). Nothing is
+        written if the block raises. Raises `StoreReadOnly`, `StoreClosed` at once; the
+        exit raises `BatchTooLarge` (nothing written) and as `set` does."""
+        from kv.batch import Batch
+
+        self._check_writable()
+        return Batch(self)
+
+    def _commit_batch(self, queued: list[Queued]) -> list[bool]:
+        """Commit a batch's queued writes as one frame (rules 2-4 of `kv.batch`); return
+        each write's answer."""
+        from kv.batch import check_fits, net_effect
+
+        now_ms = self._now_ms()  # rule 2: one reading of the clock, before any I/O
+        self._check_writable()
+        final, results = net_effect(
+            queued,
+            now_ms,
+            lambda key: self._exists(key, now_ms),
+            lambda key: (self._live_value(key), self._expiry(key)),
+        )
+        records: list[BatchRecord] = [
+            (key, None, 0) if state is None else (key, state[0], state[1])
+            for key, state in final.items()
+            if state is not None or self._exists(key, now_ms)
+        ]
+        check_fits(records)
+        if records:
+            self._write_batch(records)
+        return results
+
+    def _live_value(self, key: bytes) -> bytes:
+        """The value of a key the caller found present (no expiry check: the caller
+        judged it at its own reading of the clock). Raises as `get` does."""
+        if self._staged and key in self._staged:
+            value = self._staged[key]
+            assert value is not None, key
+            return value
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        entry = self._keydir[key]
+        if isinstance(entry, ListEntry):
+            raise WrongType(WRONG_TYPE)  # a batch's expire of a list
+        return self._read_record(key, entry)[1].value
+
+    def _write_batch(self, records: list[BatchRecord]) -> None:
+        """Append a batch's records (key, value or None for a delete, expiry_ms) to one
+        frame and commit it as the durability mode commits any write."""
+        from kv.batch import records_size_bytes
+
+        log = self._check_writable()
+        if log.pending_bytes + records_size_bytes(records) > FRAME_PAYLOAD_SIZE_MAX_BYTES:
+            self._commit(sync=True)  # the pending frame first: the batch stays whole, one unsynced frame at most
+        for key, value, expiry_ms in records:
+            if value is None:
+                log.append(KIND_DELETE, [key], [b""])
+                self._counters["deletes"] += 1
+            else:
+                log.append(KIND_SET, [key], [value], expiry_ms)
+                self._counters["sets"] += 1
+        if self._cache:
+            for key, _value, _expiry_ms in records:
+                self._cache_drop(key)
+        if self.durability == "always":
+            self._commit(sync=True)
+            for key, value, _expiry_ms in records:
+                self._cache_put(key, value)
+            return
+        for key, value, expiry_ms in records:
+            self._staged[key] = value
+            if expiry_ms:
+                self._staged_expiry[key] = expiry_ms
+            else:
+                self._staged_expiry.pop(key, None)
+        self._operations_since_sync += 1
+        self._commit_if_due(log)
+
     def _after_append(self, keys: list[bytes], values: Sequence[bytes | None], expiry_ms: int = 0) -> None:
         """Commit or stage what was just appended, by durability mode; values are None
         for deletes, `expiry_ms` the sets' expiry (0: none)."""
@@ -638,12 +733,12 @@ class Store:
             self._staged_expiry.update(dict.fromkeys(keys, expiry_ms))
         elif self._staged_expiry:
             deque(map(self._staged_expiry.pop, keys, repeat(0)), maxlen=0)
-        self._sync_by_policy(log)
-
-    def _sync_by_policy(self, log: SegmentLog) -> None:
-        """In the buffered modes, one more operation was staged or written: write, and
-        in `batch` mode sync, when the mode's bounds say so."""
         self._operations_since_sync += 1
+        self._commit_if_due(log)
+
+    def _commit_if_due(self, log: SegmentLog) -> None:
+        """Buffered modes, after a write was staged: commit once a bound is reached
+        (`batch`: operations, time, frame size; `none`: frame size; each with a sync)."""
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
             if (
@@ -794,7 +889,8 @@ class Store:
         limit: int | None = None,
     ) -> Iterator[tuple[bytes, bytes]]:
         """Live `(key, value)` pairs with `start <= key < stop` (and starting with
-        `prefix`), in byte order (descending when `reverse`), at most `limit` of them.
+        `prefix`), in byte order (descending when `reverse`), at most `limit` of them;
+        string keys only (a list has no one value: `keys()` and `scan_cursor` list it).
 
         Lazy: each value is read when the iteration reaches its key, and writes made
         meanwhile are seen or not (a key deleted before it is reached is skipped). A
@@ -821,7 +917,10 @@ class Store:
             return
         found = 0
         for key in keys_between(self._key_index(), self._staged, low, high, reverse):
-            value = self.get(key)
+            try:
+                value = self.get(key)
+            except WrongType:
+                continue  # a list: scan reads strings (keys() and scan_cursor list every key)
             if value is None:
                 continue
             yield key, value
@@ -1255,6 +1354,9 @@ class Store:
     # -- opening and recovery --------------------------------------------------------------
 
     def _open(self, on_corruption: OnCorruption) -> None:
+        if self.opened_read_only:
+            self._open_read_only()
+            return
         # The directory itself is an entry of its parent: durable only once the parent
         # is synced. One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
@@ -1274,9 +1376,7 @@ class Store:
             raise
         assert recovery.log is not None
         self._keydir, self._log = recovery.keydir, recovery.log
-        self._expiring = {
-            key: entry[4] for key, entry in self._keydir.items() if not isinstance(entry, ListEntry) and entry[4]
-        }
+        self._expiring = _expiring(self._keydir)
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
@@ -1292,6 +1392,22 @@ class Store:
                 self._close_files()
                 raise
 
+    def _open_read_only(self) -> None:
+        """Open without the lock and without writing (see `kv.open`, `read_only`):
+        recovery in memory only, then READ_ONLY, where every write is refused."""
+        recovery = Recovery(self.io, self.path, "raise", self.segment_size_target_bytes, self.recovery, read_only=True)
+        try:
+            recovery.run()
+        except BaseException:
+            self._transition(State.CLOSED)
+            self._close_files()
+            raise
+        assert recovery.log is not None
+        self._keydir, self._log = recovery.keydir, recovery.log
+        self._expiring = _expiring(self._keydir)
+        self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
+        self._transition(State.READ_ONLY)
+
 
 def open(  # noqa: A001 - the library's entry point reads as kv.open
     path: str,
@@ -1299,6 +1415,7 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     durability: Durability = "always",
     on_corruption: OnCorruption = "raise",
     segment_size_target_bytes: int = SEGMENT_SIZE_TARGET_BYTES,
+    read_only: bool = False,
 ) -> Store:
     """Open (creating if needed) the store in directory `path`.
 
@@ -1308,16 +1425,25 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     `"repair"`: then the damaged data and everything after it in the log is moved into
     `quarantine/`, the valid prefix is kept, and `store.recovery` reports what was lost.
     Raises `StoreLocked` when another writer has the store open, `IoError`.
+
+    `read_only=True` opens an existing store without taking its lock (a writer may hold
+    it) and never writes: recovery runs in memory only (a torn tail is left on disk and
+    reported), reads work, every write raises `StoreReadOnly`. The directory must hold
+    a store (else `IoError` or `CorruptionDetected`); mid-log corruption raises
+    `CorruptionDetected` (a repair writes: `on_corruption="repair"` is refused). What a
+    writer commits after the open is not seen: reopen to see it.
     """
     if on_corruption not in ("raise", "repair"):
         raise InvalidArgument(f"on_corruption must be 'raise' or 'repair', not {on_corruption!r}")
+    if read_only and on_corruption == "repair":
+        raise InvalidArgument("a read-only open cannot repair: a repair writes to the store")
     if io is None:
         from kv.io import make_io
 
         io = make_io("auto")
-        store = Store(path, io, durability, segment_size_target_bytes)
+        store = Store(path, io, durability, segment_size_target_bytes, read_only)
         store._owns_io = True
     else:
-        store = Store(path, io, durability, segment_size_target_bytes)
+        store = Store(path, io, durability, segment_size_target_bytes, read_only)
     store._open(on_corruption)
     return store

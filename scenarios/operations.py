@@ -38,8 +38,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Set
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
-from kv.errors import WrongType
-from kv.store import Store, VerifyReport
+from kv.errors import NotAnInteger, WrongType
+from kv.io import File, Future, Io, OpenMode
+from kv.store import INT64_MAX, INT64_MIN, Store, VerifyReport, parse_int64
+from kv.store import open as open_store
 
 if TYPE_CHECKING:
     import random
@@ -172,6 +174,18 @@ class Checker(Protocol):
         """The store's clock (ms of `io.now()`) as the operation being checked started."""
         ...
 
+    def check_scan(self, request: ScanRequest, answer: list[tuple[bytes, bytes]]) -> None:
+        """A `scan`'s pairs: in order, in range, the model's (see `Oracle.check_scan`)."""
+        ...
+
+    def check_cursor_scan(self, steps: list[list[bytes]]) -> None:
+        """A whole cursor scan's steps: every key present returned at least once."""
+        ...
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        """What a read-only open beside the writer saw and did (`Oracle.check_read_only_open`)."""
+        ...
+
 
 class KindError(ValueError):
     """An operation that its kind does not accept (a bad replay file, a bad argument)."""
@@ -208,6 +222,8 @@ class OperationKind:
     values: ClassVar[bool] = False  # its keys carry values (else they map to None)
     # hypothesis draws it (`strategy`, from `key_count` and `values`)
     drawn_by_hypothesis: ClassVar[bool] = False
+    # the values it may write are not in its changes but derive from the model (`values_written`)
+    derives_values: ClassVar[bool] = False
 
     def draw(self, drawing: Drawing) -> Operation:
         """No keys, or one key mapped to None (as `key_count` says); kinds with values
@@ -233,6 +249,14 @@ class OperationKind:
         if any(key in model and key not in unknown for key in operation.changes):
             return True
         return None if any(key in unknown for key in operation.changes) else False
+
+    def values_written(
+        self, operation: Operation, model: Model, written: Mapping[bytes, Set[bytes]], unknown: Set[bytes]
+    ) -> Iterator[bytes]:
+        """For a kind that `derives_values`: every value it may store for its one key,
+        given the model before it (not yet pruned of expired keys), the values once
+        written per key and the keys whose value is unknown."""
+        return iter(())
 
     def run(self, store: Store, operation: Operation) -> object:
         """Do it; return what the oracle checks (`check`), or None."""
@@ -916,6 +940,507 @@ class LLenKind(OperationKind):
         checker.check_answer(operation, result, lambda model: len(list_elements(model.get(key))))
 
 
+# -- counters (Redis INCR, INCRBY, DECRBY) ----------------------------------------------
+
+# Of the incrs drawn, this many add 1 (Redis INCR); the others add INCRBY_MAGNITUDE_MAX
+# at most either way (DECRBY too). Small steps keep the values an unknown key may hold
+# (every once-written integer plus each step) few.
+INCR_BY_ONE_PROBABILITY = 0.5
+INCRBY_MAGNITUDE_MAX = 9
+NOT_AN_INTEGER = "not an integer"  # what an incr answers when the store refuses it
+
+
+def _incremented(model: Model, key: bytes, by: int) -> bytes | None:
+    """The value `incr(key, by)` stores on `model` (an int64 sum, in decimal), or None
+    when the store refuses it (not an integer, or out of range): Redis's rules."""
+    base = parse_int64(bytes(model[key])) if key in model else 0
+    if base is None or not INT64_MIN <= base + by <= INT64_MAX:
+        return None
+    return b"%d" % (base + by)
+
+
+class IncrKind(OperationKind):
+    """`incr(key, by)`: the key's integer plus its argument (0 when the key is absent),
+    stored and answered; refused (NotAnInteger, nothing written) for a value that is not
+    an int64 or a sum out of range. The key keeps its expiry, as Redis INCR does."""
+
+    name = "incr"
+    writes = True
+    conditional = True
+    derives_values = True
+    key_count = (1, 1)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        key = drawing.key()
+        rng = drawing.rng
+        by = 1 if rng.random() < INCR_BY_ONE_PROBABILITY else rng.randint(-INCRBY_MAGNITUDE_MAX, INCRBY_MAGNITUDE_MAX)
+        return Operation(self.name, {key: None}, (by,))
+
+    def apply(self, model: Model, operation: Operation) -> Model:
+        [key] = operation.changes
+        value = _incremented(model, key, incr_argument(operation))
+        if value is None:
+            return model
+        expiry_ms = expiry_of(model[key]) if key in model else 0
+        return {**model, key: Expiring(value, expiry_ms) if expiry_ms else value}
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        [key] = operation.changes
+        return None if key in unknown else _incremented(model, key, incr_argument(operation)) is not None
+
+    def values_written(
+        self, operation: Operation, model: Model, written: Mapping[bytes, Set[bytes]], unknown: Set[bytes]
+    ) -> Iterator[bytes]:
+        """What it may store: the sum on the model's value, or on nothing (an expired
+        key), or, for a key whose value is unknown, on any integer once written for it."""
+        [key] = operation.changes
+        by = incr_argument(operation)
+        bases: list[Model] = [model, {}]
+        if key in unknown:
+            bases += [{key: value} for value in written.get(key, ())]
+        for base in bases:
+            value = _incremented(base, key, by)
+            if value is not None:
+                yield value
+
+    def run(self, store: Store, operation: Operation) -> object:
+        [key] = operation.changes
+        by = incr_argument(operation)
+        try:
+            return store.incr(key) if by == 1 else store.incr(key, by)
+        except NotAnInteger:
+            return NOT_AN_INTEGER
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        [key] = operation.changes
+        by = incr_argument(operation)
+
+        def expected(model: Model) -> object:
+            value = _incremented(model, key, by)
+            return NOT_AN_INTEGER if value is None else int(value)
+
+        checker.check_answer(operation, result, expected)
+
+    def describe(self, operation: Operation) -> str:
+        return f"{super().describe(operation)} by={incr_argument(operation)}"
+
+    def validate(self, operation: Operation) -> None:
+        super().validate(operation._replace(arguments=()))
+        arguments = operation.arguments
+        if len(arguments) != 1 or not isinstance(arguments[0], int):
+            raise KindError(f"incr takes one int argument (the increment), not {list(arguments)}")
+
+
+def incr_argument(operation: Operation) -> int:
+    [by] = operation.arguments
+    assert isinstance(by, int), by
+    return by
+
+
+# -- atomic batches (`store.batch()`) ----------------------------------------------------
+
+# A batch drawn holds this many writes, on at most BATCH_KEYS_MAX keys (few, so that its
+# writes meet: a set then an expire of the same key, a delete then a set).
+BATCH_WRITES_MIN = 2
+BATCH_WRITES_MAX = 5
+BATCH_KEYS_MAX = 3
+# How a batch's writes are drawn: set, delete, expire (the rest); a set carries a TTL so often.
+BATCH_SET_PROBABILITY = 0.5
+BATCH_DELETE_PROBABILITY = 0.25
+BATCH_SET_TTL_PROBABILITY = 0.2
+BATCH_VERBS = (b"set", b"delete", b"expire")
+
+
+class BatchWrite(NamedTuple):
+    """One write of a batch: `verb` (set, delete, expire), its key, a set's value, and
+    `ttl_ms` (a set's TTL, 0 for none; an expire's, 0 deletes)."""
+
+    verb: bytes
+    key: bytes
+    value: bytes = b""
+    ttl_ms: int = 0
+
+
+def batch_writes(operation: Operation) -> list[BatchWrite]:
+    """A batch's writes, from its arguments (four per write); raises `KindError`."""
+    arguments = operation.arguments
+    if not arguments or len(arguments) % 4:
+        raise KindError(f"batch takes writes of four arguments (verb, key, value, ttl_ms), not {list(arguments)}")
+    writes = []
+    for start in range(0, len(arguments), 4):
+        verb, key, value, ttl_ms = arguments[start : start + 4]
+        well_formed = isinstance(key, bytes) and isinstance(value, bytes) and isinstance(ttl_ms, int) and ttl_ms >= 0
+        if verb not in BATCH_VERBS or not well_formed or (verb != b"set" and value):
+            raise KindError(f"batch: a bad write {[verb, key, value, ttl_ms]}")
+        assert isinstance(verb, bytes) and isinstance(key, bytes) and isinstance(value, bytes)
+        assert isinstance(ttl_ms, int)
+        writes.append(BatchWrite(verb, key, value, ttl_ms))
+    return writes
+
+
+def batch_operation(writes: list[BatchWrite]) -> Operation:
+    """The operation of these writes: its changes map each key to the value its last
+    set stores (what the batch may write for it), or None."""
+    changes: Changes = {}
+    for write in writes:
+        if write.verb == b"set" or write.key not in changes:
+            changes[write.key] = write.value if write.verb == b"set" else None
+    return Operation("batch", changes, tuple(argument for write in writes for argument in write))
+
+
+def batch_effect(model: Model, writes: list[BatchWrite], now_ms: int) -> tuple[Model, list[bool]]:
+    """The model after the writes, in order, at `now_ms` (on a model `visible` then),
+    and each write's answer (a set: True; a delete, an expire: whether the key existed)."""
+    result = dict(model)
+    answers = []
+    for write in writes:
+        key = write.key
+        if write.verb == b"set":
+            result[key] = Expiring(write.value, now_ms + write.ttl_ms) if write.ttl_ms else write.value
+            answers.append(True)
+            continue
+        answers.append(key in result)
+        if key not in result:
+            continue
+        if write.verb == b"delete" or write.ttl_ms <= 0:
+            del result[key]
+        else:
+            result[key] = Expiring(result[key], now_ms + write.ttl_ms)
+    return result, answers
+
+
+class BatchKind(OperationKind):
+    """`with store.batch() as b:` sets (some with a TTL), deletes and expires of a few
+    keys, committed as one frame: the model takes all of them or, after a crash in it,
+    none. Answers each write's result (a delete's or an expire's "existed")."""
+
+    name = "batch"
+    writes = True
+    conditional = True  # a delete's or an expire's effect depends on whether its key exists
+    key_count = (1, None)
+
+    def draw(self, drawing: Drawing) -> Operation:
+        rng = drawing.rng
+        keys = [drawing.key() for _ in range(rng.randint(1, BATCH_KEYS_MAX))]
+        writes = []
+        for _ in range(rng.randint(BATCH_WRITES_MIN, BATCH_WRITES_MAX)):
+            key = keys[drawing.below(len(keys))]
+            draw = rng.random()
+            if draw < BATCH_SET_PROBABILITY:
+                ttl_ms = _ttl_ms(drawing) if rng.random() < BATCH_SET_TTL_PROBABILITY else 0
+                writes.append(BatchWrite(b"set", key, drawing.value(b"%d:" % drawing.step, key), ttl_ms))
+            elif draw < BATCH_SET_PROBABILITY + BATCH_DELETE_PROBABILITY:
+                writes.append(BatchWrite(b"delete", key))
+            else:
+                ttl_ms = 0 if rng.random() < ExpireKind.DELETING_PROBABILITY else _ttl_ms(drawing)
+                writes.append(BatchWrite(b"expire", key, b"", ttl_ms))
+        return batch_operation(writes)
+
+    def apply_at(self, model: Model, operation: Operation, now_ms: int) -> Model:
+        return batch_effect(model, batch_writes(operation), now_ms)[0]
+
+    def writes_now(self, model: Model, unknown: Set[bytes], operation: Operation) -> bool | None:
+        """True when some key surely ends changed (a record); None when a key whose
+        value is unknown decides; else False (nothing exists to delete or expire)."""
+        writes = batch_writes(operation)
+        after = batch_effect(model, writes, 0)[0]  # whether a key ends present does not depend on the clock
+        first_verbs: dict[bytes, bytes] = {}
+        for write in writes:
+            first_verbs.setdefault(write.key, write.verb)
+        undecided = False
+        for key, first_verb in first_verbs.items():
+            if key in unknown and (first_verb != b"set" or key not in after):
+                undecided = True
+            elif key in after or key in model:
+                return True
+        return None if undecided else False
+
+    def run(self, store: Store, operation: Operation) -> object:
+        with store.batch() as batch:
+            for write in batch_writes(operation):
+                if write.verb == b"set":
+                    batch.set(write.key, write.value, ttl=write.ttl_ms / 1000 if write.ttl_ms else None)
+                elif write.verb == b"delete":
+                    batch.delete(write.key)
+                else:
+                    batch.expire(write.key, write.ttl_ms / 1000)
+        assert batch.results is not None
+        return tuple(batch.results)
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        now_ms = checker.now_ms
+        writes = batch_writes(operation)
+        checker.check_answer(operation, result, lambda model: tuple(batch_effect(model, writes, now_ms)[1]))
+
+    def describe(self, operation: Operation) -> str:
+        parts = []
+        for write in batch_writes(operation):
+            text = f"{write.verb.decode()} {_text(write.key)}"
+            if write.verb == b"set":
+                text += f"={shown(write.value)}"
+            if write.ttl_ms or write.verb == b"expire":
+                text += f" ttl_ms={write.ttl_ms}"
+            parts.append(text)
+        return f"batch [{'; '.join(parts)}]"
+
+    def simpler(self, operation: Operation, index: int) -> Iterator[Operation]:
+        writes = batch_writes(operation)
+        if len(writes) > 1:
+            for drop in range(len(writes)):
+                yield batch_operation(writes[:drop] + writes[drop + 1 :])
+        short = [write._replace(value=f"v{index}".encode()) if len(write.value) > 1 else write for write in writes]
+        if short != writes:
+            yield batch_operation(short)
+
+    def validate(self, operation: Operation) -> None:
+        if batch_operation(batch_writes(operation)) != operation:
+            raise KindError(f"batch: its changes {operation.changes!r:.80} are not those of its writes")
+
+
+# -- ordered scans (`scan`, `scan_cursor`) ------------------------------------------------
+
+# How a scan is drawn: each bound, a prefix and a limit present so often; a limit up to
+# SCAN_LIMIT_MAX; a cursor scan's count up to SCAN_COUNT_MAX (small: several steps).
+SCAN_BOUND_PROBABILITY = 0.5
+SCAN_PREFIX_PROBABILITY = 0.3
+SCAN_LIMIT_PROBABILITY = 0.4
+SCAN_LIMIT_MAX = 10
+SCAN_COUNT_MAX = 8
+# A cursor scan takes at most this many steps more than its keys need (a bound on the loop).
+CURSOR_STEPS_SPARE = 2
+SCAN_FIELDS = (b"start", b"stop", b"prefix", b"reverse", b"limit")
+
+
+class ScanRequest(NamedTuple):
+    """What a `scan` asks: `start <= key < stop`, keys starting with `prefix`, in
+    descending order when `reverse`, at most `limit` (None: unbounded)."""
+
+    start: bytes | None = None
+    stop: bytes | None = None
+    prefix: bytes | None = None
+    reverse: bool = False
+    limit: int | None = None
+
+    def covers(self, key: bytes) -> bool:
+        if (self.start is not None and key < self.start) or (self.stop is not None and key >= self.stop):
+            return False
+        return self.prefix is None or key.startswith(self.prefix)
+
+    def arguments(self) -> tuple[Argument, ...]:
+        """Its form as an operation's arguments: (field name, value) pairs, set fields only."""
+        pairs: list[Argument] = []
+        for name, value in zip(SCAN_FIELDS, self, strict=True):
+            if value is not None and value is not False:
+                pairs += [name, int(value) if isinstance(value, bool) else value]
+        return tuple(pairs)
+
+
+def scan_request(operation: Operation) -> ScanRequest:
+    """A scan's request, from its arguments; raises `KindError`."""
+    arguments = operation.arguments
+    fields: dict[bytes, Argument] = {}
+    for index in range(0, len(arguments) - 1, 2):
+        name, value = arguments[index : index + 2]
+        if not isinstance(name, bytes) or name not in SCAN_FIELDS or name in fields:
+            raise KindError(f"scan: a bad or repeated field {name!r}")
+        fields[name] = value
+    start, stop, prefix = (fields.get(name) for name in SCAN_FIELDS[:3])
+    reverse, limit = fields.get(b"reverse", 0), fields.get(b"limit")
+    bounds = [bound for bound in (start, stop, prefix) if bound is not None]
+    limit_ok = limit is None or (isinstance(limit, int) and limit >= 0)
+    bounds_ok = all(isinstance(bound, bytes) for bound in bounds)
+    if len(arguments) % 2 or not bounds_ok or reverse not in (0, 1) or not limit_ok:
+        raise KindError(
+            f"scan takes (field, value) pairs of {[name.decode() for name in SCAN_FIELDS]}, not {arguments}"
+        )
+    assert (start is None or isinstance(start, bytes)) and (stop is None or isinstance(stop, bytes))
+    assert (prefix is None or isinstance(prefix, bytes)) and (limit is None or isinstance(limit, int))
+    return ScanRequest(start, stop, prefix, reverse == 1, limit)
+
+
+class ScanKind(OperationKind):
+    """`scan(start=, stop=, prefix=, reverse=, limit=)`: the live pairs in byte order
+    (descending when reversed), checked against the model's keys in that order."""
+
+    name = "scan"
+    reads = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        rng = drawing.rng
+        start = drawing.key() if rng.random() < SCAN_BOUND_PROBABILITY else None
+        stop = drawing.key() if rng.random() < SCAN_BOUND_PROBABILITY else None
+        prefix = None
+        if rng.random() < SCAN_PREFIX_PROBABILITY:
+            key = drawing.key()
+            prefix = key[: rng.randint(0, len(key))]
+        limit = rng.randint(0, SCAN_LIMIT_MAX) if rng.random() < SCAN_LIMIT_PROBABILITY else None
+        request = ScanRequest(start, stop, prefix, rng.random() < 0.5, limit)
+        return Operation(self.name, {}, request.arguments())
+
+    def run(self, store: Store, operation: Operation) -> object:
+        start, stop, prefix, reverse, limit = scan_request(operation)
+        return list(store.scan(start, stop, prefix=prefix, reverse=reverse, limit=limit))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, list)
+        checker.check_scan(scan_request(operation), result)
+
+    def describe(self, operation: Operation) -> str:
+        request = scan_request(operation)
+        shown_fields = [
+            f"{name}={value!r}"
+            for name, value in zip(ScanRequest._fields, request, strict=True)
+            if value is not None and value is not False
+        ]
+        return f"scan {' '.join(shown_fields)}".rstrip()
+
+    def validate(self, operation: Operation) -> None:
+        if operation.changes:
+            raise KindError(f"scan takes no keys, not {sorted(operation.changes)[:3]}")
+        scan_request(operation)
+
+
+class ScanCursorKind(OperationKind):
+    """A whole cursor scan (`scan_cursor` from 0 until it answers 0), `count` keys a
+    step (its one argument): every key present is returned at least once."""
+
+    name = "scan_cursor"
+    reads = True
+
+    def draw(self, drawing: Drawing) -> Operation:
+        return Operation(self.name, {}, (drawing.rng.randint(1, SCAN_COUNT_MAX),))
+
+    def run(self, store: Store, operation: Operation) -> object:
+        count = _one_int_argument(self, operation, 1)
+        steps: list[list[bytes]] = []
+        cursor = 0
+        for _ in range(len(store) // count + CURSOR_STEPS_SPARE):
+            cursor, keys = store.scan_cursor(cursor, count)
+            steps.append(keys)
+            if cursor == 0:
+                return steps
+        raise AssertionError(f"a cursor scan of {len(store)} keys, {count} a step, did not end")
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, list)
+        checker.check_cursor_scan(result)
+
+    def describe(self, operation: Operation) -> str:
+        return f"scan_cursor count={_one_int_argument(self, operation, 1)}"
+
+    def validate(self, operation: Operation) -> None:
+        if operation.changes:
+            raise KindError(f"scan_cursor takes no keys, not {sorted(operation.changes)[:3]}")
+        _one_int_argument(self, operation, 1)
+
+
+# -- a read-only open beside the writer (`kv.open(read_only=True)`) ------------------------
+
+
+class WriteWitness:
+    """An `Io` that passes every call to `io` and remembers each one that could change
+    the disk (a write, sync, truncate, rename, unlink, mkdir, lock, or an open for
+    writing), as "operation path"."""
+
+    def __init__(self, io: Io) -> None:
+        self.io = io
+        self.name = io.name
+        self.writes: list[str] = []
+
+    def open(self, path: str, mode: OpenMode) -> Future[File]:
+        if mode != "r":
+            self.writes.append(f"open({mode}) {path}")
+        return self.io.open(path, mode)
+
+    def read(self, file: File, offset: int, size: int) -> Future[bytes]:
+        return self.io.read(file, offset, size)
+
+    def write(self, file: File, offset: int, data: bytes) -> Future[None]:
+        self.writes.append(f"write {file.path}")
+        return self.io.write(file, offset, data)
+
+    def sync(self, file: File, data_only: bool = True) -> Future[None]:
+        self.writes.append(f"sync {file.path}")
+        return self.io.sync(file, data_only)
+
+    def truncate(self, file: File, size: int) -> Future[None]:
+        self.writes.append(f"truncate {file.path}")
+        return self.io.truncate(file, size)
+
+    def close(self, file: File) -> Future[None]:
+        return self.io.close(file)
+
+    def size(self, file: File) -> Future[int]:
+        return self.io.size(file)
+
+    def rename(self, source: str, destination: str) -> Future[None]:
+        self.writes.append(f"rename {source}")
+        return self.io.rename(source, destination)
+
+    def unlink(self, path: str) -> Future[None]:
+        self.writes.append(f"unlink {path}")
+        return self.io.unlink(path)
+
+    def mkdir(self, path: str) -> Future[None]:
+        self.writes.append(f"mkdir {path}")
+        return self.io.mkdir(path)
+
+    def sync_dir(self, path: str) -> Future[None]:
+        self.writes.append(f"sync_dir {path}")
+        return self.io.sync_dir(path)
+
+    def listdir(self, path: str) -> Future[list[str]]:
+        return self.io.listdir(path)
+
+    def lock(self, path: str) -> Future[File]:
+        self.writes.append(f"lock {path}")
+        return self.io.lock(path)
+
+    def now(self) -> float:
+        return self.io.now()
+
+    def shutdown(self) -> None:
+        """The store it serves does not own the backend: nothing to release."""
+
+
+class ReadOnlyView(NamedTuple):
+    """What a read-only open saw (every key it listed whose value it could read, and
+    those that expired before it got to them) and the disk-changing calls it made."""
+
+    state: Model
+    expired_while_read: tuple[bytes, ...]
+    writes: tuple[str, ...]
+
+
+class ReadOnlyOpenKind(OperationKind):
+    """`kv.open(path, read_only=True)` on the open writer's disk: it must take no lock,
+    change nothing, and see what the writer committed (in `always` mode the model; in
+    the buffered modes the model before some of the writes not yet known durable)."""
+
+    name = "read_only_open"
+    reads = True
+
+    def run(self, store: Store, operation: Operation) -> object:
+        witness = WriteWitness(store.io)
+        reader = open_store(store.path, io=witness, read_only=True)
+        state: Model = {}
+        expired_while_read: list[bytes] = []
+        try:
+            for key in reader.keys():
+                value = read_value(reader, key)
+                if value is None:
+                    expired_while_read.append(key)
+                else:
+                    state[key] = value
+        finally:
+            reader.close()
+        return ReadOnlyView(state, tuple(expired_while_read), tuple(witness.writes))
+
+    def check(self, checker: Checker, operation: Operation, result: object) -> None:
+        assert isinstance(result, ReadOnlyView)
+        checker.check_read_only_open(result)
+
+
 KINDS: dict[str, OperationKind] = {
     kind.name: kind
     for kind in (
@@ -942,6 +1467,11 @@ KINDS: dict[str, OperationKind] = {
         RPopKind(),
         LRangeKind(),
         LLenKind(),
+        IncrKind(),
+        BatchKind(),
+        ScanKind(),
+        ScanCursorKind(),
+        ReadOnlyOpenKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

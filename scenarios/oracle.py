@@ -15,6 +15,20 @@ Verified (the check's name, then what it demands):
 - `check_answer`: an operation's answer (a conditional set's "written", an expire's or
   a persist's "existed", a ttl read's PTTL, TTL and PEXPIRETIME) is what the model says
   at the operation's start, unless one of its keys has a value the oracle cannot vouch for.
+- `check_scan`: a `scan` returns its pairs strictly in byte order (descending when
+  reversed), each inside its range and prefix, at most its limit, each value as
+  `check_read` demands; and, when no key whose value is unknown falls in the range,
+  exactly the model's keys in that order up to the limit (a key that may expire while
+  the scan reads values, one the model gives an expiry, may be missing).
+- `check_cursor_scan`: a whole cursor scan returns every key of the model at least once,
+  each step in byte order past the step before, and no key the model lacks.
+- `check_read_only_open`: a read-only open beside the open writer made no call that
+  could change the disk (no lock, no write, sync, rename, unlink), and saw a state the
+  writer's files can hold: the model in `always` mode, else the model before some of the
+  writes not yet known durable (keys with an expiry, which may lapse while it reads,
+  and keys whose value is unknown are not compared; where a media fault was ever on,
+  only that its values were once written: damage the writer has not read yet may cut
+  the reader's replay short, which its report states).
 - `check_error`: a store error is a typed `KvError`, and only where a fault is on (or it
   is the `StoreReadOnly` that follows a failed write).
 - `check_recovered`: after a crash, a failed write or a failed open, the recovered state
@@ -73,7 +87,18 @@ from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
 from kv.recovery import Corruption, RecoveryReport
 from kv.store import Durability
-from scenarios.operations import Model, Operation, OperationKind, expired, expiry_of, kind_of, visible
+from scenarios.operations import (
+    Model,
+    Operation,
+    OperationKind,
+    ReadOnlyView,
+    ScanRequest,
+    expired,
+    expiry_of,
+    kind_of,
+    visible,
+)
+from scenarios.operations import ListValue
 from scenarios.operations import invented as invented_value
 from scenarios.workload import apply
 
@@ -177,7 +202,8 @@ class Oracle:
     def starting(self, operation: Operation, kind: OperationKind | None = None) -> None:
         """An operation (of `kind`, when the caller has it) is about to run: remember the
         values it may write."""
-        if (kind or kind_of(operation)).writes:
+        kind = kind or kind_of(operation)
+        if kind.writes:
             written = self.written
             for key, value in operation.changes.items():
                 if value is not None:
@@ -186,6 +212,10 @@ class Oracle:
                         written[key] = {value}
                     else:
                         values.add(value)
+            if kind.derives_values:  # an incr: its value derives from the key's
+                [key] = operation.changes
+                derived = set(kind.values_written(operation, self.model, written, self.unknown))
+                written.setdefault(key, set()).update(derived)
 
     def acknowledged(self, operation: Operation, started_us: int, kind: OperationKind | None = None) -> None:
         """The store returned from `operation` (a write, flush, compact or read; of
@@ -264,6 +294,80 @@ class Oracle:
         if answer != wanted:
             keys = sorted(operation.changes)[:3]
             raise Violation(f"{operation.kind} {keys} answered {answer!r:.60}, the model says {wanted!r:.60}")
+
+    def check_scan(self, request: ScanRequest, answer: Sequence[tuple[bytes, bytes]]) -> None:
+        """A scan's answer (see the module docstring): order, range, limit, values, and
+        the model's keys in order where no unknown key is in the range."""
+        keys = [key for key, _value in answer]
+        if keys != sorted(set(keys), reverse=request.reverse):
+            raise Violation(f"scan {request} returned keys out of order or twice: {keys[:6]}")
+        outside = [key for key in keys if not request.covers(key)]
+        if outside or (request.limit is not None and len(keys) > request.limit):
+            raise Violation(f"scan {request} returned {len(keys)} keys, {outside[:3]} outside its range or limit")
+        for key, value in answer:
+            self.check_read(key, value)
+        if any(request.covers(key) for key in self.unknown):
+            return
+        strings = (key for key, value in self.model.items() if type(value) is not ListValue)  # scan reads strings
+        wanted = sorted((key for key in strings if request.covers(key)), reverse=request.reverse)
+        position = 0
+        for key in keys:  # a subsequence of the model's keys, skipping only expiring ones
+            while wanted[position] != key:  # present: check_read found it in the model
+                self._scan_may_skip(request, wanted[position], keys)
+                position += 1
+            position += 1
+        if request.limit is None or len(keys) < request.limit:
+            for key in wanted[position:]:
+                self._scan_may_skip(request, key, keys)
+
+    def _scan_may_skip(self, request: ScanRequest, key: bytes, keys: list[bytes]) -> None:
+        """A scan left out `key`, which the model holds: only an expiring key may go
+        (it can expire while the scan reads the values before it)."""
+        if not expiry_of(self.model[key]):
+            raise Violation(f"scan {request} returned {keys[:6]} and left out {key!r}, which the model holds")
+
+    def check_cursor_scan(self, steps: Sequence[Sequence[bytes]]) -> None:
+        """A whole cursor scan: each step ascending and past the last; every model key
+        (none expires meanwhile: it does no I/O) returned, and none the model lacks."""
+        returned = [key for step in steps for key in step]
+        if returned != sorted(set(returned)):
+            raise Violation(f"a cursor scan returned keys out of order or twice: {returned[:6]}")
+        invented = [key for key in returned if key not in self.model and key not in self.unknown]
+        missing = [key for key in self.model if key not in returned and key not in self.unknown]
+        if invented or missing:
+            raise Violation(
+                f"a cursor scan of {len(steps)} steps returned {invented[:3]}, which the model lacks, and "
+                f"missed {sorted(missing)[:3]}, which it holds"
+            )
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        """A read-only open's calls and state (see the module docstring)."""
+        if view.writes:
+            raise Violation(f"a read-only open changed the disk: {', '.join(view.writes[:4])}")
+        self.check_not_invented(view.state)
+        if self.media:
+            return  # damage the writer has not met yet may cut the reader's replay (it reports, nothing more)
+        candidates = [(self.model, frozenset[bytes]())] + [(model, unknown) for model, _, unknown in self.unsynced]
+        for candidate, unknown in candidates:
+            if self._seen_by_reader(view, candidate, self.unknown | unknown):
+                return
+        raise Violation(
+            "a read-only open beside the writer saw a state its files cannot hold: "
+            + _difference(self.known(self.model), self.known(view.state))
+        )
+
+    @staticmethod
+    def _seen_by_reader(view: ReadOnlyView, candidate: Model, unknown: set[bytes]) -> bool:
+        """`view.state` is `candidate` on every key outside `unknown` that has no expiry
+        (one with an expiry is present with its value, or gone)."""
+        for key in {*view.state, *candidate, *view.expired_while_read} - unknown:
+            wanted = candidate.get(key)
+            if wanted is not None and expiry_of(wanted):
+                if key in view.state and view.state[key] != wanted:
+                    return False
+            elif view.state.get(key) != wanted:
+                return False
+        return True
 
     def check_error(self, kind: str, error: BaseException) -> None:
         if not isinstance(error, KvError):

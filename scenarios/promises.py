@@ -302,4 +302,39 @@ PROMISES: tuple[Promise, ...] = (
         "ttl_from_the_clock_at_open",
         "expiry",
     ),
+    Promise(
+        "batch_atomic",
+        "a batch (`with store.batch() as b:` sets, deletes, expires) commits as one frame: after a crash "
+        "all of its writes exist or none",
+        "kv.batch docstring (rules 3, 4); kv.store.Store.batch docstring",
+        "check_recovered",
+        "batch_split_across_frames",
+        "conditional",
+    ),
+    Promise(
+        "scan_ordered",
+        "`scan` yields the live pairs with start <= key < stop (and the prefix) in byte order, descending "
+        "when reversed, at most `limit`: every such key, none other",
+        "kv.store.Store.scan docstring",
+        "check_scan",
+        "scan_skips_last_key",
+        "expiry",
+    ),
+    Promise(
+        "cursor_scan_complete",
+        "a cursor scan returns every key present for the whole scan at least once",
+        "kv.store.Store.scan_cursor docstring; kv.ordered docstring (cursors)",
+        "check_cursor_scan",
+        "cursor_skips_the_key_after_a_step",
+        "expiry",
+    ),
+    Promise(
+        "read_only_writes_nothing",
+        "a read-only open takes no lock and never writes (recovery in memory only), and sees what the "
+        "writer's files hold",
+        "kv.open docstring (read_only); kv --read-only",
+        "check_read_only_open",
+        "read_only_recovery_writes",
+        "conditional",
+    ),
 )

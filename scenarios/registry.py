@@ -171,10 +171,23 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "conditional",
-            "getdel and conditional sets (NX, XX) beside every write, under crashes and failing syncs: "
-            "a getdel's value is the model's, an acknowledged one stays deleted, a conditional set "
-            "answers whether it wrote",
-            mix=WorkloadMix(weighted(getdel=0.08, set_if_missing=0.08, set_if_present=0.08, pause=0.03, reopen=0.01)),
+            "getdel, conditional sets (NX, XX), incr and atomic batches (sets, deletes and expires in one "
+            "frame) beside every write, under crashes and failing syncs: a getdel's value is the model's, "
+            "an acknowledged one stays deleted, a conditional set answers whether it wrote, an incr answers "
+            "the model's sum, a batch is all or nothing, a read-only open beside the writer writes nothing "
+            "and sees what the writer's files hold",
+            mix=WorkloadMix(
+                weighted(
+                    getdel=0.08,
+                    set_if_missing=0.08,
+                    set_if_present=0.08,
+                    pause=0.03,
+                    reopen=0.01,
+                    incr=0.04,
+                    batch=0.05,
+                    read_only_open=0.01,
+                )
+            ),
             faults=FaultPlan(crash_survival=CRASHES, fsync_gate=FsyncGate(probability=0.002)),
             durabilities=ALL_DURABILITIES,
             crash_probability=0.01,
@@ -184,9 +197,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "expiry",
             "TTLs on the virtual clock beside every write: sets with a TTL, expire (a time not in the future "
-            "deletes), persist and ttl reads, pauses and clock jumps past expiries, compactions, under crashes "
-            "and crashes during recovery: an expired key reads as absent, a TTL counts from io.now(), and no "
-            "expired or deleted key comes back after a crash or a compaction",
+            "deletes), persist and ttl reads, ordered and cursor scans, pauses and clock jumps past expiries, "
+            "compactions, under crashes and crashes during recovery: an expired key reads (and scans) as absent, "
+            "a TTL counts from io.now(), and no expired or deleted key comes back after a crash or a compaction",
             mix=WorkloadMix(
                 weighted(
                     set_ttl=0.15,
@@ -198,6 +211,8 @@ SCENARIOS: dict[str, Scenario] = {
                     compact=0.03,
                     flush=0.02,
                     reopen=0.01,
+                    scan=0.04,
+                    scan_cursor=0.01,
                 ),
                 key_count=32,  # few keys: TTLs land on keys written before without one, and after
                 long_pause_probability=0.01,

@@ -23,7 +23,7 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Expiring, Model, Operation, kind_of, read_value, shown
+from scenarios.operations import Expiring, Model, Operation, ReadOnlyView, ScanRequest, kind_of, read_value, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -505,6 +505,21 @@ class Harness:
         if self.keep_timeline:
             self.note(f"  -> {answer!r:.40}")
         self.oracle.check_answer(operation, answer, expected)
+
+    def check_scan(self, request: ScanRequest, answer: list[tuple[bytes, bytes]]) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> {len(answer)} pairs: {' '.join(shown(key) for key, _ in answer[:4])}")
+        self.oracle.check_scan(request, answer)
+
+    def check_cursor_scan(self, steps: list[list[bytes]]) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> {len(steps)} steps, {sum(map(len, steps))} keys")
+        self.oracle.check_cursor_scan(steps)
+
+    def check_read_only_open(self, view: ReadOnlyView) -> None:
+        if self.keep_timeline:
+            self.note(f"  -> read-only open: {len(view.state)} keys, {len(view.writes)} disk-changing calls")
+        self.oracle.check_read_only_open(view)
 
     def check_verify(self, report: VerifyReport) -> None:
         if self.keep_timeline:

@@ -22,6 +22,7 @@ from crc32c import crc32c
 import kv.compaction
 import kv.io
 import kv.opening
+import kv.ordered
 import kv.recovery
 import kv.store
 from kv.errors import IoError
@@ -804,6 +805,31 @@ def pop_acknowledged_before_sync() -> Iterator[None]:
 
 
 @contextmanager
+def batch_split_across_frames() -> Iterator[None]:
+    """A batch of several records is committed as two frames: its first half, then the
+    rest, each committed as the durability mode commits a write.
+
+    Models a transaction whose commit is a loop of group commits (a write batch flushed
+    whenever a buffer fills, a "multi" applied in chunks): a crash between the two
+    frames leaves half of the batch durable, which no caller can tell from a whole one.
+    """
+    original_write_batch = Store._write_batch
+
+    def write_batch(self: Store, records: list[tuple[bytes, bytes | None, int]]) -> None:
+        half = len(records) // 2
+        if not half:
+            original_write_batch(self, records)
+            return
+        original_write_batch(self, records[:half])
+        self._commit(sync=False)  # the first half's frame ends here, in every mode
+        original_write_batch(self, records[half:])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_write_batch", write_batch)
+        yield
+
+
+@contextmanager
 def push_split_across_frames() -> Iterator[None]:
     """A push of several elements is written as one frame per element.
 
@@ -820,6 +846,27 @@ def push_split_across_frames() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Store, "_push", push)
+        yield
+
+
+@contextmanager
+def scan_skips_last_key() -> Iterator[None]:
+    """`scan` leaves out the last key of its range (when no limit stopped it first).
+
+    Models an off-by-one at a range's end (the end bound taken as the last key to return
+    and then compared exclusively, or a loop that stops one early): the last user of a
+    page, the newest entry of a time range, silently vanishes from every listing.
+    """
+    original_scan = Store._scan
+
+    def scan(
+        self: Store, low: bytes | None, high: bytes | None, reverse: bool, limit: int | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        pairs = list(original_scan(self, low, high, reverse, None))
+        yield from pairs[:-1][:limit]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_scan", scan)
         yield
 
 
@@ -848,6 +895,31 @@ def compaction_reorders_lists() -> Iterator[None]:
 
 
 @contextmanager
+def cursor_skips_the_key_after_a_step() -> Iterator[None]:
+    """A cursor scan's cursor names the first key a step did not return (the one it
+    looked at before stopping), and the next step resumes past it.
+
+    Models a cursor that records "where the scan got to" instead of "the last key
+    handed out": one key at every step boundary is never returned, and a client that
+    pages through a keyspace (a migration, a backup) misses it.
+    """
+    original_scan_cursor = Store.scan_cursor
+
+    def scan_cursor(self: Store, cursor: int = 0, count: int = 10) -> tuple[int, list[bytes]]:
+        next_cursor, keys = original_scan_cursor(self, cursor, count)
+        resume = kv.ordered.Cursor.decode(next_cursor)
+        if resume is not None and not resume.whole_prefix:
+            following = [key for key in self.keys() if key > resume.key]
+            if following:
+                next_cursor = kv.ordered.Cursor.after(following[0]).encode()
+        return next_cursor, keys
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "scan_cursor", scan_cursor)
+        yield
+
+
+@contextmanager
 def none_mode_full_frames_unsynced() -> Iterator[None]:
     """`none` mode writes each full frame without a sync (this store until it was found).
 
@@ -864,6 +936,27 @@ def none_mode_full_frames_unsynced() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Store, "_commit", commit)
+        yield
+
+
+@contextmanager
+def read_only_recovery_writes() -> Iterator[None]:
+    """A read-only open skips the lock and refuses writes, but its recovery still
+    changes the disk as a writable open's does (the newest segment rewritten or sealed
+    and a new one started, the CLEAN marker rewritten, the directory synced).
+
+    Models a "read-only" mode bolted onto the front of an unchanged recovery: a reader
+    beside a live writer rewrites files under it, and a reader of a damaged or
+    write-protected volume fails or makes things worse.
+    """
+
+    def start_log_read_only(self: Recovery, kept: dict[int, tuple[kv.io.File, int]]) -> None:
+        self._change_disk()
+        self._start_log(kept, self.covered)
+        self._record_durable_extent()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Recovery, "_start_log_read_only", start_log_read_only)
         yield
 
 
@@ -901,6 +994,10 @@ VARIANTS: dict[str, Variant] = {
     "push_split_across_frames": push_split_across_frames,
     "compaction_reorders_lists": compaction_reorders_lists,
     "none_mode_full_frames_unsynced": none_mode_full_frames_unsynced,
+    "batch_split_across_frames": batch_split_across_frames,
+    "scan_skips_last_key": scan_skips_last_key,
+    "cursor_skips_the_key_after_a_step": cursor_skips_the_key_after_a_step,
+    "read_only_recovery_writes": read_only_recovery_writes,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

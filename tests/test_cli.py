@@ -287,6 +287,69 @@ def test_console_script_rejects_bad_flags(tmp_path: Path) -> None:
     assert b"invalid choice" in result.stderr
 
 
+# -- --read-only -----------------------------------------------------------------------------------
+
+
+def test_a_read_only_repl_reads_and_refuses_writes_as_a_redis_replica() -> None:
+    io = SimIo(seed=0)
+    with kv.open("/db", io=io) as writer:
+        writer.set(b"k", b"v")
+        reader = kv.open("/db", io=io, read_only=True)  # the writer holds the lock
+        tty, raw = Repl(reader), Repl(reader, raw=True)
+        assert tty.execute(b"GET k") == b'"v"\n'
+        assert tty.execute(b"DBSIZE") == b"(integer) 1\n"
+        refused = tty.execute(b"SET k other")
+        assert refused.startswith(b"(error) READONLY ") and b"read-only" in refused
+        assert raw.execute(b"DEL k").startswith(b"READONLY ")
+        assert raw.execute(b"GET k") == b"v\n"
+        reader.close()
+
+
+def test_console_script_read_only_beside_a_writer(tmp_path: Path) -> None:
+    directory = str(tmp_path / "data")
+    assert _kv(directory, "--io", "blocking", "SET", "k", "v").returncode == 0
+    with kv.open(directory, io=kv.io.make_io("blocking")) as writer:  # holds the lock
+        writer.set(b"j", b"w")
+        locked = _kv(directory, "--io", "blocking", "GET", "k")
+        assert locked.returncode == 1 and b"open in another writer" in locked.stderr
+        session = _kv(directory, "--io", "blocking", "--read-only", input_bytes=b"GET k\nGET j\nSET k x\nGET k\n")
+        assert session.returncode == 0, session.stderr
+        refusal = b"READONLY the store was opened read-only: writes are refused\n\n"  # raw errors end in a blank line
+        assert session.stdout == b"v\nw\n" + refusal + b"v\n"
+        one_shot = _kv(directory, "--io", "blocking", "--read-only", "-e", "DEL", "k")
+        assert one_shot.returncode == 1 and one_shot.stderr.startswith(b"READONLY ")
+
+
+def test_console_script_read_only_recovers_in_memory_and_changes_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    _kv(str(directory), "--io", "blocking", input_bytes=b"SET a 1\nSET b 2\n")
+    segment = directory / "00000001.seg"
+    with segment.open("ab") as file:
+        file.write(b"\x01torn half of a frame")
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    result = _kv(str(directory), "--io", "blocking", "--read-only", input_bytes=b"GET a\nGET b\nDBSIZE\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"1\n2\n2\n"
+    assert b"torn" in result.stderr and b"nothing changed on disk" in result.stderr
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before  # not even the lock file
+    writable = _kv(str(directory), "--io", "blocking", "GET", "a")  # a writable open cuts the tail
+    assert writable.stdout == b"1\n" and segment.read_bytes() != before[segment.name]
+
+
+def test_console_script_read_only_refuses_repair_and_a_missing_store(tmp_path: Path) -> None:
+    both = _kv(str(tmp_path / "data"), "--read-only", "--repair", "GET", "k")
+    assert both.returncode == 1 and b"exclude each other" in both.stderr
+    missing = tmp_path / "missing"
+    result = _kv(str(missing), "--io", "blocking", "--read-only", "GET", "k")
+    assert result.returncode == 1 and b"cannot open" in result.stderr
+    assert not missing.exists()  # a read-only open creates nothing
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _kv(str(empty), "--io", "blocking", "--read-only", "GET", "k")
+    assert result.returncode == 1 and b"holds no store" in result.stderr
+    assert list(empty.iterdir()) == []
+
+
 # -- on a terminal -------------------------------------------------------------------------------
 
 
