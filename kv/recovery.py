@@ -13,6 +13,9 @@ Recovery keeps two failures apart:
   (the damaged ones and the valid ones after them that it cannot apply without breaking
   prefix consistency). In a compacted file every record is an independent live key, so
   only the damaged frames are lost; the hint file names their keys.
+
+The rules these judgements serve are numbered in `kv.opening` (rules 4, 5 and 6); the
+decisions built on these scans are `kv.judge`'s.
 """
 
 from __future__ import annotations
@@ -241,8 +244,9 @@ def scan_confirmed(
 ) -> tuple[bytes, SegmentScan, bool]:
     """`scan_segment`, with damage confirmed: on damage the file is read again (up to
     READ_RETRIES_MAX times) and counts as damaged only once two reads in a row agree, so
-    a transient read error is not taken for damage on disk. Returns the bytes, their scan
-    and whether it can be trusted (False: the reads never agreed, and they showed damage)."""
+    a transient read error is not taken for damage on disk (rule 7 of `kv.opening`).
+    Returns the bytes, their scan and whether it can be trusted (False: the reads never
+    agreed, and they showed damage)."""
     scan = scan_segment(segment_id, data, compacted=compacted)
     for _ in range(READ_RETRIES_MAX):
         if scan.bad_offset is None:
@@ -294,6 +298,8 @@ def frames_in_damaged_tail(data: bytes, start: int, first_header: FrameHeader | 
 
 def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Keydir, file_key: int) -> tuple[int, int]:
     """Replay the records of valid frames onto `keydir`; return (records, highest lsn).
+    Only whole, valid frames come here: a frame is applied all or nothing (rule 13 of
+    `kv.opening`).
 
     The frame CRC was checked, so a record that does not fit its frame is a writer bug:
     asserted, not handled.

@@ -44,6 +44,7 @@ from kv.errors import (
     StoreReadOnly,
     ValueTooLarge,
 )
+from kv.files import LOCK_NAME, compacted_name, hint_name, segment_name, write_clean_marker
 from kv.io import File, Io, close_quietly, read_exact
 from kv.limits import (
     BATCH_INTERVAL_MS_MAX,
@@ -57,7 +58,7 @@ from kv.limits import (
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
-from kv.log import SegmentLog, Written, segment_name, write_clean_marker
+from kv.log import SegmentLog, Written
 from kv.marks import mark
 from kv.opening import OnCorruption, Recovery
 from kv.ordered import Cursor, KeyIndex, keys_between, prefix_stop
@@ -78,7 +79,6 @@ _Value = TypeVar("_Value", bound=bytes | str)
 Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 
-LOCK_NAME = "LOCK"
 _LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN)  # flock says EWOULDBLOCK; EACCES is a permission error
 
 
@@ -274,7 +274,7 @@ class Store:
         return self._log
 
     def _fail(self) -> None:
-        """A write or sync failed: trust nothing in flight, refuse further writes."""
+        """A write or sync failed: trust nothing in flight, refuse further writes (rule 2)."""
         if self.state is State.OPEN:
             self._transition(State.READ_ONLY)
         if self._log is not None:
@@ -308,7 +308,7 @@ class Store:
             raise error
 
     def _write_clean_marker(self) -> None:
-        """After the final sync: record how far the newest segment is durable."""
+        """After the final sync: record how far the newest segment is durable (rule 3)."""
         log = self._log
         assert log is not None
         write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=True)
@@ -659,8 +659,8 @@ class Store:
         self._staged_expiry.clear()
 
     def _settle_journals(self) -> None:
-        """The open's report reached the caller: its recovery journals are done. A
-        failure leaves them for the next open to report again (twice is safe)."""
+        """The open's report reached the caller: its recovery journals are done (rule 9).
+        A failure leaves them for the next open to report again (twice is safe)."""
         settle, self._unsettled_journals = self._unsettled_journals, None
         assert settle is not None
         with contextlib.suppress(IoError):
@@ -903,7 +903,8 @@ class Store:
 
         Raises `CorruptionDetected` (a live record failed its checksum; nothing changes),
         `IoError` (before the install point the store stays open and unchanged; after it
-        the store goes read-only and a reopen finishes the job).
+        the store goes read-only and a reopen finishes the job). The install order, and
+        the files removed only after it, are rule 11.
         """
         log = self._check_writable()
         self._commit(sync=True)
@@ -943,7 +944,7 @@ class Store:
         obsolete_names = [segment_name(segment_id) for segment_id in log.sealed]
         if self._compacted_file is not None:
             obsolete_files.append(self._compacted_file)
-            obsolete_names += [compaction.compacted_name(self._compacted_id), compaction.hint_name(self._compacted_id)]
+            obsolete_names += [compacted_name(self._compacted_id), hint_name(self._compacted_id)]
         log.sealed.clear()
         self._compacted_id, self._compacted_file = target_id, new_file
         try:
@@ -1075,7 +1076,7 @@ class Store:
 
     def _open(self, on_corruption: OnCorruption) -> None:
         # The directory itself is an entry of its parent: durable only once the parent
-        # is synced. One fsync per open, cheaper than finding out whether it is new.
+        # is synced (rule 1). One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
         self.io.sync_dir(_parent_directory(self.path)).result()
         try:
@@ -1099,7 +1100,7 @@ class Store:
         self._last_sync_time = self.io.now()
         if recovery.journals_pending:
             self._unsettled_journals = recovery.settle_journals
-        if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live
+        if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live (rule 12)
             try:
                 self.compact()
             except KvError:
