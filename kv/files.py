@@ -154,12 +154,25 @@ def write_clean_marker(io: Io, directory: str, segment_id: int, length: int, syn
 # Writing a file durably (rule 1) -------------------------------------------------------
 
 
-def write_temporary(io: Io, path: str, data: bytes, opened: list[File] | None = None) -> None:
+def write_temporary(
+    io: Io, path: str, data: bytes, opened: list[File] | None = None, close_quietly_always: bool = False
+) -> None:
     """Write `data` as the whole of `path` (made empty first: a crash may have left a
     longer file there) and sync it, then close it. The handle is closed quietly after an
     `IoError`, unless `opened` is given: then it joins that list, whose owner closes every
-    handle in it when it fails. Raises `IoError`."""
+    handle in it when it fails. With `close_quietly_always` the handle is closed quietly
+    however the write ends, a simulated crash included (the torn-tail journal's order,
+    kept so that simulated traces stay the same; a real crash takes its handles with
+    it). Raises `IoError`."""
     temporary = io.open(path, "w").result()
+    if close_quietly_always:
+        try:
+            io.truncate(temporary, 0).result()
+            io.write(temporary, 0, data).result()
+            io.sync(temporary).result()
+        finally:
+            close_quietly(io, temporary)
+        return
     if opened is not None:
         opened.append(temporary)
     try:
@@ -174,15 +187,21 @@ def write_temporary(io: Io, path: str, data: bytes, opened: list[File] | None = 
 
 
 def write_durably(
-    io: Io, directory: str, name: str, data: bytes, temporary: str | None = None, opened: list[File] | None = None
+    io: Io,
+    directory: str,
+    name: str,
+    data: bytes,
+    temporary: str | None = None,
+    opened: list[File] | None = None,
+    close_quietly_always: bool = False,
 ) -> None:
     """Make `directory/name` hold exactly `data`, durably, replacing any old file
     atomically: write `temporary` (default `name.tmp`), sync it, rename it over `name`,
     sync the directory (rule 1). A crash leaves the old file or the new one, never a mix,
     and at worst the temporary file, which opening removes. `opened` as for
-    `write_temporary`. Raises `IoError`."""
+    `write_temporary`, and `close_quietly_always`. Raises `IoError`."""
     path = f"{directory}/{name}"
     temporary_path = f"{directory}/{temporary}" if temporary is not None else path + TEMPORARY_SUFFIX
-    write_temporary(io, temporary_path, data, opened)
+    write_temporary(io, temporary_path, data, opened, close_quietly_always)
     io.rename(temporary_path, path).result()
     io.sync_dir(directory).result()

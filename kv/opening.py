@@ -586,7 +586,8 @@ class Recovery:
         name = journal_name(TORN_JOURNAL_PREFIX, serial, JOURNAL_PENDING)
         temporary = journal_name(TORN_JOURNAL_PREFIX, serial, JOURNAL_TEMPORARY)
         existing.update((name, temporary))
-        write_durably(self.io, quarantine, name, torn_journal_text(tails), temporary=temporary)
+        text = torn_journal_text(tails)
+        write_durably(self.io, quarantine, name, text, temporary=temporary, close_quietly_always=True)
         existing.discard(temporary)
         self.journals.append(name)
 
