@@ -74,6 +74,7 @@ class LogJudge:
     lost_last: int = 0
     lost_uncounted: bool = False  # damaged frames after the last lsn seen: `lost_last` is a lower bound
     newest_taken: int = 0  # the id of the last segment judged
+    corruption_index: int | None = None  # where `finish` put the log's corruption in the report
 
     def begin(self, segment_ids: list[int]) -> None:
         """Before the first segment: a log with no compacted file starts at segment 1
@@ -202,6 +203,7 @@ class LogJudge:
         if moved := [segment_id for segment_id, offset in self.quarantine if offset == 0]:
             dropped += self._quarantine_later(min(moved))
         if self.damage is not None:
+            self.corruption_index = len(self.report.corruptions)
             first = self.damage.lsn_first_lost or 1
             last = max(self.lost_last, first - 1)
             if last < first:  # no lsn past the damage reads: its frames held at least one record

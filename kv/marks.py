@@ -40,6 +40,9 @@ MARKS: dict[str, str] = {
     "hint_damaged": "the hint file fails its checks or does not match its data file: ignored",
     "hint_stale_removed": "a hint file of another compacted file found at open: removed",
     "compacted_file_damaged": "a compacted file with a damaged frame (copied to quarantine, rewritten)",
+    # salvage (kv.opening, kv.salvage)
+    "salvage_log": "salvage took back the intact frames past damage in the log (copied to quarantine, compacted)",
+    "salvage_compacted": "salvage kept every intact record of a damaged compacted file, damaged frames included",
     # leftovers of an interrupted compaction or rewrite, cleaned at open (kv.opening)
     "leftover_temporary_removed": "a .tmp file (a crash mid-install or mid-rewrite) removed at open",
     "leftover_compaction_inputs_removed": "segments or an older compacted file a compaction covers, removed at open",

@@ -90,6 +90,7 @@ them out in order (apply).
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from typing import Literal
 
 from kv.compaction import decode_hint
@@ -146,19 +147,26 @@ from kv.plan import (
     plan_log_start,
 )
 from kv.recovery import Keydir, RecoveryReport, SegmentScan, TornTail, apply_frames, scan_confirmed
+from kv.salvage import Salvaged, keys_at_risk, lost_ranges, salvage_compacted, salvage_log_region
 
 __all__ = [
     "JOURNAL_PENDING",
     "JOURNAL_PREFIX",
     "JOURNAL_REPORTED",
     "JOURNAL_TEMPORARY",
+    "ON_CORRUPTION_MODES",
     "QUARANTINE_DIRECTORY",
     "TORN_JOURNAL_PREFIX",
     "OnCorruption",
     "Recovery",
 ]
 
-OnCorruption = Literal["raise", "repair"]
+# What opening does on corruption (rule 6, rule 7): refuse ("raise", nothing changes),
+# point-in-time repair ("repair": the log's valid prefix, the rest to quarantine), or
+# salvage ("salvage", `kv.salvage`: every intact frame and record, the files copied to
+# quarantine and compacted).
+OnCorruption = Literal["raise", "repair", "salvage"]
+ON_CORRUPTION_MODES: tuple[OnCorruption, ...] = ("raise", "repair", "salvage")
 # A read that fails with EIO is retried this many bytes at a time (a disk sector), so
 # one bad sector costs one sector, not the segment.
 UNREADABLE_BLOCK_BYTES = 512
@@ -193,7 +201,10 @@ class Recovery:
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
         self.clean_marker: tuple[int, int] | None = None
         self.clean_marker_present = False
-        self.compaction_needed = False  # a damaged compacted file: copied aside, then rewritten
+        self.compaction_needed = False  # a damaged compacted file or a salvaged log: rewritten once open
+        self.compacted_damaged = False  # the compacted file is damaged: copied aside (rule 12)
+        self.segment_data: dict[int, bytes] = {}  # salvage: every log segment as read
+        self.salvaged_lengths: dict[int, int] = {}  # salvage: segment id -> end of its last intact frame
         self.judge = LogJudge(self.keydir, report, None, 0, None)
 
     def run(self) -> None:
@@ -229,25 +240,20 @@ class Recovery:
         self._replay_log(live)
         if self.report.corruptions and self.on_corruption == "raise":  # nothing changed yet (rule 7)
             raise CorruptionDetected(
-                f"{self.path}: {self.report.summary()}; open with on_corruption='repair' to move the damaged "
-                "data into quarantine/ and keep the valid prefix",
+                f"{self.path}: {self.report.summary()}; open with on_corruption='repair' to keep the log's valid "
+                "prefix (the rest moves to quarantine/), or on_corruption='salvage' to keep every intact record",
                 self.report,
             )
-        judge = self.judge
-        verdict = Verdict(
-            torn=tuple(judge.torn_found),
-            truncations=tuple(judge.truncations),
-            quarantine=tuple(judge.quarantine),
-            compacted_damaged=self.compacted_id if self.compaction_needed else 0,
-            repair_journal=(
-                repair_journal_text(self.report, self.corruptions_from_journals)
-                if judge.quarantine or self.compaction_needed
-                else b""
-            ),
-            obsolete=tuple(self.obsolete),
-        )
-        kept = live_segments(judge.kept, verdict.quarantine)
-        writable = live[-1] if live else 0  # the newest segment scanned was opened for writing
+        salvaging = self.on_corruption == "salvage" and self.judge.damage is not None
+        if salvaging:
+            self._salvage_log()
+        verdict = self._verdict(salvaging)
+        if salvaging:  # every segment stays until the compaction after the open; the log goes on in a new one
+            kept = {i: self.salvaged_lengths.get(i, self.judge.kept.get(i, 0)) for i in live}
+            writable = 0
+        else:
+            kept = live_segments(self.judge.kept, verdict.quarantine)
+            writable = live[-1] if live else 0  # the newest segment scanned was opened for writing
         start = LogStart(
             kept, writable, covered, self.segment_size_target_bytes, self.clean_marker, self.clean_marker_present
         )
@@ -255,6 +261,71 @@ class Recovery:
         for action in plan_changes(verdict) + start_actions:
             self._apply(action)
         self._start_log(kept, segment_id, offset)
+
+    def _verdict(self, salvaging: bool) -> Verdict:
+        """What the judge decided, for the plan. Salvage moves nothing: it copies every
+        file the point-in-time verdict would move or cut into quarantine (rule 10) and
+        leaves it in place, its intact frames live, for the compaction after the open."""
+        judge = self.judge
+        copies = tuple(sorted({segment_id for segment_id, _offset in judge.quarantine})) if salvaging else ()
+        moved = () if salvaging else tuple(judge.quarantine)
+        return Verdict(
+            torn=tuple(judge.torn_found),
+            truncations=tuple(judge.truncations),
+            quarantine=moved,
+            compacted_damaged=self.compacted_id if self.compacted_damaged else 0,
+            repair_journal=(
+                repair_journal_text(self.report, self.corruptions_from_journals)
+                if moved or copies or self.compacted_damaged
+                else b""
+            ),
+            obsolete=tuple(self.obsolete),
+            copies=copies,
+        )
+
+    def _salvage_log(self) -> None:
+        """Take back, from every region point-in-time repair would give up, each frame
+        that passes its checks (`kv.salvage`), and report exactly what is lost: the lsns,
+        the keys as read from the damaged records, and the keys that may now hold an
+        older value than one lost."""
+        judge = self.judge
+        assert judge.corruption_index is not None
+        mark("salvage_log")
+        starts: dict[int, int] = {}
+        for segment_id, offset in judge.quarantine:
+            starts[segment_id] = min(offset, starts.get(segment_id, offset))
+        corruption = self.report.corruptions[judge.corruption_index]
+        first = corruption.lsn_first_lost or 1
+        salvaged = Salvaged()
+        lsn_after = first - 1
+        for segment_id in sorted(starts):
+            data = self.segment_data[segment_id]
+            lsn_after = salvage_log_region(data, starts[segment_id], segment_id, self.keydir, lsn_after, salvaged)
+        self.salvaged_lengths = salvaged.ends
+        last = max(corruption.lsn_last_lost or first - 1, salvaged.lsn_max)
+        ranges = lost_ranges(first, last, salvaged.lsns)
+        lost = sum(end - start + 1 for start, end in ranges)
+        if corruption.count_known:
+            at_risk = keys_at_risk(self.keydir, ranges[-1][1]) if ranges else ()
+        else:  # lsns past the last one seen were lost too, of keys unknown
+            lost, at_risk = max(lost, 1), keys_at_risk(self.keydir, None)
+        taken = salvaged.lsns
+        names = {
+            key: None for lsn, key in sorted(salvaged.keys_read.items()) if first <= lsn <= last and lsn not in taken
+        }
+        self.report.corruptions[judge.corruption_index] = replace(
+            corruption,
+            detail=corruption.detail + "; salvage kept every intact frame past it (keys as damaged records read)",
+            lsn_last_lost=last if ranges else corruption.lsn_last_lost,
+            records_lost=lost,
+            lsn_ranges_lost=tuple(ranges),
+            keys_lost=tuple(names),
+            records_salvaged=salvaged.records,
+            keys_at_risk=at_risk,
+        )
+        count_applied(self.report, salvaged.frames, salvaged.records)
+        judge.lsn_max = max(judge.lsn_max, salvaged.lsn_max)  # the log goes on past every lsn taken back
+        self.compaction_needed = True
 
     # scan ------------------------------------------------------------------------------
 
@@ -295,7 +366,7 @@ class Recovery:
         entries = self._read_hint(segment_id, size) if has_hint else None
         if not has_hint:
             mark("hint_missing")
-        if entries is not None:
+        if entries is not None and self.on_corruption != "salvage":  # salvage reads every record
             self.report.hint_files_used += 1
             for key, offset, length, lsn, expiry_ms in entries:
                 self.keydir[key] = (-segment_id, offset, length, lsn, expiry_ms)
@@ -304,13 +375,41 @@ class Recovery:
             return
         data, scan = self._scan(segment_id, file, self._read(file, 0, size), compacted=True)
         self.report.segments_scanned += 1
+        if scan.bad_offset is not None and self.on_corruption == "salvage":
+            self._salvage_compacted(segment_id, data, scan, entries)
+            return
         frames = scan.frames + scan.frames_after_damage
         records, lsn_max = apply_frames(data, frames, self.keydir, -segment_id)
         count_applied(self.report, len(frames), records)
         self.lsn_max = max(self.lsn_max, lsn_max)
         if (corruption := judge_compacted(segment_id, data, scan)) is not None:
-            self.compaction_needed = True
+            self.compaction_needed = self.compacted_damaged = True
             self.report.corruptions.append(corruption)
+
+    def _salvage_compacted(
+        self, segment_id: int, data: bytes, scan: SegmentScan, hint: list[tuple[bytes, int, int, int, int]] | None
+    ) -> None:
+        """A damaged compacted file, salvaged (`kv.salvage`): every record that passes
+        its own CRC is kept, damaged frames included; the keys lost are named exactly by
+        an intact hint, else as the damaged records read."""
+        corruption = judge_compacted(segment_id, data, scan)
+        assert corruption is not None
+        mark("salvage_compacted")
+        result = salvage_compacted(data, segment_id, self.keydir, hint)
+        count_applied(self.report, 0, result.records_kept)
+        self.lsn_max = max(self.lsn_max, result.lsn_max)
+        named = "the hint names the keys" if hint is not None else "keys as the damaged records read"
+        self.report.corruptions.append(
+            replace(
+                corruption,
+                detail=f"damaged frames in the compacted file; salvage kept every intact record ({named})",
+                records_lost=result.records_lost,
+                count_known=result.count_known,
+                keys_lost=tuple(dict.fromkeys(result.keys_lost)),
+                records_salvaged=max(result.records_kept - result.records_in_valid_frames, 0),
+            )
+        )
+        self.compaction_needed = self.compacted_damaged = True
 
     def _read_hint(self, segment_id: int, data_length: int) -> list[tuple[bytes, int, int, int, int]] | None:
         """The hint's entries, or None (counted as ignored) when it is damaged, does not
@@ -346,12 +445,16 @@ class Recovery:
                 self.newest_data = (segment_id, data)
             previous = segment_ids[index - 1] if index > 0 else None
             unreadable = self.report.unreadable_bytes > unreadable_before
-            if self.judge.take(segment_id, previous, newest, data, scan, unreadable):
+            salvage = self.on_corruption == "salvage"
+            if salvage:  # what the judge gives up, salvage may take back (`_salvage_log`)
+                self.segment_data[segment_id] = data
+            if self.judge.take(segment_id, previous, newest, data, scan, unreadable) or salvage:
                 self.files[segment_id] = file
             else:
                 close_quietly(self.io, file)
         for segment_id in self.judge.finish():
-            close_quietly(self.io, self.files.pop(segment_id))
+            if self.on_corruption != "salvage":
+                close_quietly(self.io, self.files.pop(segment_id))
         return {segment_id: (self.files[segment_id], length) for segment_id, length in self.judge.kept.items()}
 
     def _read_segment(self, segment_id: int, mode: OpenMode) -> tuple[File, bytes]:

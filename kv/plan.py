@@ -122,6 +122,9 @@ class Verdict:
     compacted_damaged: int  # the id of a damaged compacted file to copy aside, else 0
     repair_journal: bytes  # what the repair loses (only written when something moves)
     obsolete: tuple[str, ...]
+    # salvage: segments copied whole into quarantine and left in place (their intact
+    # frames stay live until the compaction after the open rewrites them, rule 10)
+    copies: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,10 +147,11 @@ def plan_changes(verdict: Verdict) -> list[Action]:
     if verdict.truncations:
         actions.append(WriteTornJournal(verdict.torn))
     actions += [Truncate(segment_id, offset) for segment_id, offset in verdict.truncations]
-    if verdict.quarantine or verdict.compacted_damaged:
+    if verdict.quarantine or verdict.compacted_damaged or verdict.copies:
         actions.append(WriteRepairJournal(verdict.repair_journal))
         order = sorted(verdict.quarantine, key=lambda item: (item[1] != 0, -item[0]))
         actions += [Quarantine(segment_name(segment_id), offset) for segment_id, offset in order]
+        actions += [Quarantine(segment_name(segment_id), None) for segment_id in verdict.copies]
         if verdict.compacted_damaged:
             actions.append(Quarantine(compacted_name(verdict.compacted_damaged), None))
         actions.append(FinishQuarantine())

@@ -75,6 +75,13 @@ class Corruption:
     # False when no lsn past the damage could be read (unreadable or garbled frames at
     # the end of the log): then `records_lost` is a lower bound, not a count.
     count_known: bool = True
+    # Salvage (`kv.salvage`): the lsns lost exactly, as inclusive ranges (empty: the
+    # whole range lsn_first_lost..lsn_last_lost), the records taken back from past the
+    # damage, and the kept keys that may hold an older value than one lost ("lost
+    # newer value, older value kept").
+    lsn_ranges_lost: tuple[tuple[int, int], ...] = ()
+    records_salvaged: int = 0
+    keys_at_risk: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -113,10 +120,20 @@ class RecoveryReport:
             lost = f"{corruption.records_lost} records lost"
             if not corruption.count_known:
                 lost = f"at least {corruption.records_lost} records lost (the damaged frames cannot be counted)"
-            if corruption.lsn_first_lost is not None:
+            if corruption.lsn_ranges_lost:
+                lost += " (lsn " + ", ".join(f"{first}..{last}" for first, last in corruption.lsn_ranges_lost[:8])
+                lost += ", ...)" if len(corruption.lsn_ranges_lost) > 8 else ")"
+            elif corruption.lsn_first_lost is not None:
                 lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost})"
             if corruption.keys_lost:
                 lost += f", keys {list(corruption.keys_lost)[:8]}"
+            if corruption.records_salvaged:
+                lost += f"; {corruption.records_salvaged} intact records salvaged"
+            if corruption.keys_at_risk:
+                lost += (
+                    f"; {len(corruption.keys_at_risk)} keys may have lost a newer value (older value kept): "
+                    f"{list(corruption.keys_at_risk)[:8]}"
+                )
             parts.append(
                 f"corruption in {corruption.file_name} at offset {corruption.offset}: {corruption.detail}; {lost}"
             )

@@ -60,7 +60,7 @@ from kv.limits import (
 )
 from kv.log import SegmentLog, Written
 from kv.marks import mark
-from kv.opening import OnCorruption, Recovery
+from kv.opening import ON_CORRUPTION_MODES, OnCorruption, Recovery
 from kv.ordered import Cursor, KeyIndex, keys_between, prefix_stop
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -1123,12 +1123,16 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     `io` defaults to the best backend here (io_uring if it works, else blocking).
     A torn tail is truncated and reported in `store.recovery`. Mid-log corruption
     raises `CorruptionDetected` (nothing changed on disk) unless `on_corruption` is
-    `"repair"`: then the damaged data and everything after it in the log is moved into
-    `quarantine/`, the valid prefix is kept, and `store.recovery` reports what was lost.
+    `"repair"` (point in time): then the damaged data and everything after it in the log
+    is moved into `quarantine/`, the valid prefix is kept, and `store.recovery` reports
+    what was lost; or `"salvage"` (`kv.salvage`): every frame and record that passes its
+    checks is kept, the damaged files are copied into `quarantine/` and compacted, and
+    `store.recovery` names the lsns and keys lost and the keys that may hold an older
+    value than one lost (`Corruption.keys_at_risk`).
     Raises `StoreLocked` when another writer has the store open, `IoError`.
     """
-    if on_corruption not in ("raise", "repair"):
-        raise InvalidArgument(f"on_corruption must be 'raise' or 'repair', not {on_corruption!r}")
+    if on_corruption not in ON_CORRUPTION_MODES:
+        raise InvalidArgument(f"on_corruption must be 'raise', 'repair' or 'salvage', not {on_corruption!r}")
     if io is None:
         from kv.io import make_io
 
