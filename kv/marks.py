@@ -30,7 +30,7 @@ MARKS: dict[str, str] = {
     "damage_misplaced_frame": "a whole frame with a valid CRC in the wrong place at the log's end",
     "damage_where_recorded_durable": "damage before the length the CLEAN marker recorded durable",
     "segment_missing": "a log segment id is missing between two segments",
-    "log_start_missing": "no compacted file, and the log does not start at segment 1",
+    "log_start_missing": "the log does not start right after the compacted file (at segment 1 without one)",
     "newest_segment_missing": "the CLEAN marker names a newer segment than any found",
     "segment_lsn_gap": "a log segment does not start with the lsn expected next",
     "frame_segment_start_misplaced": "a frame header whose segment-start flag does not match its offset",

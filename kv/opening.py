@@ -41,8 +41,9 @@ at any I/O, including one during opening itself. Code that enforces a rule says 
     prefix up to the first damage, and every lsn from the first lost to the highest
     seen past it is reported lost (a count, or a lower bound when frames cannot be
     counted). Log segment ids are consecutive and lsns continue across segments; a gap
-    in either is damage, and so is a log that starts past segment 1 with no compacted
-    file (compaction leaves one, even empty, before it removes a segment).
+    in either is damage, and so is a log that does not start right after the compacted
+    file (at segment 1 without one: compaction rolls to the next segment before it
+    installs, and leaves a compacted file, even empty, before it removes a segment).
 
 (7) Judge before changing: opening changes nothing on disk until every file has been
     scanned and judged and the plan built. Damage counts only once two reads agree (a
