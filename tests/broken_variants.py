@@ -647,6 +647,22 @@ def conditional_set_checks_the_cache() -> Iterator[None]:
 
 
 @contextmanager
+def salvage_returns_stale_value() -> Iterator[None]:
+    """Salvage keeps every intact frame past the damage, but does not say which kept
+    keys may hold an older value than one it lost: a key whose newest record was in the
+    damaged frame comes back with the value before it, and the report names only the
+    lsns lost.
+
+    Models RocksDB's `kSkipAnyCorruptedRecords` taken at its word: the records that
+    pass their checks are replayed and the corrupted ones skipped, so an older value of
+    a key resurfaces where its newer one was destroyed, and nothing tells the caller.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.opening, "keys_at_risk", lambda _keydir, _lsn_lost_max: ())
+        yield
+
+
+@contextmanager
 def clean_marker_not_moved_at_roll() -> Iterator[None]:
     """The CLEAN marker is rewritten only at open and close, not when the log rolls to a
     new segment: it keeps naming an older segment while writes go to newer ones.
@@ -812,6 +828,7 @@ VARIANTS: dict[str, Variant] = {
     "getdel_before_sync": getdel_before_sync,
     "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
     "clean_marker_not_moved_at_roll": clean_marker_not_moved_at_roll,
+    "salvage_returns_stale_value": salvage_returns_stale_value,
     "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
     "expiry_lost_on_replay": expiry_lost_on_replay,
     "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,

@@ -33,6 +33,7 @@ def test_the_scenarios_are_registered() -> None:
         "conditional",
         "expiry",
         "corruption",
+        "salvage",
         "completion_corruption",
         "massive",
         "random",
