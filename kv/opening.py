@@ -268,7 +268,9 @@ class Recovery:
         file the point-in-time verdict would move or cut into quarantine (rule 10) and
         leaves it in place, its intact frames live, for the compaction after the open."""
         judge = self.judge
-        copies = tuple(sorted({segment_id for segment_id, _offset in judge.quarantine})) if salvaging else ()
+        # (a segment holding nothing, a new one an earlier salvage created, is not copied)
+        damaged = {segment_id for segment_id, _offset in judge.quarantine}
+        copies = tuple(i for i in sorted(damaged) if self.segment_data[i].strip(b"\0")) if salvaging else ()
         moved = () if salvaging else tuple(judge.quarantine)
         return Verdict(
             torn=tuple(judge.torn_found),

@@ -1098,9 +1098,7 @@ class Store:
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
-        if recovery.journals_pending:
-            self._unsettled_journals = recovery.settle_journals
-        if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live (rule 12)
+        if recovery.compaction_needed:  # a damaged compacted file or a salvaged log: rewrite what is live (rule 12)
             try:
                 self.compact()
             except KvError:
@@ -1109,6 +1107,12 @@ class Store:
                 self._transition(State.CLOSED)  # the caller never gets this store: release it
                 self._close_files()
                 raise
+        # Only now, after that compaction's commit: a journal is settled by the first
+        # commit after `kv.open` returned (rule 9). Settled by the compaction's own
+        # commit, a crash later in the open lost the loss's only report: the compaction
+        # had removed the damage (found by the exhaustive run of salvage).
+        if recovery.journals_pending:
+            self._unsettled_journals = recovery.settle_journals
 
 
 def open(  # noqa: A001 - the library's entry point reads as kv.open
