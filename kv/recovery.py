@@ -181,7 +181,10 @@ class SegmentScan:
         return last if self.lsn_max_beyond is None else max(last, self.lsn_max_beyond)
 
 
-def _valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) -> FrameHeader | None:
+def valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) -> FrameHeader | None:
+    """The header of the frame at `offset` when the frame passes every check: its segment
+    id, its kind, its place (a log segment's first frame, only it, at offset 0) and its
+    CRC; else None."""
     header = decode_frame_header(data, offset)
     if header is None or header.segment_id != segment_id or header.compacted != compacted:
         return None
@@ -201,7 +204,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     offset = 0
     next_lsn: int | None = None
     while offset < len(data):
-        header = _valid_frame_at(data, offset, segment_id, compacted)
+        header = valid_frame_at(data, offset, segment_id, compacted)
         if header is None or (not compacted and next_lsn is not None and header.first_lsn != next_lsn):
             break
         frames.append((offset, header))
@@ -215,7 +218,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     scan.damage_after_last_frame = _nonzero_from(data, offset)
     position = data.find(MAGIC_BYTES, offset + 1)
     while position != -1:
-        header = _valid_frame_at(data, position, segment_id, compacted)
+        header = valid_frame_at(data, position, segment_id, compacted)
         if header is not None:
             scan.resume_offset = position
             break
@@ -223,7 +226,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     if scan.resume_offset is not None:
         position = scan.resume_offset
         while position < len(data):
-            header = _valid_frame_at(data, position, segment_id, compacted)
+            header = valid_frame_at(data, position, segment_id, compacted)
             if header is None:
                 break
             scan.frames_after_damage.append((position, header))
@@ -245,7 +248,7 @@ def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) 
     end = 0
     position = data.find(MAGIC_BYTES, position)
     while position != -1:
-        header = _valid_frame_at(data, position, segment_id, compacted)
+        header = valid_frame_at(data, position, segment_id, compacted)
         if header is None:
             position = data.find(MAGIC_BYTES, position + 1)
             continue

@@ -44,7 +44,7 @@ from kv.record import (
     FrameHeader,
     decode_frame_header,
 )
-from kv.recovery import Keydir, _valid_frame_at, apply_frames
+from kv.recovery import Keydir, apply_frames, valid_frame_at
 
 # A lost record is named by at most this many keys in a report (the rest are counted):
 # a damaged region of a 64 MiB segment can hold a million records.
@@ -69,7 +69,7 @@ def valid_frames_from(data: bytes, start: int, segment_id: int, compacted: bool)
     frames: list[tuple[int, FrameHeader]] = []
     position = data.find(MAGIC_BYTES, start)
     while position != -1:
-        header = _valid_frame_at(data, position, segment_id, compacted)
+        header = valid_frame_at(data, position, segment_id, compacted)
         if header is None:
             position = data.find(MAGIC_BYTES, position + 1)
             continue
@@ -143,10 +143,10 @@ def lost_ranges(first: int, last: int, taken: set[int]) -> list[tuple[int, int]]
 
 
 def keys_at_risk(keydir: Keydir, lsn_lost_max: int | None) -> tuple[bytes, ...]:
-    """Kept log keys whose newest kept record is older than a lost lsn (`lsn_lost_max`;
-    None: the lost lsns have no known end). Keys of the compacted file (negative file
-    keys) hold the only record compaction kept, so a lost log lsn can only be newer:
-    they are at risk too when older than it."""
+    """The kept keys whose newest kept record is older than the newest lost log lsn
+    (`lsn_lost_max`; None: the lost lsns have no known end, so every key): the lost
+    record there may have been a newer value or a delete of any of them. Keys of the
+    compacted file count too: a lost log lsn is newer than all of them."""
     return tuple(sorted(key for key, location in keydir.items() if lsn_lost_max is None or location[3] < lsn_lost_max))
 
 

@@ -178,3 +178,13 @@ def test_cli_names_its_own_flags_and_where_the_damage_went(tmp_path: Path) -> No
     assert (directory / "quarantine" / "00000001.seg.0").exists()
     both = _kv(str(directory), "--repair", "--salvage")
     assert both.returncode == 2 and b"not allowed with" in both.stderr
+
+
+def test_lost_ranges_and_keys_at_risk() -> None:
+    from kv.salvage import keys_at_risk, lost_ranges
+
+    assert lost_ranges(3, 10, {4, 5, 8}) == [(3, 3), (6, 7), (9, 10)]
+    assert lost_ranges(3, 4, {3, 4}) == []
+    keydir = {b"old": (1, 0, 40, 2, 0), b"new": (1, 40, 40, 9, 0), b"compacted": (-1, 0, 40, 1, 0)}
+    assert keys_at_risk(keydir, 5) == (b"compacted", b"old")
+    assert keys_at_risk(keydir, None) == (b"compacted", b"new", b"old")
