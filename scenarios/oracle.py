@@ -476,6 +476,8 @@ class Oracle:
             return  # unsynced or lost (never stored) writes may be gone too, and no report can count them
         gone = set(self.known(visible(self.model, recovered.at_us // 1000))) - set(recovered.state)
         gone -= {*recovered.unreadable, *recovered.expired_while_read}
+        if recovered.in_flight is not None:  # the interrupted operation may have landed: its deletes are no loss
+            gone -= set(recovered.in_flight.changes)
         if len(gone) > report.records_lost:
             raise Violation(
                 f"recovery reported {report.records_lost} records lost, but {len(gone)} acknowledged keys "
