@@ -132,7 +132,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--exhaustive",
         action="store_true",
-        help="crash opening, repair, compaction and close at every I/O of seven prepared stores (alone)",
+        help="crash opening, repair, salvage, compaction and close at every I/O of seven prepared stores (alone)",
     )
     group.add_argument(
         "--replay-failures",

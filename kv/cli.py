@@ -49,6 +49,7 @@ from kv.arguments import split_arguments as split_arguments  # the REPL's splitt
 from kv.commands import COMMANDS, CommandTable, kv_version
 from kv.errors import CorruptionDetected, IoError, KvError, StoreLocked
 from kv.io import ENTRY_POINT_GROUP, make_io
+from kv.opening import QUARANTINE_DIRECTORY
 from kv.replies import Bulk, ErrorReply, Integer, Map, Reply, SimpleString, error, text_bytes
 from kv.store import DURABILITY_MODES, Store
 from kv.store import open as open_store
@@ -327,10 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("directory", nargs="?", default="./kv-data", help="store directory (default ./kv-data)")
     parser.add_argument("--io", choices=("auto", "blocking", "uring"), default="auto", help="I/O backend")
     parser.add_argument("--durability", choices=DURABILITY_MODES, default="always", help="when writes are synced")
-    parser.add_argument(
+    repair = parser.add_mutually_exclusive_group()
+    repair.add_argument(
         "--repair",
         action="store_true",
-        help="on mid-log corruption, move the damaged data to quarantine/ and open the valid prefix",
+        help="on corruption, point-in-time repair: keep the log up to the first damage, move the damage and "
+        "everything after it to DIR/quarantine/",
+    )
+    repair.add_argument(
+        "--salvage",
+        action="store_true",
+        help="on corruption, salvage: keep every frame and record that passes its checks, copy the damaged files "
+        "to DIR/quarantine/, and name the lsns and keys lost",
     )
     parser.add_argument(
         "--read-only",
@@ -363,26 +372,43 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _open(arguments: argparse.Namespace) -> Store | None:
-    if arguments.read_only and arguments.repair:
-        print("kv: --read-only and --repair exclude each other (a repair writes to the store)", file=sys.stderr)
+    if arguments.read_only and (arguments.repair or arguments.salvage):
+        print("kv: --read-only excludes --repair and --salvage (both write to the store)", file=sys.stderr)
         return None
+    directory = arguments.directory
     try:
         store = open_store(
-            arguments.directory,
+            directory,
             io=make_io(arguments.io),
             durability=arguments.durability,
-            on_corruption="repair" if arguments.repair else "raise",
+            on_corruption="salvage" if arguments.salvage else "repair" if arguments.repair else "raise",
             read_only=arguments.read_only,
         )
-    except (StoreLocked, CorruptionDetected) as failure:
+    except CorruptionDetected as failure:
+        if failure.report is None:  # not a loss recovery can judge (not a store this library wrote)
+            print(f"kv: {failure}", file=sys.stderr)
+            return None
+        print(
+            f"kv: {directory} is damaged: {failure.report.summary()}\n"
+            f"kv: nothing was changed. Run again with --repair to keep the log up to the first damage "
+            f"(the rest moves to {directory}/quarantine/), or with --salvage to keep every intact record "
+            f"(the damaged files are copied to {directory}/quarantine/)",
+            file=sys.stderr,
+        )
+        return None
+    except StoreLocked as failure:
         print(f"kv: {failure}", file=sys.stderr)
         return None
     except KvError as failure:
-        print(f"kv: cannot open {arguments.directory}: {failure}", file=sys.stderr)
+        print(f"kv: cannot open {directory}: {failure}", file=sys.stderr)
         return None
-    if not store.recovery.clean:
+    report = store.recovery
+    if not report.clean:
         left = " (read-only: found in memory, nothing changed on disk)" if arguments.read_only else ""
-        print(f"kv: recovery: {store.recovery.summary()}{left}", file=sys.stderr)
+        print(f"kv: recovery: {report.summary()}{left}", file=sys.stderr)
+    if report.quarantined:
+        moved = ", ".join(f"{directory}/{name}" for name in report.quarantined)
+        print(f"kv: damaged data kept in {directory}/{QUARANTINE_DIRECTORY}/: {moved}", file=sys.stderr)
     return store
 
 

@@ -8,11 +8,12 @@ record's key, kind and location so opening does not read the values. A list's li
 elements are its push records, kept whole in lsn order (`kv.keydir` says why that order
 rebuilds the list).
 
-Install order (a file is trusted only after its directory entry is durable):
-write both as `.tmp`, sync both, rename the hint, rename the data file (the commit
-point), `sync_dir`; only then unlink the obsolete files and `sync_dir` again. A crash at
-any point leaves either the old files (plus `.tmp` debris, removed on open) or the new
-compacted file (plus obsolete files, removed on open).
+Install order (rule 11 of `kv.opening`; a file is trusted only after its directory
+entry is durable, rule 1): write both as `.tmp`, sync both, rename the hint, rename the
+data file (the commit point), `sync_dir`; only then unlink the obsolete files and
+`sync_dir` again. A crash at any point leaves either the old files (plus `.tmp` debris,
+removed on open) or the new compacted file (plus obsolete files, removed on open).
+File names are in `kv.files`.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ from operator import itemgetter
 
 from crc32c import crc32c
 
-from kv.errors import IoError
-from kv.io import File, Io, close_quietly
+from kv.files import TEMPORARY_SUFFIX, compacted_name, hint_name, write_temporary
+from kv.io import File, Io
 from kv.keydir import Keydir, ListEntry, apply_list_record
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES, KEY_SIZE_MAX_BYTES
 from kv.record import FRAME_FLAG_COMPACTED, FRAME_HEADER_SIZE, KIND_SET, KINDS_LIVE, RECORD_KIND_OFFSET, encode_frame
-
-COMPACTED_SUFFIX = ".compacted"
-HINT_SUFFIX = ".hint"
-TEMPORARY_SUFFIX = ".tmp"
 
 HINT_MAGIC = 0x544E4948  # "HINT"
 HINT_VERSION = 2  # 2 added the record kind (lists); version 1 hints (all sets) are read too
@@ -46,14 +43,6 @@ HINT_HEADER_SIZE = HINT_HEADER.size
 HintEntry = tuple[bytes, int, int, int, int, int]
 # A live record to compact: (key, the whole record as stored, lsn, expiry_ms)
 CompactedRecord = tuple[bytes, bytes, int, int]
-
-
-def compacted_name(segment_id: int) -> str:
-    return f"{segment_id:08d}{COMPACTED_SUFFIX}"
-
-
-def hint_name(segment_id: int) -> str:
-    return f"{segment_id:08d}{HINT_SUFFIX}"
 
 
 def encode_hint(segment_id: int, data_length: int, entries: list[HintEntry]) -> bytes:
@@ -71,7 +60,7 @@ def encode_hint(segment_id: int, data_length: int, entries: list[HintEntry]) -> 
 
 def decode_hint(data: bytes, segment_id: int, data_length: int) -> list[HintEntry] | None:
     """The entries of a hint file, or None when it is damaged or does not match its data
-    file (then the store scans the data file instead)."""
+    file (then the store scans the data file instead: rule 12)."""
     if len(data) < HINT_HEADER_SIZE:
         return None
     magic, version, _reserved, hint_segment, hint_length, count, crc = HINT_HEADER.unpack_from(data, 0)
@@ -139,21 +128,16 @@ def build_compacted(segment_id: int, records: Sequence[CompactedRecord]) -> Comp
 
 
 def install(io: Io, directory: str, segment_id: int, output: CompactionOutput) -> File:
-    """Write, sync and atomically install a compacted file and its hint; return a read
-    handle on the installed data file. Raises `IoError`; on error nothing is installed
-    unless the final rename landed (then recovery finds a complete, synced file)."""
+    """Write, sync and atomically install a compacted file and its hint (rule 11); return
+    a read handle on the installed data file. `kv.files.write_durably` in two halves: both
+    temporaries written and synced first, then the two renames share one directory sync,
+    the data file's rename last (the commit point: a compacted file without its hint is
+    read by a scan, rule 12). Raises `IoError`; on error nothing is installed unless the
+    final rename landed (then recovery finds a complete, synced file)."""
     data_path = f"{directory}/{compacted_name(segment_id)}"
     hint_path = f"{directory}/{hint_name(segment_id)}"
     for path, content in ((data_path, output.data), (hint_path, output.hint)):
-        temporary = io.open(path + TEMPORARY_SUFFIX, "w").result()
-        try:
-            io.truncate(temporary, 0).result()
-            io.write(temporary, 0, content).result()
-            io.sync(temporary).result()
-        except IoError:
-            close_quietly(io, temporary)
-            raise
-        io.close(temporary).result()
+        write_temporary(io, path + TEMPORARY_SUFFIX, content)
     io.rename(hint_path + TEMPORARY_SUFFIX, hint_path).result()
     io.rename(data_path + TEMPORARY_SUFFIX, data_path).result()
     io.sync_dir(directory).result()

@@ -9,76 +9,14 @@ succeeded.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
-from crc32c import crc32c
-
 from kv.errors import IoError
-from kv.io import File, Future, Io, close_quietly
-from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES, SEGMENT_ID_MAX
-from kv.marks import mark
+from kv.files import segment_name as segment_name  # re-exported: callers name segments through the log
+from kv.files import write_clean_marker
+from kv.io import File, Future, Io
+from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES
 from kv.record import FRAME_FLAG_SEGMENT_START, FRAME_HEADER_SIZE, encode_frame, encode_records
-
-SEGMENT_SUFFIX = ".seg"
-
-# The durable-extent marker (file CLEAN): it says "segment S was durable up to length
-# L". `close` writes it after its final sync, and opening writes it once recovery has
-# made the newest segment durable. Opening trusts the newest segment's bytes as durable
-# only when they match it. Otherwise they may be page-cache bytes a failed sync never
-# stored (fsyncgate), so opening writes them again and syncs. Damage before L is not a
-# torn write (a crash tears only what is written after L): recovery reports it as
-# corruption.
-#
-# The marker holds two copies, each with its own CRC: damage to one (a power loss
-# garbling the end of the file, a flipped bit) leaves the other, as file systems keep
-# spare superblocks. One copy alone (the older format) is read too.
-CLEAN_MARKER_NAME = "CLEAN"
-_CLEAN_MARKER = struct.Struct("<IIQ")
-_CLEAN_CRC = struct.Struct("<I")
-_CLEAN_COPY_SIZE = _CLEAN_MARKER.size + _CLEAN_CRC.size
-_CLEAN_COPIES = 2
-_CLEAN_MAGIC = 0x4E41454C  # "LEAN"
-
-
-def encode_clean_marker(segment_id: int, length: int) -> bytes:
-    body = _CLEAN_MARKER.pack(_CLEAN_MAGIC, segment_id, length)
-    return (body + _CLEAN_CRC.pack(crc32c(body))) * _CLEAN_COPIES
-
-
-def decode_clean_marker(data: bytes) -> tuple[int, int] | None:
-    """(segment id, durable length) from the first intact copy, or None when the marker
-    is absent or every copy is damaged."""
-    if len(data) not in (_CLEAN_COPY_SIZE, _CLEAN_COPY_SIZE * _CLEAN_COPIES):
-        return None
-    for start in range(0, len(data), _CLEAN_COPY_SIZE):
-        body = data[start : start + _CLEAN_MARKER.size]
-        if _CLEAN_CRC.unpack_from(data, start + _CLEAN_MARKER.size)[0] != crc32c(body):
-            continue
-        magic, segment_id, length = _CLEAN_MARKER.unpack(body)
-        if magic == _CLEAN_MAGIC:
-            return segment_id, length
-    mark("clean_marker_damaged")
-    return None
-
-
-def write_clean_marker(io: Io, directory: str, segment_id: int, length: int, sync_directory: bool) -> None:
-    """Record durably that segment `segment_id` is durable up to `length`; with
-    `sync_directory`, make the marker's directory entry durable too (needed when the
-    file is new). Raises `IoError`."""
-    marker = io.open(f"{directory}/{CLEAN_MARKER_NAME}", "w").result()
-    try:
-        io.write(marker, 0, encode_clean_marker(segment_id, length)).result()
-        io.sync(marker).result()
-    finally:
-        close_quietly(io, marker)
-    if sync_directory:
-        io.sync_dir(directory).result()
-
-
-def segment_name(segment_id: int) -> str:
-    assert 0 < segment_id <= SEGMENT_ID_MAX
-    return f"{segment_id:08d}{SEGMENT_SUFFIX}"
 
 
 @dataclass(slots=True)
@@ -159,8 +97,10 @@ class SegmentLog:
 
         The frame's `write` and the `sync`s are issued before any is awaited, so a
         backend can submit them together (io_uring links write -> fsync). The segment
-        rolls first when the frame would overflow it. Raises `IoError`; after an error
-        the caller must fail the store (nothing in the window may be trusted).
+        rolls first when the frame would overflow it. Records are durable only after the
+        sync, and in a new segment only after the directory sync too (rule 1). Raises
+        `IoError`; after an error the caller must fail the store (nothing in the window
+        may be trusted, rule 2).
         """
         written: Written | None = None
         write = zeros = None
@@ -211,7 +151,7 @@ class SegmentLog:
         file with zeros after that end (never overlapping the frame, so the two writes
         need no order). Overwriting allocated blocks lets `fdatasync` skip the metadata
         commit a growing file needs on every write; recovery treats an all-zero tail
-        as free space, not damage."""
+        as free space, not damage (rule 5)."""
         if end <= self.allocated_bytes or not self.preallocation_bytes:
             self.allocated_bytes = max(self.allocated_bytes, end)
             return None
@@ -221,7 +161,7 @@ class SegmentLog:
 
     def roll(self) -> None:
         """Seal the active segment (its preallocated tail cut, synced, so a later gap
-        means damage) and start the next."""
+        means damage: rule 5) and start the next."""
         # Always cut, even when nothing seems preallocated: after a failed sync the disk
         # may hold a longer file than the page cache shows, and zeros ending a sealed
         # segment would read as a lost frame.

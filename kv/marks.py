@@ -30,7 +30,7 @@ MARKS: dict[str, str] = {
     "damage_misplaced_frame": "a whole frame with a valid CRC in the wrong place at the log's end",
     "damage_where_recorded_durable": "damage before the length the CLEAN marker recorded durable",
     "segment_missing": "a log segment id is missing between two segments",
-    "log_start_missing": "no compacted file, and the log does not start at segment 1",
+    "log_start_missing": "the log does not start right after the compacted file (at segment 1 without one)",
     "newest_segment_missing": "the CLEAN marker names a newer segment than any found",
     "segment_lsn_gap": "a log segment does not start with the lsn expected next",
     "frame_segment_start_misplaced": "a frame header whose segment-start flag does not match its offset",
@@ -40,6 +40,9 @@ MARKS: dict[str, str] = {
     "hint_damaged": "the hint file fails its checks or does not match its data file: ignored",
     "hint_stale_removed": "a hint file of another compacted file found at open: removed",
     "compacted_file_damaged": "a compacted file with a damaged frame (copied to quarantine, rewritten)",
+    # salvage (kv.opening, kv.salvage)
+    "salvage_log": "salvage took back the intact frames past damage in the log (copied to quarantine, compacted)",
+    "salvage_compacted": "salvage kept every intact record of a damaged compacted file, damaged frames included",
     # leftovers of an interrupted compaction or rewrite, cleaned at open (kv.opening)
     "leftover_temporary_removed": "a .tmp file (a crash mid-install or mid-rewrite) removed at open",
     "leftover_compaction_inputs_removed": "segments or an older compacted file a compaction covers, removed at open",

@@ -13,6 +13,9 @@ Recovery keeps two failures apart:
   (the damaged ones and the valid ones after them that it cannot apply without breaking
   prefix consistency). In a compacted file every record is an independent live key, so
   only the damaged frames are lost; the hint file names their keys.
+
+The rules these judgements serve are numbered in `kv.opening` (rules 4, 5 and 6); the
+decisions built on these scans are `kv.judge`'s.
 """
 
 from __future__ import annotations
@@ -69,6 +72,13 @@ class Corruption:
     # False when no lsn past the damage could be read (unreadable or garbled frames at
     # the end of the log): then `records_lost` is a lower bound, not a count.
     count_known: bool = True
+    # Salvage (`kv.salvage`): the lsns lost exactly, as inclusive ranges (empty: the
+    # whole range lsn_first_lost..lsn_last_lost), the records taken back from past the
+    # damage, and the kept keys that may hold an older value than one lost ("lost
+    # newer value, older value kept").
+    lsn_ranges_lost: tuple[tuple[int, int], ...] = ()
+    records_salvaged: int = 0
+    keys_at_risk: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -107,10 +117,20 @@ class RecoveryReport:
             lost = f"{corruption.records_lost} records lost"
             if not corruption.count_known:
                 lost = f"at least {corruption.records_lost} records lost (the damaged frames cannot be counted)"
-            if corruption.lsn_first_lost is not None:
+            if corruption.lsn_ranges_lost:
+                lost += " (lsn " + ", ".join(f"{first}..{last}" for first, last in corruption.lsn_ranges_lost[:8])
+                lost += ", ...)" if len(corruption.lsn_ranges_lost) > 8 else ")"
+            elif corruption.lsn_first_lost is not None:
                 lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost})"
             if corruption.keys_lost:
                 lost += f", keys {list(corruption.keys_lost)[:8]}"
+            if corruption.records_salvaged:
+                lost += f"; {corruption.records_salvaged} intact records salvaged"
+            if corruption.keys_at_risk:
+                lost += (
+                    f"; {len(corruption.keys_at_risk)} keys may have lost a newer value (older value kept): "
+                    f"{list(corruption.keys_at_risk)[:8]}"
+                )
             parts.append(
                 f"corruption in {corruption.file_name} at offset {corruption.offset}: {corruption.detail}; {lost}"
             )
@@ -158,7 +178,10 @@ class SegmentScan:
         return last if self.lsn_max_beyond is None else max(last, self.lsn_max_beyond)
 
 
-def _valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) -> FrameHeader | None:
+def valid_frame_at(data: bytes, offset: int, segment_id: int, compacted: bool) -> FrameHeader | None:
+    """The header of the frame at `offset` when the frame passes every check: its segment
+    id, its kind, its place (a log segment's first frame, only it, at offset 0) and its
+    CRC; else None."""
     header = decode_frame_header(data, offset)
     if header is None or header.segment_id != segment_id or header.compacted != compacted:
         return None
@@ -178,7 +201,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     offset = 0
     next_lsn: int | None = None
     while offset < len(data):
-        header = _valid_frame_at(data, offset, segment_id, compacted)
+        header = valid_frame_at(data, offset, segment_id, compacted)
         if header is None or (not compacted and next_lsn is not None and header.first_lsn != next_lsn):
             break
         frames.append((offset, header))
@@ -192,7 +215,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     scan.damage_after_last_frame = _nonzero_from(data, offset)
     position = data.find(MAGIC_BYTES, offset + 1)
     while position != -1:
-        header = _valid_frame_at(data, position, segment_id, compacted)
+        header = valid_frame_at(data, position, segment_id, compacted)
         if header is not None:
             scan.resume_offset = position
             break
@@ -200,7 +223,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
     if scan.resume_offset is not None:
         position = scan.resume_offset
         while position < len(data):
-            header = _valid_frame_at(data, position, segment_id, compacted)
+            header = valid_frame_at(data, position, segment_id, compacted)
             if header is None:
                 break
             scan.frames_after_damage.append((position, header))
@@ -222,7 +245,7 @@ def _lsn_max_from(data: bytes, position: int, segment_id: int, compacted: bool) 
     end = 0
     position = data.find(MAGIC_BYTES, position)
     while position != -1:
-        header = _valid_frame_at(data, position, segment_id, compacted)
+        header = valid_frame_at(data, position, segment_id, compacted)
         if header is None:
             position = data.find(MAGIC_BYTES, position + 1)
             continue
@@ -238,8 +261,9 @@ def scan_confirmed(
 ) -> tuple[bytes, SegmentScan, bool]:
     """`scan_segment`, with damage confirmed: on damage the file is read again (up to
     READ_RETRIES_MAX times) and counts as damaged only once two reads in a row agree, so
-    a transient read error is not taken for damage on disk. Returns the bytes, their scan
-    and whether it can be trusted (False: the reads never agreed, and they showed damage)."""
+    a transient read error is not taken for damage on disk (rule 7 of `kv.opening`).
+    Returns the bytes, their scan and whether it can be trusted (False: the reads never
+    agreed, and they showed damage)."""
     scan = scan_segment(segment_id, data, compacted=compacted)
     for _ in range(READ_RETRIES_MAX):
         if scan.bad_offset is None:
@@ -291,6 +315,8 @@ def frames_in_damaged_tail(data: bytes, start: int, first_header: FrameHeader | 
 
 def apply_frames(data: bytes, frames: list[tuple[int, FrameHeader]], keydir: Keydir, file_key: int) -> tuple[int, int]:
     """Replay the records of valid frames onto `keydir`; return (records, highest lsn).
+    Only whole, valid frames come here: a frame is applied all or nothing (rule 13 of
+    `kv.opening`).
 
     The frame CRC was checked, so a record that does not fit its frame is a writer bug:
     asserted, not handled.

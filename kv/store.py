@@ -54,6 +54,7 @@ from kv.errors import (
     ValueTooLarge,
     WrongType,
 )
+from kv.files import LOCK_NAME, compacted_name, hint_name, segment_name, write_clean_marker
 from kv.io import File, Io, close_quietly, read_exact
 from kv.keydir import Entry, ListEntry, Location, apply_list_record, list_range
 from kv.limits import (
@@ -68,9 +69,9 @@ from kv.limits import (
     SEGMENT_SIZE_TARGET_BYTES,
     VALUE_SIZE_MAX_BYTES,
 )
-from kv.log import SegmentLog, Written, segment_name, write_clean_marker
+from kv.log import SegmentLog, Written
 from kv.marks import mark
-from kv.opening import OnCorruption, Recovery
+from kv.opening import ON_CORRUPTION_MODES, OnCorruption, Recovery
 from kv.ordered import Cursor, KeyIndex, keys_between, prefix_stop
 from kv.record import (
     FRAME_HEADER_SIZE,
@@ -99,7 +100,6 @@ _Value = TypeVar("_Value", bound=bytes | str)
 Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 
-LOCK_NAME = "LOCK"
 WRONG_TYPE = "Operation against a key holding the wrong kind of value"  # Redis's words
 _LOCK_ERRNOS = (errno.EWOULDBLOCK, errno.EAGAIN)  # flock says EWOULDBLOCK; EACCES is a permission error
 
@@ -305,7 +305,7 @@ class Store:
         return self._log
 
     def _fail(self) -> None:
-        """A write or sync failed: trust nothing in flight, refuse further writes."""
+        """A write or sync failed: trust nothing in flight, refuse further writes (rule 2)."""
         if self.state is State.OPEN:
             self._transition(State.READ_ONLY)
         if self._log is not None:
@@ -339,7 +339,7 @@ class Store:
             raise error
 
     def _write_clean_marker(self) -> None:
-        """After the final sync: record how far the newest segment is durable."""
+        """After the final sync: record how far the newest segment is durable (rule 3)."""
         log = self._log
         assert log is not None
         write_clean_marker(self.io, self.path, log.segment_id, log.write_offset, sync_directory=True)
@@ -781,8 +781,8 @@ class Store:
         self._staged_expiry.clear()
 
     def _settle_journals(self) -> None:
-        """The open's report reached the caller: its recovery journals are done. A
-        failure leaves them for the next open to report again (twice is safe)."""
+        """The open's report reached the caller: its recovery journals are done (rule 9).
+        A failure leaves them for the next open to report again (twice is safe)."""
         settle, self._unsettled_journals = self._unsettled_journals, None
         assert settle is not None
         with contextlib.suppress(IoError):
@@ -1173,7 +1173,8 @@ class Store:
 
         Raises `CorruptionDetected` (a live record failed its checksum; nothing changes),
         `IoError` (before the install point the store stays open and unchanged; after it
-        the store goes read-only and a reopen finishes the job).
+        the store goes read-only and a reopen finishes the job). The install order, and
+        the files removed only after it, are rule 11.
         """
         log = self._check_writable()
         self._commit(sync=True)
@@ -1205,7 +1206,7 @@ class Store:
         obsolete_names = [segment_name(segment_id) for segment_id in log.sealed]
         if self._compacted_file is not None:
             obsolete_files.append(self._compacted_file)
-            obsolete_names += [compaction.compacted_name(self._compacted_id), compaction.hint_name(self._compacted_id)]
+            obsolete_names += [compacted_name(self._compacted_id), hint_name(self._compacted_id)]
         log.sealed.clear()
         self._compacted_id, self._compacted_file = target_id, new_file
         try:
@@ -1358,7 +1359,7 @@ class Store:
             self._open_read_only()
             return
         # The directory itself is an entry of its parent: durable only once the parent
-        # is synced. One fsync per open, cheaper than finding out whether it is new.
+        # is synced (rule 1). One fsync per open, cheaper than finding out whether it is new.
         self.io.mkdir(self.path).result()
         self.io.sync_dir(_parent_directory(self.path)).result()
         try:
@@ -1380,9 +1381,7 @@ class Store:
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
-        if recovery.journals_pending:
-            self._unsettled_journals = recovery.settle_journals
-        if recovery.compaction_needed:  # repairing a damaged compacted file: rewrite what is live
+        if recovery.compaction_needed:  # a damaged compacted file or a salvaged log: rewrite what is live (rule 12)
             try:
                 self.compact()
             except KvError:
@@ -1391,6 +1390,12 @@ class Store:
                 self._transition(State.CLOSED)  # the caller never gets this store: release it
                 self._close_files()
                 raise
+        # Only now, after that compaction's commit: a journal is settled by the first
+        # commit after `kv.open` returned (rule 9). Settled by the compaction's own
+        # commit, a crash later in the open lost the loss's only report: the compaction
+        # had removed the damage (found by the exhaustive run of salvage).
+        if recovery.journals_pending:
+            self._unsettled_journals = recovery.settle_journals
 
     def _open_read_only(self) -> None:
         """Open without the lock and without writing (see `kv.open`, `read_only`):
@@ -1422,8 +1427,12 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     `io` defaults to the best backend here (io_uring if it works, else blocking).
     A torn tail is truncated and reported in `store.recovery`. Mid-log corruption
     raises `CorruptionDetected` (nothing changed on disk) unless `on_corruption` is
-    `"repair"`: then the damaged data and everything after it in the log is moved into
-    `quarantine/`, the valid prefix is kept, and `store.recovery` reports what was lost.
+    `"repair"` (point in time): then the damaged data and everything after it in the log
+    is moved into `quarantine/`, the valid prefix is kept, and `store.recovery` reports
+    what was lost; or `"salvage"` (`kv.salvage`): every frame and record that passes its
+    checks is kept, the damaged files are copied into `quarantine/` and compacted, and
+    `store.recovery` names the lsns and keys lost and the keys that may hold an older
+    value than one lost (`Corruption.keys_at_risk`).
     Raises `StoreLocked` when another writer has the store open, `IoError`.
 
     `read_only=True` opens an existing store without taking its lock (a writer may hold
@@ -1433,10 +1442,10 @@ def open(  # noqa: A001 - the library's entry point reads as kv.open
     `CorruptionDetected` (a repair writes: `on_corruption="repair"` is refused). What a
     writer commits after the open is not seen: reopen to see it.
     """
-    if on_corruption not in ("raise", "repair"):
-        raise InvalidArgument(f"on_corruption must be 'raise' or 'repair', not {on_corruption!r}")
-    if read_only and on_corruption == "repair":
-        raise InvalidArgument("a read-only open cannot repair: a repair writes to the store")
+    if on_corruption not in ON_CORRUPTION_MODES:
+        raise InvalidArgument(f"on_corruption must be 'raise', 'repair' or 'salvage', not {on_corruption!r}")
+    if read_only and on_corruption != "raise":
+        raise InvalidArgument("a read-only open cannot repair or salvage: both write to the store")
     if io is None:
         from kv.io import make_io
 

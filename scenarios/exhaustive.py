@@ -1,4 +1,4 @@
-"""Every crash point of opening, repair, compaction and close, ALICE-style.
+"""Every crash point of opening, repair, salvage, compaction and close, ALICE-style.
 
 Sampling misses short critical windows: a bug whose window is one I/O near the end of
 an open is never hit by a crash drawn within an open's first few dozen I/Os. Here, for
@@ -41,6 +41,7 @@ from typing import Literal
 import kv
 from io_backends.sim import SimulatedCrash
 from kv.errors import KvError
+from kv.opening import OnCorruption
 from kv.recovery import RecoveryReport
 from kv.store import Durability, Store
 from scenarios.exhaustive_stores import (
@@ -57,8 +58,9 @@ from scenarios.exhaustive_stores import (
 )
 from scenarios.workload import Model, Operation, apply, read_state, run_operation
 
-Action = Literal["open", "repair", "compact", "close"]
-ACTIONS: tuple[Action, ...] = ("open", "repair", "compact", "close")
+Action = Literal["open", "repair", "salvage", "compact", "close"]
+ACTIONS: tuple[Action, ...] = ("open", "repair", "salvage", "compact", "close")
+OPENS: tuple[Action, ...] = ("open", "repair", "salvage")  # the actions that are an open
 # A close is crashed with these `batch` writes unsynced (no virtual time passes between
 # them, far fewer than BATCH_OPERATIONS_MAX: the close's flush is their only sync).
 CLOSE_WRITES: tuple[Operation, ...] = (
@@ -143,11 +145,15 @@ class _Case:
     before: Model  # the state before the action (compact, close)
 
 
-def _on_corruption(prepared: PreparedStore, action: Action) -> Literal["raise", "repair"]:
+def _on_corruption(prepared: PreparedStore, action: Action) -> OnCorruption:
+    """Salvage opens every store with salvage (on a store without damage it must do what
+    an open does); repair only the damaged one."""
+    if action == "salvage":
+        return "salvage"
     return "raise" if action == "open" else "repair" if prepared.damaged else "raise"
 
 
-def _open(io: ExhaustiveIo, on_corruption: Literal["raise", "repair"], durability: Durability) -> Store:
+def _open(io: ExhaustiveIo, on_corruption: OnCorruption, durability: Durability) -> Store:
     return kv.open(
         STORE_DIRECTORY,
         io=io,
@@ -157,7 +163,7 @@ def _open(io: ExhaustiveIo, on_corruption: Literal["raise", "repair"], durabilit
     )
 
 
-def _recover(io: ExhaustiveIo, on_corruption: Literal["raise", "repair"]) -> tuple[Outcome, Store | None]:
+def _recover(io: ExhaustiveIo, on_corruption: OnCorruption) -> tuple[Outcome, Store | None]:
     """Open the store; its state, or the name of the typed error the open (or a read of
     the state it recovered) raised."""
     try:
@@ -179,7 +185,7 @@ def _recover(io: ExhaustiveIo, on_corruption: Literal["raise", "repair"]) -> tup
 def _setup(prepared: PreparedStore, action: Action, io: ExhaustiveIo) -> tuple[Store | None, Model]:
     """What runs, uncrashed, before the action: for compact and close, an open (and the
     close's unsynced writes). Returns the store and its state before the writes."""
-    if action in ("open", "repair"):
+    if action in OPENS:
         return None, {}
     store = _open(io, _on_corruption(prepared, action), "batch" if action == "close" else "always")
     before = read_state(store)
@@ -191,7 +197,7 @@ def _setup(prepared: PreparedStore, action: Action, io: ExhaustiveIo) -> tuple[S
 
 def _act(action: Action, store: Store | None, io: ExhaustiveIo, prepared: PreparedStore) -> Store | None:
     """Run the action; an open that refuses (a typed error) gives None."""
-    if action in ("open", "repair"):
+    if action in OPENS:
         try:
             return _open(io, _on_corruption(prepared, action), "always")
         except KvError:
@@ -210,7 +216,7 @@ def _reference(prepared: PreparedStore, action: Action) -> _Case:
     io = ExhaustiveIo(prepared.fresh_disk(), EVERYTHING_SURVIVES)
     store, before = _setup(prepared, action, io)
     start = len(io.trace)
-    if action not in ("open", "repair"):
+    if action not in OPENS:
         _act(action, store, io, prepared)
         reference = before if action == "compact" else _apply_all(before, CLOSE_WRITES)
         return _Case(prepared, action, len(io.trace) - start, io.trace[start:], reference, None, before)
@@ -228,7 +234,7 @@ def _reference(prepared: PreparedStore, action: Action) -> _Case:
 def _check_reference(case: _Case) -> list[str]:
     """The uncrashed open reports what the prepared store holds: a torn tail, a
     corruption (refused without repair), or nothing; and gives a legal state."""
-    if case.action not in ("open", "repair"):
+    if case.action not in OPENS:
         return []
     prepared, report = case.prepared, case.reported
     if prepared.damaged and case.action == "open":
@@ -236,7 +242,8 @@ def _check_reference(case: _Case) -> list[str]:
     if report is None or isinstance(case.reference, str):
         return [f"the open gave {case.reference}"]
     problems = []
-    if prepared.legal is not None and case.reference not in prepared.legal:
+    salvaged = prepared.damaged and case.action == "salvage"  # keeps more than any point-in-time state
+    if prepared.legal is not None and not salvaged and case.reference not in prepared.legal:
         problems.append(_difference(list(prepared.legal), case.reference))
     if prepared.damaged and not report.corruptions:
         problems.append(f"the damage was not reported as a corruption: {report.summary()}")
@@ -255,9 +262,11 @@ def _apply_all(model: Model, operations: Sequence[Operation]) -> Model:
 
 def _legal(case: _Case, completed: bool) -> list[Outcome]:
     """The outcomes a recovery may give after a crash (`completed`: the action returned)."""
-    if case.action in ("open", "repair"):
+    if case.action in OPENS:
         legal = case.prepared.legal
-        return [case.reference] if legal is None or completed else list(legal)
+        if legal is None or completed or (case.prepared.damaged and case.action == "salvage"):
+            return [case.reference]  # a salvage crashed anywhere salvages the same again
+        return list(legal)
     if case.action == "compact" or completed:
         return [case.reference]
     return [_apply_all(case.before, CLOSE_WRITES[:count]) for count in range(len(CLOSE_WRITES) + 1)]
@@ -353,13 +362,13 @@ def _run_point(case: _Case, point: int, survival: Survival, reopen_crash: int | 
         io.crash()
     io.crash_at_operation = None
     pending = io.survival.entries_pending[0] if io.survival.entries_pending else 0
-    inside_open = case.action in ("open", "repair") and not completed
+    inside_open = case.action in OPENS and not completed
     return _recover_checked(case, io, _legal(case, completed), inside_open, reopen_crash), pending
 
 
 def _reopen_crashes(case: _Case) -> list[int]:
     """The points at which an open's recovery is crashed once more."""
-    if case.action not in ("open", "repair"):
+    if case.action not in OPENS:
         return []
     return sorted({max(1, round(fraction * case.ios)) for fraction in REOPEN_CRASH_FRACTIONS})
 

@@ -29,6 +29,7 @@ from io_backends.sim.faults import (
     TailCorruption,
     TornWrite,
 )
+from kv.opening import OnCorruption
 from kv.store import Durability
 from scenarios.workload import WorkloadMix, weighted
 
@@ -54,6 +55,8 @@ class Scenario:
     # from this range (TigerBeetle's swarm draws its rates per seed the same way), so
     # the campaign covers rare and frequent faults alike. (1, 1): the plan as written.
     intensity_range: tuple[float, float] = (0.25, 4.0)
+    # How a seed with media faults opens the store: "repair" (point in time) or "salvage".
+    on_corruption: OnCorruption = "repair"
 
     def seed_defining_faults(self, plan: FaultPlan) -> tuple[str, ...]:
         """The defining faults `plan` can fire (swarm may have switched some off)."""
@@ -256,6 +259,17 @@ SCENARIOS: dict[str, Scenario] = {
             faults=MEDIA,
             crash_probability=0.005,
             defining_faults=("bit_flip.on_write", "bit_flip.at_rest", "read_corruption"),
+        ),
+        Scenario(
+            "salvage",
+            "the corruption scenario opened with on_corruption='salvage': every intact frame and record kept, "
+            "and a key that may hold an older value than one lost is named",
+            mix=WorkloadMix(weighted(compact=0.03, reopen=0.01)),
+            faults=MEDIA,
+            crash_probability=0.005,
+            crash_during_recovery_probability=0.1,
+            defining_faults=("bit_flip.on_write", "bit_flip.at_rest", "read_corruption"),
+            on_corruption="salvage",
         ),
         Scenario(
             "completion_corruption",

@@ -21,7 +21,7 @@ import kv
 from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
-from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY
+from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY, OnCorruption
 from kv.store import Durability, State, Store, VerifyReport
 from scenarios.operations import Expiring, Model, Operation, ReadOnlyView, ScanRequest, kind_of, read_value, shown
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
@@ -133,12 +133,14 @@ class Harness:
         segment_size_target_bytes: int = 16 * 1024,
         keep_timeline: bool = False,
         header: str = "",
+        on_corruption: OnCorruption = "repair",
     ) -> None:
         self.scenario = scenario
+        self.on_corruption: OnCorruption = on_corruption  # once a media fault is on
         self.durability: Durability = durability
         self.segment_size_target_bytes = segment_size_target_bytes
         self.io = io
-        self.oracle = Oracle(durability)
+        self.oracle = Oracle(durability, salvage=on_corruption == "salvage")
         self.note_faults()
         self.result = SeedResult(scenario, 0, 0, durability)
         # Every event, in order, hashed once at the end (`trace_hash`): a step as a tuple
@@ -318,7 +320,7 @@ class Harness:
             STORE_DIRECTORY,
             io=self.io,
             durability=self.durability,
-            on_corruption="repair" if self.oracle.media else "raise",
+            on_corruption=self.on_corruption if self.oracle.media else "raise",
             segment_size_target_bytes=self.segment_size_target_bytes,
         )
 
@@ -767,6 +769,7 @@ def _record(
         scenario.segment_size_target_bytes,
         keep_timeline,
         header=f"seed {seed} operations {count} ",
+        on_corruption=scenario.on_corruption,
     )
     phase: list[int | None] = []  # the recovery decisions of the current step
 
@@ -836,6 +839,7 @@ def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
         schedule.segment_size_target_bytes,
         keep_timeline,
         header=f"seed {schedule.seed} operations {len(schedule.steps)} ",
+        on_corruption=SCENARIOS[schedule.scenario].on_corruption if schedule.scenario in SCENARIOS else "repair",
     )
     pending: list[int | None] = []
 

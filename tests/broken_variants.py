@@ -15,17 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from crc32c import crc32c
 
 import kv.compaction
 import kv.io
+import kv.judge
 import kv.opening
 import kv.ordered
+import kv.plan
 import kv.recovery
 import kv.store
 from kv.errors import IoError
+from kv.judge import LogJudge
 from kv.keydir import ListEntry, Location
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES
 from kv.log import SegmentLog, Written, segment_name
@@ -107,10 +111,20 @@ def no_sync_dir_for_new_segments() -> Iterator[None]:
     on the platter, but a power loss can forget that the file exists, and with it every
     write acknowledged into it.
     """
+    original_plan = kv.plan.plan_log_start  # what kv.opening calls
+
+    def plan_log_start(start: kv.plan.LogStart) -> tuple[list[kv.plan.Action], int, int]:
+        actions, segment_id, offset = original_plan(start)
+        if start.clean_marker_present and any(isinstance(action, kv.plan.CreateSegment) for action in actions):
+            # The open's sync of the directory was only for the segment it created.
+            actions = [action for action in actions if not isinstance(action, kv.plan.SyncDirectory)]
+        return actions, segment_id, offset
+
     with pytest.MonkeyPatch.context() as patch:
         # `SegmentLog` asks `directory_dirty` whether a commit must sync the directory:
         # make it always say no (assignments are ignored).
         patch.setattr(SegmentLog, "directory_dirty", property(lambda _self: False, lambda _self, _value: None))
+        patch.setattr(kv.opening, "plan_log_start", plan_log_start)  # and opening, once it created one
         yield
 
 
@@ -410,17 +424,15 @@ def torn_tail_as_corruption() -> Iterator[None]:
     Models a recovery that cannot tell an incomplete last write from media damage
     (RocksDB's `kAbsoluteConsistency` applied to the tail of the WAL).
     """
-    original = Recovery._torn
+    original = LogJudge._torn
 
-    def torn(
-        self: Recovery, segment_id: int, offset: int, kept: dict[int, tuple[kv.io.File, int]], records: int, size: int
-    ) -> None:
-        original(self, segment_id, offset, kept, records, size)
+    def torn(self: LogJudge, segment_id: int, offset: int, records: int, size: int) -> None:
+        original(self, segment_id, offset, records, size)
         tail = self.report.torn_tails.pop()
         self.report.corruptions.append(kv.recovery.Corruption(segment_name(segment_id), tail.offset, "torn tail"))
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Recovery, "_torn", torn)
+        patch.setattr(LogJudge, "_torn", torn)
         yield
 
 
@@ -431,31 +443,28 @@ def quarantine_reported_not_kept() -> Iterator[None]:
     Models a repair that promises the damaged data is kept for forensics and throws it
     away (an unlink where a rename was meant, a copy that was never written).
     """
-    original_move = Recovery._move_to_quarantine
+    original_move = Recovery._quarantine
     original_copy = Recovery._copy_tail
 
     def copy_tail(self: Recovery, source: str, offset: int | None, target: str) -> None:
         original_copy(self, source, offset, target)
         self.io.unlink(target).result()
 
-    def move(self: Recovery) -> None:
+    def move(self: Recovery, action: kv.plan.Quarantine) -> None:
         rename = self.io.rename
 
         def unlink_instead(source: str, destination: str) -> kv.io.Future[None]:
-            moving_data = f"/{kv.opening.QUARANTINE_DIRECTORY}/" in destination and not destination.rpartition("/")[
-                2
-            ].startswith((kv.opening.JOURNAL_PREFIX, kv.opening.TORN_JOURNAL_PREFIX))
-            return self.io.unlink(source) if moving_data else rename(source, destination)
+            return self.io.unlink(source)
 
         self.io.rename = unlink_instead  # type: ignore[method-assign]
         try:
-            original_move(self)
+            original_move(self, action)
         finally:
             self.io.rename = rename  # type: ignore[method-assign]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Recovery, "_copy_tail", copy_tail)
-        patch.setattr(Recovery, "_move_to_quarantine", move)
+        patch.setattr(Recovery, "_quarantine", move)
         yield
 
 
@@ -643,6 +652,22 @@ def conditional_set_checks_the_cache() -> Iterator[None]:
 
 
 @contextmanager
+def salvage_returns_stale_value() -> Iterator[None]:
+    """Salvage keeps every intact frame past the damage, but does not say which kept
+    keys may hold an older value than one it lost: a key whose newest record was in the
+    damaged frame comes back with the value before it, and the report names only the
+    lsns lost.
+
+    Models RocksDB's `kSkipAnyCorruptedRecords` taken at its word: the records that
+    pass their checks are replayed and the corrupted ones skipped, so an older value of
+    a key resurfaces where its newer one was destroyed, and nothing tells the caller.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.opening, "keys_at_risk", lambda _keydir, _lsn_lost_max: ())
+        yield
+
+
+@contextmanager
 def clean_marker_not_moved_at_roll() -> Iterator[None]:
     """The CLEAN marker is rewritten only at open and close, not when the log rolls to a
     new segment: it keeps naming an older segment while writes go to newer ones.
@@ -733,7 +758,7 @@ def expiry_lost_on_replay() -> Iterator[None]:
     drops the rest (an index rebuilt from a format whose TTL field came later): expired
     keys come back after a restart, and TTLs stop counting.
     """
-    original_apply_frames = kv.recovery.apply_frames  # opening calls it by its own name
+    original_apply_frames = kv.recovery.apply_frames  # opening and the judge call it by their own names
     original_decode_hint = kv.compaction.decode_hint
 
     def apply_frames(
@@ -750,8 +775,10 @@ def expiry_lost_on_replay() -> Iterator[None]:
         return None if entries is None else [(*entry[:4], 0, entry[5]) for entry in entries]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kv.opening, "apply_frames", apply_frames)
+        patch.setattr(kv.opening, "apply_frames", apply_frames)  # the compacted file
+        patch.setattr(kv.judge, "apply_frames", apply_frames)  # the log
         patch.setattr(kv.compaction, "decode_hint", decode_hint)
+        patch.setattr(kv.opening, "decode_hint", decode_hint)  # opening's own name for it
         yield
 
 
@@ -950,13 +977,14 @@ def read_only_recovery_writes() -> Iterator[None]:
     write-protected volume fails or makes things worse.
     """
 
-    def start_log_read_only(self: Recovery, kept: dict[int, tuple[kv.io.File, int]]) -> None:
-        self._change_disk()
-        self._start_log(kept, self.covered)
-        self._record_durable_extent()
+    original_init = Recovery.__init__
+
+    def init(self: Recovery, *arguments: Any, **options: Any) -> None:
+        original_init(self, *arguments, **options)
+        self.read_only = False  # the recovery of a writable open: plan, apply, a writer
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Recovery, "_start_log_read_only", start_log_read_only)
+        patch.setattr(Recovery, "__init__", init)
         yield
 
 
@@ -987,6 +1015,7 @@ VARIANTS: dict[str, Variant] = {
     "getdel_before_sync": getdel_before_sync,
     "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
     "clean_marker_not_moved_at_roll": clean_marker_not_moved_at_roll,
+    "salvage_returns_stale_value": salvage_returns_stale_value,
     "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
     "expiry_lost_on_replay": expiry_lost_on_replay,
     "ttl_from_the_clock_at_open": ttl_from_the_clock_at_open,

@@ -33,9 +33,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import kv.compaction
+import kv.files
+import kv.judge
 import kv.opening
 import kv.recovery
 import kv.store
+from kv.judge import LogJudge
 from kv.log import SegmentLog
 from kv.opening import Recovery
 from kv.store import Store
@@ -111,7 +114,19 @@ def test_variant_passes_without_faults(variant: str) -> None:
 
 
 def _patchable_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
-    for owner in (Store, SegmentLog, Recovery, kv.store, kv.opening, kv.recovery, kv.compaction):
+    owners = (
+        Store,
+        SegmentLog,
+        Recovery,
+        LogJudge,
+        kv.store,
+        kv.opening,
+        kv.judge,
+        kv.files,
+        kv.recovery,
+        kv.compaction,
+    )
+    for owner in owners:
         yield getattr(owner, "__name__", repr(owner)), dict(vars(owner))
 
 

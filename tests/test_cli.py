@@ -338,7 +338,7 @@ def test_console_script_read_only_recovers_in_memory_and_changes_nothing(tmp_pat
 
 def test_console_script_read_only_refuses_repair_and_a_missing_store(tmp_path: Path) -> None:
     both = _kv(str(tmp_path / "data"), "--read-only", "--repair", "GET", "k")
-    assert both.returncode == 1 and b"exclude each other" in both.stderr
+    assert both.returncode == 1 and b"excludes --repair and --salvage" in both.stderr
     missing = tmp_path / "missing"
     result = _kv(str(missing), "--io", "blocking", "--read-only", "GET", "k")
     assert result.returncode == 1 and b"cannot open" in result.stderr

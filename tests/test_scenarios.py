@@ -34,6 +34,7 @@ def test_the_scenarios_are_registered() -> None:
         "expiry",
         "queue",
         "corruption",
+        "salvage",
         "completion_corruption",
         "massive",
         "bulk",

@@ -8,7 +8,7 @@ import pytest
 
 import kv
 from io_backends.sim import SimIo
-from kv import compaction
+from kv import compaction, files
 from kv.errors import InvalidArgument
 from kv.store import Durability, Store
 
@@ -153,7 +153,7 @@ def test_compaction_drops_expired_keys_and_no_older_value_comes_back(durability:
         assert all(location[4] == 0 or key == b"later" for key, location in store._keydir.items())
         assert len(store._keydir) == 5  # the expired keys' entries are gone from memory too
     names = io.disk.directories["/db"].entries
-    [hint] = [name for name in names if name.endswith(compaction.HINT_SUFFIX)]
+    [hint] = [name for name in names if name.endswith(files.HINT_SUFFIX)]
     with _open(io) as store:  # from the hint
         assert store.recovery.hint_files_used == 1
         assert store.keys() == [b"k4", b"k5", b"k6", b"k7", b"later"] and store.get(b"k0") is None
@@ -176,8 +176,8 @@ def test_hint_entries_carry_the_expiry() -> None:
         store.compact()
         expiry_ms = store.pexpiretime(b"a")
     names = io.disk.directories["/db"].entries
-    [hint] = [name for name in names if name.endswith(compaction.HINT_SUFFIX)]
-    [compacted] = [name for name in names if name.endswith(compaction.COMPACTED_SUFFIX)]
+    [hint] = [name for name in names if name.endswith(files.HINT_SUFFIX)]
+    [compacted] = [name for name in names if name.endswith(files.COMPACTED_SUFFIX)]
     hint_file = io.open(f"/db/{hint}", "r").result()
     data_file = io.open(f"/db/{compacted}", "r").result()
     hint_bytes = io.read(hint_file, 0, io.size(hint_file).result()).result()

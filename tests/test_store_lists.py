@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import kv
 from io_backends.sim import SimIo
-from kv import compaction
+from kv import compaction, files
 from kv.errors import BatchTooLarge, InvalidArgument, WrongType
 from kv.io import File, Future
 from kv.limits import FRAME_PAYLOAD_SIZE_MAX_BYTES
@@ -132,7 +132,7 @@ def test_compaction_and_the_hint_keep_every_list_in_order() -> None:
     with _open(io) as store:  # from the hint
         assert store.stats().recovery.hint_files_used == 1
         assert store.lrange(b"q", 0, -1) == [b"y", b"a", b"b", b"c"] and store.get(b"s") == b"v"
-    [hint] = [name for name in _names(io) if name.endswith(compaction.HINT_SUFFIX)]
+    [hint] = [name for name in _names(io) if name.endswith(files.HINT_SUFFIX)]
     io.unlink(f"/db/{hint}").result()
     with _open(io) as store:  # from the compacted file itself
         assert store.lrange(b"q", 0, -1) == [b"y", b"a", b"b", b"c"] and store.get(b"s") == b"v"
