@@ -29,6 +29,7 @@ from kv.errors import KvError
 from kv.session import ServerConfig, Session
 
 MAX_CLIENTS_DEFAULT = 10_000
+BATCH_INTERVAL_S = 0.010  # the library's BATCH_INTERVAL_MS_MAX
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 
 
@@ -79,6 +80,8 @@ class Connection(asyncio.Protocol):
         tick = self.session.receive(data)
         if tick.shutdown:
             self.server.shutdown_requested = True
+        if tick.wrote and self.server.options.durability == "batch":
+            self.server.sync_soon()
         if tick.wrote or self.server.waiting:
             self.server.wait_for_sync(self, tick.close)
         else:
@@ -120,6 +123,7 @@ class Server:
     shutdown_requested: bool = False
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     syncs: int = 0
+    batch_timer: asyncio.TimerHandle | None = None
 
     @property
     def group_commit(self) -> bool:
@@ -151,6 +155,18 @@ class Server:
                 durable, failure = False, f"the write could not be made durable: {error}"
         for connection, close in waiting.items():
             connection.send(durable, close, failure)
+
+    def sync_soon(self) -> None:
+        """`batch` mode: the store checks its time bound only when called, so a write
+        that no other follows is synced BATCH_INTERVAL_S after it, by a timer."""
+        if self.batch_timer is None:
+            self.batch_timer = asyncio.get_running_loop().call_later(BATCH_INTERVAL_S, self._batch_sync)
+
+    def _batch_sync(self) -> None:
+        self.batch_timer = None
+        with contextlib.suppress(KvError):  # a failed sync leaves the store read-only: writes say so
+            self.store.flush()
+            self.syncs += 1
 
     def stop(self) -> None:
         self.stopped.set()

@@ -75,12 +75,20 @@ at any I/O, including one during opening itself. Code that enforces a rule says 
 
 (12) A hint is a shortcut, never a source of truth: it is used only when intact and
      matching its data file; a missing, damaged or unreadable hint costs a scan. In a
-     compacted file every record is an independent live key, so damage loses only the
+     compacted file every record is an independent live key (or one element of a list:
+     its live push records, in lsn order, `kv.keydir`), so damage loses only the
      damaged frames; repair copies the file to quarantine and compacts what is live.
 
 (13) A frame is atomic: its CRC covers its segment id, first lsn and payload, so a torn,
      misdirected or stale frame fails as a whole, and no record of a failed frame is
      applied.
+
+(14) The log holds at most one written, unsynced frame, at its end: the writer syncs a
+     frame before it writes the next (`batch` mode every frame it writes, `none` mode
+     every full frame, a list operation and an atomic batch their own). A power loss
+     may keep a later unsynced write and lose an earlier one; with two unsynced frames
+     that leaves a hole between valid frames, which rule 6 must read as corruption.
+     With one, a crash tears or loses only the last frame (rule 4).
 
 The phases: `_scan_directory` and `_load_compacted`/`_replay_log` read (scan), the pure
 `kv.judge.LogJudge` decides (judge), `kv.plan` turns the verdict into a list of disk

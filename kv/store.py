@@ -18,11 +18,10 @@ Durability modes:
   written and synced, the rest only by `flush()` and `close()`. A crash may lose
   everything since the last flush.
 
-In every mode the log holds at most one written, unsynced frame, at its end: a crash
-can tear or lose that frame, never leave a hole between two frames that survived
-(which recovery could not tell from damage to synced data: the file system may keep a
-later unsynced write and lose an earlier one). `batch` mode syncs every frame it
-writes, `none` mode every full frame, and list operations sync their frame.
+In every mode the log holds at most one written, unsynced frame, at its end (rule 14
+of `kv.opening`): a crash can tear or lose that frame, never leave a hole between two
+frames that survived. `batch` mode syncs every frame it writes, `none` mode every full
+frame, and list operations and atomic batches sync their frame.
 """
 
 from __future__ import annotations
@@ -624,7 +623,7 @@ class Store:
         if size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
             raise BatchTooLarge(f"batch needs {size} bytes; one frame holds {FRAME_PAYLOAD_SIZE_MAX_BYTES}")
         if log.pending_bytes + size > FRAME_PAYLOAD_SIZE_MAX_BYTES:
-            self._commit(sync=True)  # one unsynced frame at most (see the module docstring)
+            self._commit(sync=True)  # one unsynced frame at most (rule 14 of kv.opening)
 
     # -- atomic batches (kv.batch: `with store.batch() as b: ...`) -----------------------
 
@@ -683,7 +682,7 @@ class Store:
 
         log = self._check_writable()
         if log.pending_bytes + records_size_bytes(records) > FRAME_PAYLOAD_SIZE_MAX_BYTES:
-            self._commit(sync=True)  # the pending frame first: the batch stays whole, one unsynced frame at most
+            self._commit(sync=True)  # the pending frame first: the batch stays whole (rule 14)
         for key, value, expiry_ms in records:
             if value is None:
                 log.append(KIND_DELETE, [key], [b""])
@@ -754,7 +753,7 @@ class Store:
                     mark("batch_sync_by_frame_size")
                 self._commit(sync=True)
         elif log.pending_bytes >= FRAME_PAYLOAD_SIZE_TARGET_BYTES:
-            self._commit(sync=True)  # a full frame is synced: the log holds one unsynced frame at most
+            self._commit(sync=True)  # a full frame is synced: one unsynced frame at most (rule 14)
 
     def _commit(self, sync: bool) -> None:
         log = self._log
@@ -1162,7 +1161,7 @@ class Store:
 
     def _commit_list_write(self, key: bytes) -> None:
         """Write and sync the frame holding a list operation (and whatever was staged
-        before it); the keydir moves once it is durable."""
+        before it); the keydir moves once it is durable (rule 14 of kv.opening)."""
         self._cache_drop(key)  # an expired string's value may be cached under the key
         self._commit(sync=True)
 

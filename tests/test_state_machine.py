@@ -29,7 +29,7 @@ SEARCH = settings(
 STEPS_MAX = {"ack_before_sync": 4}
 HEADER_LINES = ("state = ", "state.start(", "state.teardown(")
 SEARCHES = 4
-SHRINK_SECONDS_MAX = 20
+SHRINK_SECONDS_MAX = 8
 # Within that budget most variants shrink to 2-8 steps; a few (slow examples full of
 # compactions) stop early, so the bound for them only says the example stayed readable.
 STEPS_MAX_OTHERS = 20
@@ -87,6 +87,16 @@ MACHINE_VARIANTS = sorted(
         "push_split_across_frames",
         "compaction_reorders_lists",
         "none_mode_full_frames_unsynced",  # needs megabytes between syncs
+        # the machine has no clock, no batches, no scans, no read-only opens and no
+        # salvage: 4 searches of 1,000 examples do not find these (measured)
+        "batch_split_across_frames",
+        "compaction_lets_an_older_value_win",
+        "cursor_skips_the_key_after_a_step",
+        "expiry_lost_on_replay",
+        "read_only_recovery_writes",
+        "salvage_returns_stale_value",
+        "scan_skips_last_key",
+        "ttl_from_the_clock_at_open",
     }
 )
 
