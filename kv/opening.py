@@ -296,14 +296,22 @@ class Recovery:
             truncations=tuple(judge.truncations),
             quarantine=moved,
             compacted_damaged=self.compacted_id if self.compacted_damaged else 0,
+            # A loss with nothing to move (a file the directory lost) is journaled too:
+            # the open then rewrites the marker and starts the log, which erases the
+            # evidence, so a crash before the report reaches the caller would leave the
+            # loss reported zero times (rule 9; found by salvage seed 379).
             repair_journal=(
                 repair_journal_text(self.report, self.corruptions_from_journals)
-                if moved or copies or self.compacted_damaged
+                if moved or copies or self.compacted_damaged or self._new_corruptions()
                 else b""
             ),
             obsolete=tuple(self.obsolete),
             copies=copies,
         )
+
+    def _new_corruptions(self) -> bool:
+        """This open found a loss itself (not only one its journals reported again)."""
+        return len(self.report.corruptions) > self.corruptions_from_journals
 
     def _salvage_log(self) -> None:
         """Take back, from every region point-in-time repair would give up, each frame

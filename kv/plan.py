@@ -147,7 +147,8 @@ def plan_changes(verdict: Verdict) -> list[Action]:
     if verdict.truncations:
         actions.append(WriteTornJournal(verdict.torn))
     actions += [Truncate(segment_id, offset) for segment_id, offset in verdict.truncations]
-    if verdict.quarantine or verdict.compacted_damaged or verdict.copies:
+    if verdict.quarantine or verdict.compacted_damaged or verdict.copies or verdict.repair_journal:
+        # (a journal alone: a loss with nothing to move, a file the directory lost)
         actions.append(WriteRepairJournal(verdict.repair_journal))
         order = sorted(verdict.quarantine, key=lambda item: (item[1] != 0, -item[0]))
         actions += [Quarantine(segment_name(segment_id), offset) for segment_id, offset in order]

@@ -12,6 +12,8 @@ from io_backends.sim.faults import EntryLoss, FaultPlan
 from kv.errors import CorruptionDetected
 from kv.log import segment_name
 from kv.store import Store
+from scenarios.runner import run_schedule
+from scenarios.schedule import Schedule
 
 DIRECTORY = "/db"
 
@@ -101,3 +103,40 @@ def test_a_lost_first_segment_after_a_compacted_file_is_reported() -> None:
     _lose(io, first)
     with pytest.raises(CorruptionDetected, match="are missing"):
         _store(io)
+
+
+LOST_FILE_THEN_CRASH_IN_OPEN = {
+    "format": 3,
+    "scenario": "salvage",
+    "seed": 379,
+    "sim_seed": 3611447006439754468,
+    "durability": "always",
+    "segment_size_target_bytes": 16384,
+    "faults": {
+        "crash_survival": {"prefix_probability": 0.334028172905114, "subset_probability": 0.22268544860340933},
+        "bit_flip": {
+            "on_write_probability": 0.00329838883440292,
+            "at_rest_probability": 0.08245972086007301,
+            "bits_max": 1,
+        },
+        "entry_loss": {"probability": 0.16974694070052782},
+    },
+    "opening_crashes": [],
+    "closing_crashes": [],
+    "steps": [
+        {"op": "set", "changes": [["key0021", "v0"]], "stream": 280},
+        {"op": "set", "changes": [["key0025", "v1"]], "stream": 281},
+        {"op": "delete", "changes": [["key0021", None]], "crash_after_ios": 1, "recovery_crashes": [24], "stream": 288},
+    ],
+}
+
+
+def test_a_loss_with_nothing_to_move_is_journaled_before_the_open_changes_the_disk() -> None:
+    """Salvage seed 379, shrunk by `sim_runner --shrink` to 3 steps: a crash loses the
+    newest segment's directory entry (EntryLoss); the next open reports it (the CLEAN
+    marker names a missing segment) but had nothing to move, so it wrote no repair
+    journal, then re-created the segment and rewrote the marker, and crashed before its
+    report reached the caller: the open after that found nothing wrong, and two
+    acknowledged keys were gone without a report. Now the loss is journaled first (rule 8)."""
+    result = run_schedule(Schedule.from_json(LOST_FILE_THEN_CRASH_IN_OPEN), keep_timeline=True)
+    assert result.passed, result.violation + "\n" + "\n".join(result.timeline)
