@@ -201,6 +201,12 @@ class LogJudge:
             mark("newest_segment_missing")
             detail = "the newest segment, which the CLEAN marker names, is missing"
             self._damaged(segment_name(self.newest_named), 0, detail)
+        elif self.newest_named > self.newest_taken:
+            # Damage came first, and whole newest segments are missing too: lsns past
+            # every one seen were lost, so the count is a lower bound (salvage, which
+            # keeps frames past the damage, then names every key at risk; found by
+            # salvage seed 432: an older value came back unnamed).
+            self.lost_uncounted = True
         if self.damaged_tail is not None and self.damage is None:
             dropped += self._quarantine_damaged_tail()
         if moved := [segment_id for segment_id, offset in self.quarantine if offset == 0]:
