@@ -218,6 +218,7 @@ class Recovery:
         self.newest_data: tuple[int, bytes] = (0, b"")  # the newest segment as read
         self.clean_marker: tuple[int, int] | None = None
         self.clean_marker_present = False
+        self.clean_marker_unknown = False
         self.compaction_needed = False  # a damaged compacted file or a salvaged log: rewritten once open
         self.compacted_damaged = False  # the compacted file is damaged: copied aside (rule 12)
         self.segment_data: dict[int, bytes] = {}  # salvage: every log segment as read
@@ -254,6 +255,7 @@ class Recovery:
         self.judge = LogJudge(
             self.keydir, self.report, self.clean_marker, self.lsn_max, expected_lsn, covered, newest_named
         )
+        self.judge.marker_unknown = self.clean_marker_unknown
         kept_files = self._replay_log(live)
         if self.report.corruptions and self.on_corruption == "raise":  # nothing changed yet (rule 7)
             raise CorruptionDetected(
@@ -532,15 +534,21 @@ class Recovery:
         return b"".join(blocks)
 
     def _read_clean_marker(self) -> tuple[int, int] | None:
+        """The marker's record, or None (as if the close was not clean: a rewrite, rule
+        3). A marker that exists but fails with EIO or does not decode (it is written by
+        rename, so only the medium damages it) leaves `clean_marker_unknown` set: it may
+        record the end of the newest segment durable, so damage there is not judged torn."""
         marker = self.io.open(self._path(CLEAN_MARKER_NAME), "r").result()
         try:
-            return decode_clean_marker(read_exact(self.io, marker, 0, CLEAN_MARKER_SIZE_MAX_BYTES))
+            decoded = decode_clean_marker(read_exact(self.io, marker, 0, CLEAN_MARKER_SIZE_MAX_BYTES))
         except IoError as error:
             if error.errno != errno.EIO:
                 raise
-            return None  # unreadable: as if the close was not clean, which only costs a rewrite (rule 3)
+            decoded = None
         finally:
             close_quietly(self.io, marker)
+        self.clean_marker_unknown = decoded is None
+        return decoded
 
     # apply -----------------------------------------------------------------------------
 
