@@ -20,18 +20,22 @@ at any I/O, including one during opening itself. Code that enforces a rule says 
 
 (3) The CLEAN marker says "segment S is durable up to length L". `close` writes it after
     its final sync; every open writes it once the newest segment is durable. Damage in
-    S before L is corruption, never a torn tail. A missing, damaged or unreadable marker
-    means only "not known durable", which costs one rewrite (rule 2). The marker also
-    names the newest segment: the log rewrites it at each roll, after the new segment's
-    entry is durable and before any write there is acknowledged, so an open that finds
-    no segment as new as the one named reports the newest segments lost.
+    S before L is corruption, never a torn tail. A missing marker means only "not known
+    durable", which costs one rewrite (rule 2). A damaged or unreadable one (it is
+    written by rename, so only the medium damages it) costs that rewrite too, and may
+    have recorded anything durable: damage at the end of the newest segment is then
+    corruption, not a torn tail. The marker also names the newest segment: the log
+    rewrites it at each roll, after the new segment's entry is durable and before any
+    write there is acknowledged, so an open that finds no segment as new as the one
+    named reports the newest segments lost.
 
 (4) A torn tail is the only damage that may be cut without repair: bad bytes ending the
     newest segment after its last valid frame, one frame at most (a single write), no
-    valid frame after them, readable, not a whole frame in the wrong place, and after
-    the length rule 3 recorded. In `always` mode it held nothing acknowledged. A sealed
-    segment's damaged tail is torn only when the next segment continues its lsns (then
-    it held no records). A torn tail is reported, and cut only after rule 8's journal.
+    valid frame after them, readable, not a whole frame in the wrong place, after the
+    length rule 3 recorded, and with a marker that could be read (or none at all). In
+    `always` mode it held nothing acknowledged. A sealed segment's damaged tail is torn
+    only when the next segment continues its lsns (then it held no records). A torn
+    tail is reported, and cut only after rule 8's journal.
 
 (5) Zeros after the last frame of the newest segment, past the recorded durable length,
     are preallocated free space, not damage. Sealing a segment cuts them and syncs before
