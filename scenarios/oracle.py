@@ -458,6 +458,8 @@ class Oracle:
         a crash alone tears only what was never acknowledged (or never synced)."""
         if not (recovered.report.torn_tails and self.media):
             return False
+        if named := [tail.segment_id for tail in recovered.report.torn_tails if tail.segment_id <= 0]:
+            raise Violation(f"the recovery report names a torn tail in segment {named[0]}, which no log has")
         if ledger is None:
             return True
         return any(

@@ -388,6 +388,8 @@ class Harness:
                 store = self.open()
             except KvError as error:
                 raise Violation(f"the store cannot be opened once the faults cleared: {error}") from error
+            except Exception as error:  # as in `_open_attempt`: an untyped error is a store bug
+                raise Violation(f"opening raised an untyped {type(error).__name__}: {error}") from error
             self.io.faults.plan = plan  # the outage is over; the faults come back (persistent ones cleared)
         self.result.recoveries += 1
         self.check_recovered(store, in_flight)

@@ -116,7 +116,7 @@ def test_the_state_machine_finds_and_shrinks_the_variant(name: str, monkeypatch:
         for seed in range(SEARCHES):
             try:
                 search(seed, VARIANT_DURABILITIES.get(name, ("always",)))
-            except (Violation, AssertionError) as error:
+            except Violation as error:  # the oracle's verdict (an untyped store error becomes one too)
                 caught = error
                 break
     assert caught is not None, f"{SEARCHES} searches of {SEARCH.max_examples} examples did not find {name}"
