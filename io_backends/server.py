@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 import kv
 from io_backends import make_io
 from kv.errors import KvError
+from kv.limits import BATCH_INTERVAL_MS_MAX
 from kv.session import ServerConfig, Session
 
 MAX_CLIENTS_DEFAULT = 10_000
-BATCH_INTERVAL_S = 0.010  # the library's BATCH_INTERVAL_MS_MAX
+BATCH_INTERVAL_S = BATCH_INTERVAL_MS_MAX / 1000
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 
 

@@ -1368,16 +1368,7 @@ class Store:
                 raise StoreLocked(f"{self.path} is open in another writer ({error})") from error
             raise
         recovery = Recovery(self.io, self.path, on_corruption, self.segment_size_target_bytes, self.recovery)
-        try:
-            recovery.run()
-        except BaseException:
-            self._transition(State.CLOSED)
-            self._close_files()
-            raise
-        assert recovery.log is not None
-        self._keydir, self._log = recovery.keydir, recovery.log
-        self._expiring = _expiring(self._keydir)
-        self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
+        self._adopt(recovery)
         self._transition(State.OPEN)
         self._last_sync_time = self.io.now()
         if recovery.compaction_needed:  # a damaged compacted file or a salvaged log: rewrite what is live (rule 12)
@@ -1396,10 +1387,9 @@ class Store:
         if recovery.journals_pending:
             self._unsettled_journals = recovery.settle_journals
 
-    def _open_read_only(self) -> None:
-        """Open without the lock and without writing (see `kv.open`, `read_only`):
-        recovery in memory only, then READ_ONLY, where every write is refused."""
-        recovery = Recovery(self.io, self.path, "raise", self.segment_size_target_bytes, self.recovery, read_only=True)
+    def _adopt(self, recovery: Recovery) -> None:
+        """Run recovery and take over what it found (the keydir, the log, the compacted
+        file); on any failure the store is closed and every file it opened released."""
         try:
             recovery.run()
         except BaseException:
@@ -1410,6 +1400,12 @@ class Store:
         self._keydir, self._log = recovery.keydir, recovery.log
         self._expiring = _expiring(self._keydir)
         self._compacted_id, self._compacted_file = recovery.compacted_id, recovery.compacted_file
+
+    def _open_read_only(self) -> None:
+        """Open without the lock and without writing (see `kv.open`, `read_only`):
+        recovery in memory only, then READ_ONLY, where every write is refused."""
+        recovery = Recovery(self.io, self.path, "raise", self.segment_size_target_bytes, self.recovery, read_only=True)
+        self._adopt(recovery)
         self._transition(State.READ_ONLY)
 
 
