@@ -27,6 +27,7 @@ import kv
 from io_backends import make_io
 from kv.errors import KvError
 from kv.limits import BATCH_INTERVAL_MS_MAX
+from kv.acl import parse_acl
 from kv.session import ServerConfig, Session
 
 MAX_CLIENTS_DEFAULT = 10_000
@@ -48,11 +49,26 @@ class Options:
     io: str = "auto"
     max_clients: int = MAX_CLIENTS_DEFAULT
     timeout_seconds: float = 0.0
+    acl_file: str | None = None
 
 
-def check_protected_mode(bind: str, password: str | None) -> None:
-    """Refuse a bind reachable from other hosts without a password (Redis's protected mode)."""
-    if password is not None:
+def server_config(options: Options) -> ServerConfig:
+    """The sessions' shared configuration; reads `--acl-file` (`AclError` naming the
+    bad line, `KvError` when it cannot be read)."""
+    if options.acl_file is None:
+        return ServerConfig(options.password, options.durability)
+    try:
+        with open(options.acl_file, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as failure:
+        raise KvError(f"cannot read the ACL file {options.acl_file}: {failure}") from None
+    return ServerConfig(None, options.durability, parse_acl(text, options.acl_file))
+
+
+def check_protected_mode(bind: str, config: ServerConfig) -> None:
+    """Refuse a bind reachable from other hosts where a client needs no password
+    (Redis's protected mode)."""
+    if config.users().open_default is None:
         return
     try:
         loopback = ipaddress.ip_address(bind).is_loopback
@@ -60,7 +76,7 @@ def check_protected_mode(bind: str, password: str | None) -> None:
         loopback = bind == "localhost"
     if not loopback:
         raise ProtectedMode(
-            f"refusing to listen on {bind} without a password (protected mode): set --requirepass, or bind 127.0.0.1"
+            f"refusing to listen on {bind} without a password (protected mode): set --requirepass or an --acl-file without an open default user, or bind 127.0.0.1"
         )
 
 
@@ -181,10 +197,11 @@ class _Refused(asyncio.Protocol):
 
 
 async def _serve(options: Options, ready: asyncio.Future[int] | None = None) -> None:
-    check_protected_mode(options.bind, options.password)
+    config = server_config(options)
+    check_protected_mode(options.bind, config)
     store_durability = "none" if options.durability == "always" else options.durability
     store = kv.open(options.directory, io=make_io(options.io), durability=store_durability)  # type: ignore[arg-type]
-    server = Server(options, store, ServerConfig(options.password, options.durability))
+    server = Server(options, store, config)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(server.connection, options.bind, options.port, reuse_address=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -226,7 +243,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=6379, help="TCP port (default 6379; 0: any free port)")
     parser.add_argument("--durability", choices=kv.DURABILITY_MODES, default="always")
-    parser.add_argument("--requirepass", metavar="PASSWORD", help="clients must AUTH with it first")
+    users = parser.add_mutually_exclusive_group()
+    users.add_argument("--requirepass", metavar="PASSWORD", help="clients must AUTH with it first")
+    users.add_argument("--acl-file", metavar="FILE", help="users, their passwords, commands and keys (kv.acl)")
     parser.add_argument("--io", choices=("auto", "blocking", "uring"), default="auto", help="I/O backend")
     parser.add_argument("--maxclients", type=int, default=MAX_CLIENTS_DEFAULT, help="connections at most")
     parser.add_argument("--timeout", type=float, default=0.0, help="close a client idle this many seconds (0: never)")
@@ -241,5 +260,6 @@ def main(argv: list[str]) -> int:
             arguments.io,
             arguments.maxclients,
             arguments.timeout,
+            arguments.acl_file,
         )
     )

@@ -25,23 +25,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kv.commands import COMMANDS, Flag, kv_version
-from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bytes_text, error
+from kv.acl import CATEGORIES, Acl, User, refusal
+from kv.commands import COMMANDS, Command, Flag, kv_version
+from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bulk_array, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
 
 NO_AUTH = ErrorReply("NOAUTH", "Authentication required.")
+HELLO_NO_AUTH = ErrorReply(
+    "NOAUTH",
+    "HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> "
+    "option can be used to authenticate the client and select the RESP protocol version at the same time",
+)
 WRONG_PASSWORD = ErrorReply("WRONGPASS", "invalid username-password pair or user is disabled.")
 # The connection commands that run before authentication, as in Redis.
 _BEFORE_AUTH = frozenset({b"auth", b"hello", b"quit"})
+# Connection commands with subcommands: a refusal names both (`acl|whoami`), as Redis's.
+_CONTAINERS = frozenset({b"acl", b"client", b"config"})
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """What every session of a server shares: the password (None: no AUTH needed)."""
+    """What every session of a server shares: the password (None: no AUTH needed) or
+    the users of an ACL file (`kv.acl`; then `password` is None)."""
 
     password: str | None = None
     durability: str = "always"  # what the server promises (the store may run buffered)
+    acl: Acl | None = None
+
+    def users(self) -> Acl:
+        if self.acl is not None:
+            return self.acl
+        return Acl.open_to_all() if self.password is None else Acl.with_password(self.password)
 
 
 @dataclass
@@ -62,13 +77,19 @@ class Session:
     client_id: int
     protocol: int = 2
     name: bytes | None = None
-    authenticated: bool = False
+    user: User | None = None  # None until the client authenticates
     parser: RequestParser = field(default_factory=RequestParser)
     _replies: list[Reply] = field(default_factory=list)
     _closing: bool = False
+    _acl: Acl = field(init=False)
 
     def __post_init__(self) -> None:
-        self.authenticated = self.config.password is None
+        self._acl = self.config.users()
+        self.user = self._acl.open_default
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user is not None
 
     def receive(self, data: bytes) -> Tick:
         """Run every whole command in `data` (and what was buffered before it)."""
@@ -102,11 +123,15 @@ class Session:
             self._replies.append(NO_AUTH)
             return
         if own is not None:
-            self._replies.append(own(self, argv[1:], tick))
+            shown = name + b"|" + argv[1].lower() if name in _CONTAINERS and len(argv) > 1 else name
+            self._replies.append(self._refused(shown.decode("latin-1"), argv) or own(self, argv[1:], tick))
             return
         command = COMMANDS.resolve(argv)
         if isinstance(command, ErrorReply):
             self._replies.append(command)
+            return
+        if (refused := self._refused(command, argv)) is not None:
+            self._replies.append(refused)
             return
         reply = COMMANDS.execute(self.store, argv)
         if Flag.WRITE in command.flags:
@@ -115,20 +140,28 @@ class Session:
             tick.close = True
         self._replies.append(reply)
 
+    def _refused(self, command: Command | str, argv: list[bytes]) -> ErrorReply | None:
+        """Redis's NOPERM when the logged-in user may not run `argv` (rule `kv.acl`)."""
+        if self.user is None:  # AUTH, HELLO, QUIT before logging in
+            return None
+        reason = refusal(self.user, command, argv)
+        return None if reason is None else ErrorReply("NOPERM", reason)
+
     # -- the connection's own commands ------------------------------------------------------
 
     def _auth(self, arguments: list[bytes], tick: Tick) -> Reply:
         if len(arguments) not in (1, 2):
             return error("wrong number of arguments for 'auth' command")
-        if self.config.password is None:
+        if len(arguments) == 1 and self._acl.open_default is not None:
             return error(
                 "AUTH <password> called without any password configured for the default user. "
                 "Are you sure your configuration is correct?"
             )
-        user = arguments[0] if len(arguments) == 2 else b"default"
-        if user != b"default" or bytes_text(arguments[-1]) != self.config.password:
+        name = arguments[0] if len(arguments) == 2 else b"default"
+        user = self._acl.authenticate(name, arguments[-1])
+        if user is None:
             return WRONG_PASSWORD
-        self.authenticated = True
+        self.user = user
         return OK
 
     def _hello(self, arguments: list[bytes], tick: Tick) -> Reply:
@@ -150,7 +183,7 @@ class Session:
             else:
                 return error(f"Syntax error in HELLO option '{bytes_text(rest[0])}'")
         if not self.authenticated:
-            return NO_AUTH
+            return HELLO_NO_AUTH
         self.protocol = protocol
         fields: list[tuple[Reply, Reply]] = [
             (Bulk(b"server"), Bulk(b"kv")),
@@ -197,6 +230,20 @@ class Session:
         pairs = [(Bulk(name), Bulk(values[name])) for name in (a.lower() for a in arguments[1:]) if name in values]
         return Map(tuple(pairs))
 
+    def _acl_command(self, arguments: list[bytes], tick: Tick) -> Reply:
+        """ACL WHOAMI, USERS, LIST and CAT (the users are read-only: set in the file)."""
+        subcommand = arguments[0].lower() if len(arguments) == 1 else b""
+        assert self.user is not None
+        if subcommand == b"whoami":
+            return Bulk(self.user.name.encode())
+        if subcommand == b"users":
+            return bulk_array(sorted(name.encode() for name in self._acl.users))
+        if subcommand == b"list":
+            return bulk_array([user.describe().encode() for _, user in sorted(self._acl.users.items())])
+        if subcommand == b"cat":
+            return bulk_array(sorted(name.encode() for name in CATEGORIES))
+        return error(f"unknown subcommand or wrong number of arguments for '{bytes_text(subcommand)}'")
+
     def _quit(self, arguments: list[bytes], tick: Tick) -> Reply:
         tick.close = True
         return OK
@@ -212,6 +259,7 @@ _CONNECTION_COMMANDS: dict[bytes, Callable[[Session, list[bytes], Tick], Reply]]
     b"client": Session._client,
     b"select": Session._select,
     b"config": Session._config,
+    b"acl": Session._acl_command,
     b"quit": Session._quit,
     b"shutdown": Session._shutdown,
 }
