@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import kv
 from io_backends import make_io
+from kv.acl import parse_acl
 from kv.errors import KvError
 from kv.limits import BATCH_INTERVAL_MS_MAX
-from kv.acl import parse_acl
 from kv.session import ServerConfig, Session
 
 MAX_CLIENTS_DEFAULT = 10_000
@@ -76,7 +76,8 @@ def check_protected_mode(bind: str, config: ServerConfig) -> None:
         loopback = bind == "localhost"
     if not loopback:
         raise ProtectedMode(
-            f"refusing to listen on {bind} without a password (protected mode): set --requirepass or an --acl-file without an open default user, or bind 127.0.0.1"
+            f"refusing to listen on {bind} without a password (protected mode): set --requirepass, "
+            "or an --acl-file whose default user needs a password, or bind 127.0.0.1"
         )
 
 

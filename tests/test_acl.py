@@ -204,7 +204,9 @@ def _request(argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in argv)
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (apt-get install -y redis-server)")
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed (apt-get install -y redis-server)"
+)
 def test_kv_serve_allows_and_refuses_what_redis_server_does(tmp_path: Path) -> None:
     acl_file = tmp_path / "users.acl"
     acl_file.write_text(ACL_TEXT)
