@@ -29,6 +29,7 @@ from kv.commands import COMMANDS, Flag, kv_version
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
+from kv.transaction import Transaction
 
 NO_AUTH = ErrorReply("NOAUTH", "Authentication required.")
 WRONG_PASSWORD = ErrorReply("WRONGPASS", "invalid username-password pair or user is disabled.")
@@ -66,6 +67,7 @@ class Session:
     parser: RequestParser = field(default_factory=RequestParser)
     _replies: list[Reply] = field(default_factory=list)
     _closing: bool = False
+    transaction: Transaction = field(default_factory=Transaction)  # MULTI/EXEC (kv.transaction)
 
     def __post_init__(self) -> None:
         self.authenticated = self.config.password is None
@@ -100,6 +102,11 @@ class Session:
         own = _CONNECTION_COMMANDS.get(name)
         if not self.authenticated and name not in _BEFORE_AUTH:
             self._replies.append(NO_AUTH)
+            return
+        if self.transaction.takes(name):  # MULTI, EXEC, DISCARD and what is queued between them
+            reply, wrote = self.transaction.handle(self.store, argv)
+            tick.wrote = tick.wrote or wrote
+            self._replies.append(reply)
             return
         if own is not None:
             self._replies.append(own(self, argv[1:], tick))
