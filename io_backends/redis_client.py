@@ -88,7 +88,7 @@ def _response_error(error: redis.exceptions.ResponseError) -> KvError:
     """The `kv.errors` type of an error reply (redis-py strips the codes it knows)."""
     if isinstance(error, redis.exceptions.ReadOnlyError):
         return StoreReadOnly(str(error))
-    if isinstance(error, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError):
+    if isinstance(error, redis.exceptions.NoPermissionError):  # (a wrong password is a ConnectionError)
         return ConnectionFailed(f"the server refused the client: {error}")
     text = str(error)
     code, _space, message = text.partition(" ")
