@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -51,6 +52,8 @@ MGET_KEYS_MAX = 1000
 # keyspace this client would sort in memory.
 SCAN_STEPS_MAX = (1 << 32) // SCAN_COUNT
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
+# redis-py prefixes an error of a pipelined command with where it came from.
+_PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
 
 
 def _as_bytes(data: object, what: str) -> bytes:
@@ -90,7 +93,7 @@ def _response_error(error: redis.exceptions.ResponseError) -> KvError:
         return StoreReadOnly(str(error))
     if isinstance(error, redis.exceptions.NoPermissionError):  # (a wrong password is a ConnectionError)
         return ConnectionFailed(f"the server refused the client: {error}")
-    text = str(error)
+    text = _PIPELINE_NOTE.sub("", str(error), count=1)
     code, _space, message = text.partition(" ")
     if code == "WRONGTYPE":
         return WrongType(message)
@@ -328,7 +331,10 @@ class RedisBatch:
                     pipeline.set(arguments[0], arguments[1], px=arguments[2])
                 else:
                     getattr(pipeline, command)(*arguments)
-            replies = pipeline.execute()
+            replies = pipeline.execute(raise_on_error=False)
+            failures = [reply for reply in replies if isinstance(reply, Exception)]
+            if failures:  # the others were applied: EXEC has no rollback
+                raise failures[0]
         self.results = [bool(reply) for reply in replies]
 
 

@@ -63,6 +63,11 @@ class ClientBatch(Protocol):
     MULTI/EXEC). If the block raises, nothing is written. `results` is then each write's
     answer, in order (`set`: True; `delete`, `expire`: whether the key existed); None
     before the commit or after an abandoned block.
+
+    The exit raises what the writes would raise one by one. Only `expire` of a list can
+    fail once the arguments passed their checks: the embedded store then raises
+    `WrongType` with nothing written; `kv serve` raises `WrongType` too, but EXEC has
+    no rollback, so the batch's other writes were applied; Redis sets the expiry.
     """
 
     results: list[bool] | None
@@ -227,6 +232,8 @@ class StoreClient:
         return self.store.llen(_as_bytes(key, "key"))
 
     def lrange(self, key: Key, start: int = 0, stop: int = -1) -> list[bytes]:
+        if type(start) is not int or type(stop) is not int:
+            raise InvalidArgument(f"start and stop must be ints, not {start!r}, {stop!r}")
         return self.store.lrange(_as_bytes(key, "key"), start, stop)
 
     def scan(self, prefix: Key = b"", *, limit: int | None = None) -> list[tuple[bytes, bytes]]:

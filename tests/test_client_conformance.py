@@ -349,6 +349,9 @@ def test_bad_arguments_raise_invalid_argument(client: Client, ns: Callable[[str]
         lambda: client.set(ns("a"), b"v", ttl=0.0001),
         lambda: client.rpush(ns("list")),
         lambda: client.expire(ns("a"), "soon"),  # type: ignore[arg-type]
+        lambda: client.expire(ns("a"), math.nan),
+        lambda: client.lrange(ns("list"), "0", 1),  # type: ignore[arg-type]
+        lambda: client.scan(ns(""), limit=-1),
     ]
     for call in bad_calls:
         with pytest.raises(InvalidArgument):
@@ -436,3 +439,38 @@ def test_error_replies_map_to_kv_errors() -> None:
     for error, expected in cases:
         with pytest.raises(expected), _translated():
             raise error
+
+
+def test_expire_on_a_list_is_the_one_documented_difference(
+    request: pytest.FixtureRequest, client: Client, ns: Callable[[str], bytes]
+) -> None:
+    """README "Where they differ": the embedded store (and so `kv serve`) rewrites a
+    string to change its expiry and refuses a list; Redis sets a list's expiry."""
+    client.rpush(ns("list"), b"x")
+    if request.node.callspec.params["url"] == "redis-server":
+        assert client.expire(ns("list"), 60) is True
+        remaining = client.ttl(ns("list"))
+        assert remaining is not None and 59 < remaining <= 60
+    else:
+        with pytest.raises(WrongType):
+            client.expire(ns("list"), 60)
+        assert client.ttl(ns("list")) == math.inf
+    assert client.lrange(ns("list")) == [b"x"]
+
+
+def test_a_batch_expiring_a_list(request: pytest.FixtureRequest, client: Client, ns: Callable[[str], bytes]) -> None:
+    """The same difference inside a batch: all or nothing on the embedded store, EXEC's
+    no-rollback on `kv serve`, the expiry set on Redis."""
+    client.rpush(ns("list"), b"x")
+    kind = request.node.callspec.params["url"]
+    batch = client.batch()
+    if kind == "redis-server":
+        with batch:
+            batch.set(ns("s"), b"1")
+            batch.expire(ns("list"), 60)
+        assert batch.results == [True, True]
+        return
+    with pytest.raises(WrongType), batch:
+        batch.set(ns("s"), b"1")
+        batch.expire(ns("list"), 60)
+    assert client.get(ns("s")) == (b"1" if kind == "kv-serve" else None)
