@@ -474,3 +474,46 @@ def test_a_batch_expiring_a_list(request: pytest.FixtureRequest, client: Client,
         batch.set(ns("s"), b"1")
         batch.expire(ns("list"), 60)
     assert client.get(ns("s")) == (b"1" if kind == "kv-serve" else None)
+
+
+def _start_redis_server(*extra: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """A redis-server of the test's own (stop it with `_stop`)."""
+    assert REDIS_SERVER is not None
+    for _attempt in range(3):
+        port = _free_port()
+        arguments = ["--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", *extra]
+        process = subprocess.Popen([REDIS_SERVER, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if _wait_for_ping(port, process):
+            return port, process
+        _stop(process)
+    pytest.fail("redis-server did not start on a free port in 3 attempts")
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install -y redis-server)")
+def test_a_server_that_goes_away_raises_connection_failed() -> None:
+    port, process = _start_redis_server()
+    try:
+        client = kv.connect(f"redis://127.0.0.1:{port}/0?socket_timeout=2&socket_connect_timeout=2")
+        client.set(b"k", b"v")
+    finally:
+        _stop(process)
+    with pytest.raises(ConnectionFailed):
+        client.get(b"k")
+    client.close()
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install -y redis-server)")
+def test_a_read_only_replica_and_a_read_only_store_raise_store_read_only(redis_server_url: str, tmp_path: Path) -> None:
+    primary_port = redis_server_url.rsplit(":", 1)[1].split("/")[0]
+    port, process = _start_redis_server("--replicaof", "127.0.0.1", primary_port)
+    try:
+        with kv.connect(f"redis://127.0.0.1:{port}/0") as replica, pytest.raises(StoreReadOnly):
+            replica.set(b"k", b"v")
+    finally:
+        _stop(process)
+    kv.open(str(tmp_path / "store")).close()
+    with StoreClient("file://", kv.open(str(tmp_path / "store"), read_only=True), owns_io=False) as client:
+        with pytest.raises(StoreReadOnly):
+            client.set(b"k", b"v")
+        with pytest.raises(StoreReadOnly), client.batch() as batch:
+            batch.set(b"k", b"v")
