@@ -132,10 +132,12 @@ class RedisClient:
         self._key_size_max_bytes = key_size_max_bytes
         self._value_size_max_bytes = value_size_max_bytes
         self._closed = False
-        with _translated():
+        try:
             self._redis: redis.Redis = redis.Redis.from_url(
                 url, socket_timeout=TIMEOUT_SECONDS_DEFAULT, socket_connect_timeout=TIMEOUT_SECONDS_DEFAULT
             )
+        except ValueError as error:  # a port or an option redis-py cannot parse
+            raise InvalidArgument(f"cannot use {url!r}: {error}") from error
         try:
             with _translated():
                 self._redis.ping()

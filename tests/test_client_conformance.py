@@ -399,6 +399,8 @@ def test_urls_that_cannot_be_used(tmp_path: Path) -> None:
         "file:relative/path",
         f"file://{tmp_path}/s?durability=sometimes",
         f"file://{tmp_path}/s?color=blue",
+        "redis://127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379/0?socket_timeout=soon",
     ):
         with pytest.raises(InvalidArgument):
             kv.connect(bad)
