@@ -1,7 +1,8 @@
 """Implementations of `kv.io.Io`, chosen in one place: `make_io`.
 
 Names: `"blocking"` (plain `os` calls), `"uring"` (io_uring through liburing),
-`"sim"` (the seeded in-memory simulated disk) and `"auto"` (uring when the probe
+`"sim"` (the seeded in-memory simulated disk), `"memory"` (files in dicts, the real
+clock: `kv.connect("memory://")`) and `"auto"` (uring when the probe
 passes, else blocking with one warning line on stderr).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from kv.errors import KvError
 from kv.io import Io
 
-BACKEND_NAMES = ("auto", "blocking", "uring", "sim")
+BACKEND_NAMES = ("auto", "blocking", "uring", "sim", "memory")
 
 
 class BackendUnavailable(KvError):
@@ -34,6 +35,10 @@ def make_io(name: str = "auto", **options: Any) -> Io:
         from io_backends.sim import SimIo
 
         return SimIo(**options)
+    if name == "memory":
+        from io_backends.memory import MemoryIo
+
+        return MemoryIo(**options)
     if name in ("uring", "auto"):
         from io_backends.uring import UringIo, probe
 

@@ -5,17 +5,23 @@
         store.set(b"user:1", b"ada")
         store.get(b"user:1")  # b"ada"
 
+`kv.connect(url)` gives one client API over memory://, file:///path and redis://host:port
+(see `kv.client`).
+
 Every disk operation goes through a `kv.io.Io` backend (io_uring, blocking, or the
 simulator); see `kv.io` for the contract.
 """
 
+from kv.client import Client, ClientBatch, connect
 from kv.errors import (
     BatchTooLarge,
+    ConnectionFailed,
     CorruptionDetected,
     InvalidArgument,
     IoError,
     KeyTooLarge,
     KvError,
+    ServerError,
     StoreClosed,
     StoreLocked,
     StoreReadOnly,
@@ -29,6 +35,9 @@ from kv.store import DURABILITY_MODES, Durability, Stats, Store, VerifyReport, o
 __all__ = [
     "DURABILITY_MODES",
     "BatchTooLarge",
+    "Client",
+    "ClientBatch",
+    "ConnectionFailed",
     "Corruption",
     "CorruptionDetected",
     "Durability",
@@ -40,6 +49,7 @@ __all__ = [
     "KeyTooLarge",
     "KvError",
     "RecoveryReport",
+    "ServerError",
     "Stats",
     "Store",
     "StoreClosed",
@@ -49,5 +59,6 @@ __all__ = [
     "ValueTooLarge",
     "VerifyReport",
     "WrongType",
+    "connect",
     "open",
 ]

@@ -17,7 +17,7 @@ The rules of a line apply from left to right, as in Redis:
 - `+command` / `-command` allow or forbid one command, `+@category` / `-@category`
   every command of a category, `allcommands` is `+@all`, `nocommands` `-@all`;
   the categories are `all`, `read`, `write`, `admin`, `fast`, `slow`, `keyspace`,
-  `connection` and `dangerous`;
+  `connection`, `dangerous` and `transaction`;
 - `reset` starts the user over (`off`, no password, no key, no command).
 
 Unlike Redis, a file that does not name `default` leaves it `off`: with an ACL file
@@ -44,6 +44,7 @@ from kv.pattern import matcher
 
 # The connection's own commands (kv.session), which the command table does not hold.
 CONNECTION_COMMANDS = frozenset({"auth", "hello", "client", "select", "config", "quit", "shutdown", "acl"})
+TRANSACTION_COMMANDS = frozenset({"multi", "exec", "discard"})  # kv.transaction
 ALWAYS_ALLOWED = frozenset({"auth", "hello", "quit"})
 _DANGEROUS = frozenset({"shutdown", "config", "keys", "compact", "verify", "save", "acl", "info"})
 _KEYSPACE = frozenset(
@@ -58,7 +59,7 @@ class AclError(InvalidArgument):
 
 def _categories() -> dict[str, frozenset[str]]:
     table = {command.name: command.flags for command in COMMANDS}
-    every = frozenset(table) | CONNECTION_COMMANDS
+    every = frozenset(table) | CONNECTION_COMMANDS | TRANSACTION_COMMANDS
 
     def having(flag: Flag) -> frozenset[str]:
         return frozenset(name for name, flags in table.items() if flag in flags)
@@ -74,6 +75,7 @@ def _categories() -> dict[str, frozenset[str]]:
         "keyspace": _KEYSPACE,
         "connection": frozenset({"auth", "hello", "client", "select", "quit", "ping", "echo"}),
         "dangerous": _DANGEROUS,
+        "transaction": TRANSACTION_COMMANDS,
     }
 
 

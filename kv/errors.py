@@ -8,6 +8,8 @@ Errors say whose fault they are (the h11 habit):
 - `IoError`: the operating system (or the simulated disk) failed an operation. Carries
   `errno`, the operation name and the path. Also an `OSError`.
 - `StoreReadOnly`, `StoreLocked`, `StoreClosed`: the store's lifecycle refuses the call.
+- `ConnectionFailed`, `ServerError`: a `kv.connect("redis://...")` client lost its server,
+  or the server answered with an error no other type names.
 
 A broken invariant inside the store is an `AssertionError`, never one of these.
 """
@@ -91,3 +93,18 @@ class StoreLocked(KvError):
 
 class StoreClosed(KvError):
     """The store was closed."""
+
+
+class ConnectionFailed(KvError, ConnectionError):
+    """A `kv.connect` client could not reach its server, lost the connection, timed
+    out or was refused (a wrong password, too many clients). Whether a write sent just
+    before it was applied is unknown."""
+
+
+class ServerError(KvError):
+    """A server answered with an error no other type of this tree names (Redis's OOM,
+    say). `code` is the reply's first word (ERR, OOM, ...)."""
+
+    def __init__(self, message: str, code: str = "ERR") -> None:
+        super().__init__(message)
+        self.code = code

@@ -30,6 +30,7 @@ from kv.commands import COMMANDS, Command, Flag, kv_version
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bulk_array, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
+from kv.transaction import TRANSACTION_VERBS, Transaction
 
 NO_AUTH = ErrorReply("NOAUTH", "Authentication required.")
 HELLO_NO_AUTH = ErrorReply(
@@ -81,6 +82,7 @@ class Session:
     parser: RequestParser = field(default_factory=RequestParser)
     _replies: list[Reply] = field(default_factory=list)
     _closing: bool = False
+    transaction: Transaction = field(default_factory=Transaction)  # MULTI/EXEC (kv.transaction)
     _acl: Acl = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +124,14 @@ class Session:
         if not self.authenticated and name not in _BEFORE_AUTH:
             self._replies.append(NO_AUTH)
             return
+        if self.transaction.takes(name):  # MULTI, EXEC, DISCARD and what is queued between them
+            if (refused := self._refused_in_transaction(name, argv)) is not None:
+                self._replies.append(refused)
+                return
+            reply, wrote = self.transaction.handle(self.store, argv)
+            tick.wrote = tick.wrote or wrote
+            self._replies.append(reply)
+            return
         if own is not None:
             shown = name + b"|" + argv[1].lower() if name in _CONTAINERS and len(argv) > 1 else name
             self._replies.append(self._refused(shown.decode("latin-1"), argv) or own(self, argv[1:], tick))
@@ -139,6 +149,15 @@ class Session:
         if command.ends_session:
             tick.close = True
         self._replies.append(reply)
+
+    def _refused_in_transaction(self, name: bytes, argv: list[bytes]) -> ErrorReply | None:
+        """NOPERM for a transaction verb or a queued command the user may not run; a
+        refused command dooms the transaction (EXEC replies EXECABORT), as in Redis."""
+        target = name.decode("latin-1") if name in TRANSACTION_VERBS else COMMANDS.resolve(argv)
+        refused = None if isinstance(target, ErrorReply) else self._refused(target, argv)
+        if refused is not None and name not in TRANSACTION_VERBS:
+            self.transaction.doomed = True
+        return refused
 
     def _refused(self, command: Command | str, argv: list[bytes]) -> ErrorReply | None:
         """Redis's NOPERM when the logged-in user may not run `argv` (rule `kv.acl`)."""

@@ -44,10 +44,14 @@ def _make_backend(name: str, tmp_path: Path) -> Backend:
         directory = "/data"
         io.mkdir(directory).result()
         return Backend(io, directory)
+    if name == "memory":
+        io = make_io("memory")
+        io.mkdir("/data").result()
+        return Backend(io, "/data")
     return Backend(make_io(name), str(tmp_path))
 
 
-@pytest.fixture(params=["blocking", "uring", "sim"])
+@pytest.fixture(params=["blocking", "uring", "sim", "memory"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     made = _make_backend(request.param, tmp_path)
     yield made

@@ -215,3 +215,15 @@ def test_kv_serve_allows_and_refuses_what_redis_server_does(tmp_path: Path) -> N
     with server(tmp_path / "db", "--acl-file", str(acl_file)) as (port, _process):
         assert _outcomes(port) == expected
     assert sum(b"NOPERM" in outcome for outcome in expected) >= 6  # the test refuses things
+
+
+def test_a_command_refused_inside_multi_dooms_the_transaction(tmp_path: Path) -> None:
+    session = _session(tmp_path, "user default on nopass ~k* +@write +@transaction\n")
+    replies = _run(session, b"MULTI\r\n", b"SET k1 v\r\n", b"SET other v\r\n", b"EXEC\r\n")
+    keys = b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
+    assert replies == b"+OK\r\n+QUEUED\r\n" + keys + b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    assert session.store.get(b"k1") is None
+    session.store.close()
+    closed = _session(tmp_path, "user default on nopass ~* +set\n")
+    assert _run(closed, b"MULTI\r\n") == b"-NOPERM this user has no permissions to run the 'multi' command\r\n"
+    closed.store.close()
