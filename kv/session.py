@@ -22,7 +22,7 @@ connection closes after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kv.commands import COMMANDS, Flag, kv_version
@@ -55,7 +55,7 @@ class Tick:
     shutdown: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     store: Store
     config: ServerConfig
@@ -87,13 +87,26 @@ class Session:
         self._closing = tick.close
         return tick
 
-    def reply_bytes(self, durable: bool, failure: str = "") -> bytes:
-        """The replies of the tick, on the wire; when its sync failed (`durable`
-        False), each becomes the error `failure`."""
+    @property
+    def pending(self) -> tuple[Reply, ...]:
+        """The replies not yet taken (the simulator reads each command's answer here)."""
+        return tuple(self._replies)
+
+    def take_replies(self, durable: bool, failure: str = "") -> list[Reply]:
+        """The replies of the tick; when its sync failed (`durable` False), each
+        becomes the error `failure`."""
         replies, self._replies = self._replies, []
         if not durable:
             replies = [error(failure or "the write could not be made durable", "IOERR") for _ in replies]
+        return replies
+
+    def encode(self, replies: Sequence[Reply]) -> bytes:
+        """`replies` on the wire, in the session's protocol."""
         return b"".join(encode(reply, self.protocol) for reply in replies)
+
+    def reply_bytes(self, durable: bool, failure: str = "") -> bytes:
+        """The replies of the tick, on the wire (`take_replies`, encoded)."""
+        return self.encode(self.take_replies(durable, failure))
 
     def _run(self, argv: list[bytes], tick: Tick) -> None:
         name = argv[0].lower()

@@ -15,7 +15,7 @@ FORBIDDEN_IN_KV = {"os", "time", "random", "threading", "io_backends", "subproce
 ALLOWED_KV_MODULES_FOR_BACKENDS = {"kv.io", "kv.errors"}
 # The network loop of `kv serve` lives with the other I/O, but it drives a store: it may
 # also use the library's entry point, its limits and the sans-I/O session it feeds.
-ALLOWED_KV_MODULES_FOR_THE_SERVER = ALLOWED_KV_MODULES_FOR_BACKENDS | {"kv", "kv.limits", "kv.session"}
+ALLOWED_KV_MODULES_FOR_THE_SERVER = ALLOWED_KV_MODULES_FOR_BACKENDS | {"kv", "kv.limits", "kv.session", "kv.group_commit", "kv.replies"}
 
 
 def _imports(path: Path) -> set[str]:
