@@ -10,12 +10,12 @@ The network is not simulated; crashes and faults land anywhere, the window's flu
 What it checks, beside what the oracle checks of every operation's answer (each reply
 is decoded into the answer the operation's kind checks: a GET's value, an INCR's sum):
 
-- `check_delivery`: a delivered success reply acknowledges every write executed so far
+- `Oracle.delivered`: a delivered success reply acknowledges every write executed so far
   (the server promises a reply leaves only after the sync that covers the writes it may
   have seen): the oracle holds them durable from then on, so a crash that takes one away
-  is a violation (`Oracle.synced`).
-- `check_failed_window`: a window whose flush failed (the store is read-only after it)
-  delivered only error replies.
+  fails `check_recovered`.
+- `Oracle.check_failed_window`: a window whose flush failed (the store is read-only
+  after it) delivered only error replies.
 
 How requests travel: each step's client is drawn from a generator seeded by the step's
 number (a replay draws the same); a request is sometimes cut in two `receive` calls,
@@ -127,7 +127,7 @@ class ServerHarness(Harness):
         self.sessions: list[Session] = []
         self.next_client_id = 1
         self.delivered_success = False  # a success reply left during the current step
-        self.window: list[Reply] = []  # what the current commit delivered
+        self.window: list[bool] = []  # per reply the current commit delivered: not an error
 
     def _connected(self, store: Store) -> GroupCommit:
         """The group commit and the clients' sessions over `store` (a store reopened
@@ -146,7 +146,7 @@ class ServerHarness(Harness):
         self.delivered_success = False
         store = super().step(store, operation)
         if self.delivered_success:  # a reply delivered before its own write was acknowledged
-            self.oracle.synced()
+            self.oracle.delivered([True])
         return store
 
     def run_operation(self, kind: OperationKind, store: Store, operation: Operation) -> object:
@@ -186,10 +186,10 @@ class ServerHarness(Harness):
 
     def deliver(self, session: Session, replies: Sequence[Reply], close: bool) -> None:
         """A session's replies left (`check_delivery`, module docstring)."""
-        self.window.extend(replies)
-        if any(not isinstance(reply, ErrorReply) for reply in replies):
-            self.delivered_success = True
-            self.oracle.synced()  # every write so far is acknowledged as durable
+        replies_ok = [not isinstance(reply, ErrorReply) for reply in replies]
+        self.window.extend(replies_ok)
+        self.oracle.delivered(replies_ok)  # a success acknowledges every write so far as durable
+        self.delivered_success = self.delivered_success or any(replies_ok)
         if self.keep_timeline:
             self.note(f"  client {session.client_id} got {len(replies)} replies{' and closed' if close else ''}")
 
@@ -198,12 +198,8 @@ class ServerHarness(Harness):
         group = self._connected(store)
         self.window = []
         group.commit(self.deliver)
-        if store.state is State.OPEN:
+        failed = store.state is not State.OPEN
+        self.oracle.check_failed_window(failed, self.window)
+        if not failed:
             return None
-        successes = [reply for reply in self.window if not isinstance(reply, ErrorReply)]
-        if successes:
-            raise Violation(
-                f"the window's flush failed (the store is read-only), yet {len(successes)} of its "
-                f"{len(self.window)} replies were delivered as successes: {successes[0]!r:.60}"
-            )
         raise ServerReplyError(f"the group commit's flush failed: {group.failure}")
