@@ -88,7 +88,6 @@ class Connection(asyncio.Protocol):
             self.server.shutdown_requested = True
         if tick.wrote and self.server.options.durability == "batch":
             self.server.sync_soon()
-        self.server.connections_by_session[self.session] = self
         decided = self.server.group.received(self.session, tick)
         if decided == "opened":
             asyncio.get_running_loop().call_soon(self.server.sync)
@@ -149,6 +148,7 @@ class Server:
         self.next_client_id += 1
         connection = Connection(self, session)
         self.connections.add(connection)
+        self.connections_by_session[session] = connection
         return connection
 
     def sync(self) -> None:

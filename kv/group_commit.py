@@ -47,7 +47,7 @@ class GroupCommit:
 
     def received(self, session: Session, tick: Tick) -> Received:
         """Rule 1: whether `session`'s replies (after `tick`) wait for the commit."""
-        if not (tick.wrote or self.waiting or session in self.waiting):
+        if not (tick.wrote or self.waiting):
             return "now"
         opened = not self.waiting
         self.waiting[session] = self.waiting.get(session, False) or tick.close

@@ -7,7 +7,7 @@
 
 The network loop (`io_backends.server`) reads from every ready connection, hands the
 bytes to its session, and then, once for all of them, makes the tick's writes durable
-(group commit: one write and one fsync for every client that wrote). Only then does it
+(group commit, `kv.group_commit`: one write and one fsync for every client that wrote). Only then does it
 send each session's replies: a reply leaves only after the sync that covers it. When
 that sync fails the store goes read-only, and every reply of the tick is replaced by
 the error, since a read in it may have seen a write that is not durable.
