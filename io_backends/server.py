@@ -6,7 +6,9 @@ the loop makes writes durable itself, once per turn of the event loop for every
 connection that wrote in it: every connection whose bytes arrived in the same turn
 shares one write and one fsync, and every reply of the turn (reads too: they may have
 seen those writes) leaves only after that sync succeeded. If it fails, the store is
-read-only from then on and each of those replies is the error instead.
+read-only from then on and each of those replies is the error instead. The decision is
+`kv.group_commit.GroupCommit`, sans-I/O, which the simulator's `server` scenario runs
+under crashes and failing syncs.
 
 Limits, each Redis's: `maxclients` (a client past it gets an error and is closed), an
 idle `timeout` in seconds (0: none), the protocol limits of `kv.resp` (a bulk or array
@@ -21,13 +23,16 @@ import contextlib
 import ipaddress
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import kv
 from io_backends import make_io
 from kv.acl import parse_acl
 from kv.errors import KvError
+from kv.group_commit import GroupCommit
 from kv.limits import BATCH_INTERVAL_MS_MAX
+from kv.replies import Reply
 from kv.session import ServerConfig, Session
 
 MAX_CLIENTS_DEFAULT = 10_000
@@ -100,16 +105,17 @@ class Connection(asyncio.Protocol):
             self.server.shutdown_requested = True
         if tick.wrote and self.server.options.durability == "batch":
             self.server.sync_soon()
-        if tick.wrote or self.server.waiting:
-            self.server.wait_for_sync(self, tick.close)
-        else:
-            self.send(durable=True, close=tick.close)
+        decided = self.server.group.received(self.session, tick)
+        if decided == "opened":
+            asyncio.get_running_loop().call_soon(self.server.sync)
+        elif decided == "now":
+            self.send(self.session.take_replies(durable=True), close=tick.close)
 
-    def send(self, durable: bool, close: bool, failure: str = "") -> None:
+    def send(self, replies: Sequence[Reply], close: bool) -> None:
         assert self.transport is not None
         if self.transport.is_closing():
             return
-        self.transport.write(self.session.reply_bytes(durable, failure))
+        self.transport.write(self.session.encode(replies))
         if close:
             self.transport.close()
         if self.server.shutdown_requested:
@@ -119,6 +125,7 @@ class Connection(asyncio.Protocol):
         if self.idle is not None:
             self.idle.cancel()
         self.server.connections.discard(self)
+        self.server.connections_by_session.pop(self.session, None)
 
     def _arm_idle(self) -> None:
         if self.server.options.timeout_seconds <= 0:
@@ -136,16 +143,20 @@ class Server:
     store: kv.Store
     config: ServerConfig
     connections: set[Connection] = field(default_factory=set)
-    waiting: dict[Connection, bool] = field(default_factory=dict)  # -> close after the replies
+    connections_by_session: dict[Session, Connection] = field(default_factory=dict)
     next_client_id: int = 1
     shutdown_requested: bool = False
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
-    syncs: int = 0
+    batch_syncs: int = 0
     batch_timer: asyncio.TimerHandle | None = None
+    group: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.group = GroupCommit(self.store, flushes=self.options.durability == "always")
 
     @property
-    def group_commit(self) -> bool:
-        return self.options.durability == "always"
+    def syncs(self) -> int:
+        return self.group.syncs + self.batch_syncs
 
     def connection(self) -> asyncio.Protocol:
         if len(self.connections) >= self.options.max_clients:
@@ -154,25 +165,18 @@ class Server:
         self.next_client_id += 1
         connection = Connection(self, session)
         self.connections.add(connection)
+        self.connections_by_session[session] = connection
         return connection
 
-    def wait_for_sync(self, connection: Connection, close: bool) -> None:
-        if not self.waiting:
-            asyncio.get_running_loop().call_soon(self.sync)
-        self.waiting[connection] = self.waiting.get(connection, False) or close
-
     def sync(self) -> None:
-        """Make every write of this turn durable with one flush, then reply."""
-        waiting, self.waiting = self.waiting, {}
-        durable, failure = True, ""
-        if self.group_commit:
-            try:
-                self.store.flush()
-                self.syncs += 1
-            except KvError as error:
-                durable, failure = False, f"the write could not be made durable: {error}"
-        for connection, close in waiting.items():
-            connection.send(durable, close, failure)
+        """Make every write of this turn durable with one flush, then reply
+        (`kv.group_commit`)."""
+        self.group.commit(self._deliver)
+
+    def _deliver(self, session: Session, replies: Sequence[Reply], close: bool) -> None:
+        connection = self.connections_by_session.get(session)
+        if connection is not None:
+            connection.send(replies, close)
 
     def sync_soon(self) -> None:
         """`batch` mode: the store checks its time bound only when called, so a write
@@ -184,7 +188,7 @@ class Server:
         self.batch_timer = None
         with contextlib.suppress(KvError):  # a failed sync leaves the store read-only: writes say so
             self.store.flush()
-            self.syncs += 1
+            self.batch_syncs += 1
 
     def stop(self) -> None:
         self.stopped.set()

@@ -7,7 +7,7 @@
 
 The network loop (`io_backends.server`) reads from every ready connection, hands the
 bytes to its session, and then, once for all of them, makes the tick's writes durable
-(group commit: one write and one fsync for every client that wrote). Only then does it
+(group commit, `kv.group_commit`: one write and one fsync for every client that wrote). Only then does it
 send each session's replies: a reply leaves only after the sync that covers it. When
 that sync fails the store goes read-only, and every reply of the tick is replaced by
 the error, since a read in it may have seen a write that is not durable.
@@ -22,7 +22,7 @@ connection closes after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kv.acl import CATEGORIES, Acl, User, refusal
@@ -71,7 +71,7 @@ class Tick:
     shutdown: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     store: Store
     config: ServerConfig
@@ -110,13 +110,26 @@ class Session:
         self._closing = tick.close
         return tick
 
-    def reply_bytes(self, durable: bool, failure: str = "") -> bytes:
-        """The replies of the tick, on the wire; when its sync failed (`durable`
-        False), each becomes the error `failure`."""
+    @property
+    def pending(self) -> tuple[Reply, ...]:
+        """The replies not yet taken (the simulator reads each command's answer here)."""
+        return tuple(self._replies)
+
+    def take_replies(self, durable: bool, failure: str = "") -> list[Reply]:
+        """The replies of the tick; when its sync failed (`durable` False), each
+        becomes the error `failure`."""
         replies, self._replies = self._replies, []
         if not durable:
             replies = [error(failure or "the write could not be made durable", "IOERR") for _ in replies]
+        return replies
+
+    def encode(self, replies: Sequence[Reply]) -> bytes:
+        """`replies` on the wire, in the session's protocol."""
         return b"".join(encode(reply, self.protocol) for reply in replies)
+
+    def reply_bytes(self, durable: bool, failure: str = "") -> bytes:
+        """The replies of the tick, on the wire (`take_replies`, encoded)."""
+        return self.encode(self.take_replies(durable, failure))
 
     def _run(self, argv: list[bytes], tick: Tick) -> None:
         name = argv[0].lower()

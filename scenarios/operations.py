@@ -530,6 +530,19 @@ class CompactKind(_Sync):
         return None
 
 
+class GroupCommitKind(_Sync):
+    """The end of one window of `kv serve` (`kv.group_commit`): one flush for every
+    session with replies waiting, then their replies. The `server` scenario runs it
+    through the group commit (`scenarios.server`); on a plain store it is a flush."""
+
+    name = "group_commit"
+    drawn_by_hypothesis = False
+
+    def run(self, store: Store, operation: Operation) -> object:
+        store.flush()
+        return None
+
+
 class VerifyKind(OperationKind):
     """`stats()`, then `verify()`, whose report the oracle compares with the damage the
     disk knows it left."""
@@ -1472,6 +1485,7 @@ KINDS: dict[str, OperationKind] = {
         ScanKind(),
         ScanCursorKind(),
         ReadOnlyOpenKind(),
+        GroupCommitKind(),
     )
 }
 WRITE_KINDS = tuple(name for name, kind in KINDS.items() if kind.writes)

@@ -60,6 +60,12 @@ Verified (the check's name, then what it demands):
 - `check_locked`: a second open of an open store fails with `StoreLocked`.
 - `check_quarantine`: every file a repair says it quarantined exists under `quarantine/`.
 - `check_idempotent`: recovery that runs again, with no new damage, gives the same state.
+- `delivered`, then `check_recovered` (the `server` scenario, `scenarios.server`): a
+  success reply of `kv serve` leaves only after the sync of its window, so once one is
+  delivered every write executed so far must survive a crash (replies sent before the
+  group commit's flush, or a read answered while a window is open, break it).
+- `check_failed_window`: a group-commit window whose flush failed delivered only error
+  replies.
 - `check_liveness`: with faults off, a clean close and reopen give the model.
 
 Expiry (TTLs on the store's clock): a model value may be an `Expiring`, and the model
@@ -247,6 +253,22 @@ class Oracle:
     def synced(self) -> None:
         """A clean close synced every acknowledged write."""
         self.unsynced.clear()
+
+    def delivered(self, replies_ok: Sequence[bool]) -> None:
+        """The server delivered replies (`replies_ok`: which are not errors): a success
+        reply leaves only after the sync of its window, so every write the store has
+        executed is acknowledged as durable from then on (`check_recovered` holds it)."""
+        if any(replies_ok):
+            self.unsynced.clear()
+
+    def check_failed_window(self, flush_failed: bool, replies_ok: Sequence[bool]) -> None:
+        """A group-commit window whose flush failed delivered only error replies."""
+        successes = sum(replies_ok)
+        if flush_failed and successes:
+            raise Violation(
+                f"a group commit's flush failed (the store is read-only after it), yet {successes} of the "
+                f"window's {len(replies_ok)} replies were delivered as successes: nothing of it is durable"
+            )
 
     def writes_a_frame(self, operation: Operation) -> bool:
         """False for a write the store acknowledges without writing (a delete of an absent

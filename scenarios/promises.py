@@ -350,4 +350,30 @@ PROMISES: tuple[Promise, ...] = (
         "read_only_recovery_writes",
         "conditional",
     ),
+    Promise(
+        "server_reply_after_sync",
+        "in `always` mode a reply of `kv serve` leaves only after the group commit's sync that covers the "
+        "window's writes: a write whose reply a client got survives any crash",
+        "io_backends/server.py docstring; kv.group_commit rules 2-3",
+        "check_recovered",
+        "server_reply_before_sync",
+        "server",
+    ),
+    Promise(
+        "server_failed_sync_acknowledges_nothing",
+        "if the group commit's sync fails, the store is read-only and every reply of that window is an error",
+        "io_backends/server.py docstring; kv.group_commit rule 4",
+        "check_failed_window",
+        "server_acks_failed_sync",
+        "server",
+    ),
+    Promise(
+        "server_reads_wait_for_the_window",
+        "every reply of a window, reads too, leaves only after its sync: a read never shows a client data a "
+        "crash can take away",
+        "io_backends/server.py docstring; kv.group_commit rule 1",
+        "check_recovered",
+        "server_read_skips_the_window",
+        "server",
+    ),
 )

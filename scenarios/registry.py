@@ -57,6 +57,8 @@ class Scenario:
     intensity_range: tuple[float, float] = (0.25, 4.0)
     # How a seed with media faults opens the store: "repair" (point in time) or "salvage".
     on_corruption: OnCorruption = "repair"
+    # Its data operations go through `kv serve`'s command layer (`scenarios.server`).
+    server: bool = False
 
     def seed_defining_faults(self, plan: FaultPlan) -> tuple[str, ...]:
         """The defining faults `plan` can fire (swarm may have switched some off)."""
@@ -251,6 +253,43 @@ SCENARIOS: dict[str, Scenario] = {
             crash_probability=0.01,
             crash_during_recovery_probability=0.2,
             defining_faults=("crash_survival.prefix", "crash_survival.subset", "fsync_gate"),
+        ),
+        Scenario(
+            "server",
+            "the command layer of `kv serve` under crashes and failing syncs: clients send RESP requests (SET, "
+            "MSET, DEL, GET, GETDEL, INCRBY, RPUSH, LPOP, LRANGE, ..., sometimes cut in two, sometimes followed "
+            "by malformed bytes) to sessions over one buffered store, and a group commit ends each window with "
+            "one flush: every write whose reply was delivered survives, one never acknowledged is whole or absent, "
+            "a window whose flush failed delivers only errors, and every read reply is the model's",
+            mix=WorkloadMix(
+                weighted(
+                    group_commit=0.25,
+                    set_many=0.08,
+                    getdel=0.03,
+                    incr=0.05,
+                    rpush=0.06,
+                    lpush=0.02,
+                    lpop=0.05,
+                    rpop=0.02,
+                    lrange=0.04,
+                    llen=0.02,
+                    flush=0.005,
+                    compact=0.01,
+                    pause=0.02,
+                    reopen=0.005,
+                )
+            ),
+            faults=FaultPlan(
+                crash_survival=CRASHES,
+                torn_write=TORN,
+                fsync_gate=FsyncGate(probability=0.005),
+                operation_errors=OperationErrors(write_probability=0.001, sync_probability=0.003),
+            ),
+            durabilities=("none",),  # as `kv serve` runs the store in `always` mode: the group commit syncs
+            crash_probability=0.01,
+            crash_during_recovery_probability=0.2,
+            defining_faults=("crash_survival.prefix", "crash_survival.subset", "fsync_gate", "operation_errors.sync"),
+            server=True,
         ),
         Scenario(
             "corruption",

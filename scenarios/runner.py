@@ -23,7 +23,17 @@ from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY, OnCorruption
 from kv.store import Durability, State, Store, VerifyReport
-from scenarios.operations import Expiring, Model, Operation, ReadOnlyView, ScanRequest, kind_of, read_value, shown
+from scenarios.operations import (
+    Expiring,
+    Model,
+    Operation,
+    OperationKind,
+    ReadOnlyView,
+    ScanRequest,
+    kind_of,
+    read_value,
+    shown,
+)
 from scenarios.oracle import DamageLedger, Oracle, Outcome, Recovered, Violation
 from scenarios.registry import SCENARIOS, Scenario
 from scenarios.schedule import Schedule, Step
@@ -473,7 +483,7 @@ class Harness:
         self.oracle.at(started_us)
         try:
             if self.crash_countdown is None and not self.crash_before_sync:
-                result = kind.run(store, operation)  # nothing to arm (`run_armed`)
+                result = self.run_operation(kind, store, operation)  # nothing to arm (`run_armed`)
             else:
                 result = self.run_armed(store, operation)
         except SimulatedCrash:
@@ -537,7 +547,12 @@ class Harness:
         """Run one operation with the planned crash armed: crashes land inside store
         operations (and inside recovery, armed by `reopen`), never in the harness."""
         with self.armed():
-            return kind_of(operation).run(store, operation)
+            return self.run_operation(kind_of(operation), store, operation)
+
+    def run_operation(self, kind: OperationKind, store: Store, operation: Operation) -> object:
+        """Run one operation on the store (`scenarios.server.ServerHarness` sends it as a
+        client's request instead)."""
+        return kind.run(store, operation)
 
     @contextmanager
     def armed(self) -> Iterator[None]:
@@ -668,6 +683,17 @@ class Harness:
         self.event(f"end keys={len(self.oracle.model)} clock_us={self.io.clock_us}")
 
 
+def harness_type(scenario: str) -> type[Harness]:
+    """The harness a scenario runs in: `Harness`, or for one that goes through the
+    server's command layer (`Scenario.server`), `scenarios.server.ServerHarness`."""
+    named = SCENARIOS.get(scenario)
+    if named is None or not named.server:
+        return Harness
+    from scenarios.server import ServerHarness  # it builds on this module
+
+    return ServerHarness
+
+
 def _finished(harness: Harness, drive: Callable[[], None], defining: tuple[str, ...] = ()) -> SeedResult:
     """Run `drive`; a violated invariant gives `passed=False`, never an exception. The
     store's coverage marks are counted while it runs (`SeedResult.marks`)."""
@@ -764,7 +790,7 @@ def _record(
     plan = scenario.fault_plan(rng)
     durability = scenario.pick_durability(rng)
     workload = Workload(scenario.mix, random.Random(rng.getrandbits(64)))
-    harness = Harness(
+    harness = harness_type(scenario.name)(
         scenario.name,
         SimIo(seed=sim_seed, faults=plan),
         durability,
@@ -834,7 +860,7 @@ def _trimmed(crashes: list[int | None]) -> tuple[int | None, ...]:
 
 def run_schedule(schedule: Schedule, keep_timeline: bool = False) -> SeedResult:
     """Replay `schedule`: its operations, crashes and faults, through the same oracle."""
-    harness = Harness(
+    harness = harness_type(schedule.scenario)(
         schedule.scenario,
         SimIo(seed=schedule.sim_seed, faults=schedule.faults),
         schedule.durability,

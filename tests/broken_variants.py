@@ -28,7 +28,8 @@ import kv.ordered
 import kv.plan
 import kv.recovery
 import kv.store
-from kv.errors import IoError
+from kv.errors import IoError, KvError
+from kv.group_commit import Deliver, GroupCommit, Received
 from kv.judge import LogJudge
 from kv.keydir import ListEntry, Location
 from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES
@@ -48,6 +49,8 @@ from kv.record import (
     encode_frame,
 )
 from kv.recovery import SegmentScan, TornTail
+from kv.replies import Reply
+from kv.session import Session, Tick
 from kv.store import Store
 
 Variant = Callable[[], AbstractContextManager[None]]
@@ -988,6 +991,70 @@ def read_only_recovery_writes() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def server_reply_before_sync() -> Iterator[None]:
+    """The group commit sends each waiting session's replies, then flushes the window.
+
+    Models a server that writes its replies to the sockets as soon as the commands ran
+    and leaves the fsync to run after them (a reply handler that does not wait for the
+    commit): a power loss during the flush takes writes whose OK the client has.
+    """
+
+    def commit(self: GroupCommit, deliver: Deliver) -> None:
+        waiting, self.waiting = self.waiting, {}
+        self.failure = None
+        for session, close in waiting.items():
+            deliver(session, session.take_replies(True), close)
+        if self.flushes and waiting:
+            try:
+                self.store.flush()
+                self.syncs += 1
+            except KvError as error:
+                self.failure = error
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GroupCommit, "commit", commit)
+        yield
+
+
+@contextmanager
+def server_acks_failed_sync() -> Iterator[None]:
+    """A group commit whose flush failed still delivers the window's real replies.
+
+    Models fsyncgate in a server: the sync error is logged (or retried) and the clients
+    get their OK anyway, though nothing of the window is durable and the store is
+    read-only after it.
+    """
+    original_take_replies = Session.take_replies
+
+    def take_replies(self: Session, durable: bool, failure: str = "") -> list[Reply]:
+        return original_take_replies(self, True)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "take_replies", take_replies)
+        yield
+
+
+@contextmanager
+def server_read_skips_the_window() -> Iterator[None]:
+    """A session that ran only reads is answered at once, even while a window is open.
+
+    Models a server that treats reads as needing no sync: a read that saw another
+    client's write of the open window is answered before the write is durable, so a
+    crash during the flush takes away data a client has read.
+    """
+    original_received = GroupCommit.received
+
+    def received(self: GroupCommit, session: Session, tick: Tick) -> Received:
+        if not tick.wrote and session not in self.waiting:
+            return "now"
+        return original_received(self, session, tick)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GroupCommit, "received", received)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -1027,6 +1094,9 @@ VARIANTS: dict[str, Variant] = {
     "scan_skips_last_key": scan_skips_last_key,
     "cursor_skips_the_key_after_a_step": cursor_skips_the_key_after_a_step,
     "read_only_recovery_writes": read_only_recovery_writes,
+    "server_reply_before_sync": server_reply_before_sync,
+    "server_acks_failed_sync": server_acks_failed_sync,
+    "server_read_skips_the_window": server_read_skips_the_window,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

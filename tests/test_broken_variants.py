@@ -34,6 +34,7 @@ import pytest
 
 import kv.compaction
 import kv.files
+import kv.group_commit
 import kv.judge
 import kv.opening
 import kv.recovery
@@ -41,6 +42,7 @@ import kv.store
 from kv.judge import LogJudge
 from kv.log import SegmentLog
 from kv.opening import Recovery
+from kv.session import Session
 from kv.store import Store
 from scenarios.promises import EXHAUSTIVE, PROMISES
 from scenarios.registry import SCENARIOS, Scenario
@@ -125,6 +127,8 @@ def _patchable_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
         kv.files,
         kv.recovery,
         kv.compaction,
+        kv.group_commit.GroupCommit,
+        Session,
     )
     for owner in owners:
         yield getattr(owner, "__name__", repr(owner)), dict(vars(owner))

@@ -14,8 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN_IN_KV = {"os", "time", "random", "threading", "io_backends", "subprocess", "socket", "pathlib", "shutil"}
 ALLOWED_KV_MODULES_FOR_BACKENDS = {"kv.io", "kv.errors"}
 # The network loop of `kv serve` lives with the other I/O, but it drives a store: it may
-# also use the library's entry point, its limits and the sans-I/O session it feeds.
-ALLOWED_KV_MODULES_FOR_THE_SERVER = ALLOWED_KV_MODULES_FOR_BACKENDS | {"kv", "kv.acl", "kv.limits", "kv.session"}
+# also use the library's entry point, its limits, the sans-I/O session it feeds, its ACL
+# parser, the group commit that decides when its replies leave, and the replies' type.
+ALLOWED_KV_MODULES_FOR_THE_SERVER = ALLOWED_KV_MODULES_FOR_BACKENDS | {
+    "kv",
+    "kv.acl",
+    "kv.limits",
+    "kv.session",
+    "kv.group_commit",
+    "kv.replies",
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = 600
 
 
-@pytest.mark.parametrize("name", ["crash", "corruption", "comprehensive", "swarm"])
+@pytest.mark.parametrize("name", ["crash", "corruption", "comprehensive", "swarm", "server"])
 def test_a_recorded_schedule_replays_to_the_same_trace(name: str) -> None:
     for seed in range(3):
         result, schedule = record_seed(SCENARIOS[name], seed, 300)
