@@ -93,6 +93,7 @@ class User:
     commands: set[str] = field(default_factory=set)
     key_patterns: list[bytes] = field(default_factory=list)
     _key_matchers: list[Callable[[bytes], bool]] = field(default_factory=list, repr=False)
+    _unrestricted: bool = field(default=False, repr=False)
 
     def describe(self) -> str:
         """The user as one ACL file line (passwords by their SHA-256), for ACL LIST."""
@@ -113,6 +114,11 @@ class User:
         digest = hashlib.sha256(password).hexdigest()
         return any(hmac.compare_digest(digest, known) for known in self.password_hashes)
 
+    @property
+    def unrestricted(self) -> bool:
+        """Every command on every key: nothing to check (the common case, kept cheap)."""
+        return self._unrestricted
+
     def may_run(self, name: str) -> bool:
         return name in ALWAYS_ALLOWED or name in self.commands
 
@@ -121,10 +127,10 @@ class User:
 
     def apply(self, rule: str) -> None:
         """Apply one rule (see the module docstring); `AclError` when it means nothing."""
-        if _apply_flag(self, rule) or _apply_password(self, rule) or _apply_keys(self, rule):
-            return
-        if not _apply_commands(self, rule):
+        appliers = (_apply_flag, _apply_password, _apply_keys, _apply_commands)
+        if not any(applier(self, rule) for applier in appliers):
             raise AclError(f"Error in applying operation '{rule}': Syntax error")
+        self._unrestricted = self.commands >= CATEGORIES["all"] and b"*" in self.key_patterns
 
 
 def _apply_flag(user: User, rule: str) -> bool:

@@ -156,7 +156,7 @@ class Session:
         if (refused := self._refused(command, argv)) is not None:
             self._replies.append(refused)
             return
-        reply = COMMANDS.execute(self.store, argv)
+        reply = COMMANDS.run(self.store, command, argv)
         if Flag.WRITE in command.flags:
             tick.wrote = True
         if command.ends_session:
@@ -174,7 +174,7 @@ class Session:
 
     def _refused(self, command: Command | str, argv: list[bytes]) -> ErrorReply | None:
         """Redis's NOPERM when the logged-in user may not run `argv` (rule `kv.acl`)."""
-        if self.user is None:  # AUTH, HELLO, QUIT before logging in
+        if self.user is None or self.user.unrestricted:  # AUTH, HELLO, QUIT before logging in; +@all ~*
             return None
         reason = refusal(self.user, command, argv)
         return None if reason is None else ErrorReply("NOPERM", reason)

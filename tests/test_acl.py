@@ -227,3 +227,8 @@ def test_a_command_refused_inside_multi_dooms_the_transaction(tmp_path: Path) ->
     closed = _session(tmp_path, "user default on nopass ~* +set\n")
     assert _run(closed, b"MULTI\r\n") == b"-NOPERM this user has no permissions to run the 'multi' command\r\n"
     closed.store.close()
+
+
+def test_only_every_command_on_every_key_skips_the_checks() -> None:
+    users = parse_acl("user a on nopass +@all ~*\nuser b on nopass +@all ~a*\nuser c on nopass +@all -get ~*\n").users
+    assert users["a"].unrestricted and not users["b"].unrestricted and not users["c"].unrestricted
