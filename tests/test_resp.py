@@ -168,3 +168,49 @@ def test_fuzz_a_live_server(tmp_path: Path) -> None:
 
         throw()
         assert process.poll() is None and _client(port).get(kept) == b"v"
+
+
+class _CarefulParser(RequestParser):
+    """The parser without its fast path: what the fast path must agree with."""
+
+    def _whole_command(self) -> list[bytes] | None:
+        return None
+
+
+def _parse_all(parser: RequestParser, stream: bytes, cuts: list[int]) -> tuple[list[list[bytes]], str]:
+    parsed: list[list[bytes]] = []
+    position = index = 0
+    try:
+        while position < len(stream):
+            size = cuts[index % len(cuts)]
+            parser.feed(stream[position : position + size])
+            parsed += _all(parser)
+            position, index = position + size, index + 1
+    except ProtocolError as failure:
+        return parsed, str(failure)
+    return parsed, ""
+
+
+_EDGES = [b"*0\r\n", b"*-1\r\n", b"*1\r\n$0\r\n\r\n", b"\r\n", b"PING\r\n", b"*65\r\n" + b"$1\r\nx\r\n" * 65]
+
+
+def _damaged_commands() -> st.SearchStrategy[bytes]:
+    """Well-formed requests with one byte changed: near misses of every check."""
+
+    def damage(drawn: tuple[bytes, int, bytes]) -> bytes:
+        wire, where, byte = drawn
+        where %= len(wire)
+        return wire[:where] + byte + wire[where + 1 :]
+
+    byte = st.sampled_from([b"0", b"1", b"9", b"-", b"\r", b"\n", b"*", b"$", b"x"])
+    return st.tuples(_wire_commands(), st.integers(0, 10_000), byte).map(damage)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(_wire_commands(), _damaged_commands(), st.binary(max_size=12), st.sampled_from(_EDGES)))
+    .map(b"".join),
+    st.lists(st.integers(1, 40), min_size=1, max_size=10),
+)
+def test_the_fast_path_reads_exactly_what_the_careful_path_reads(stream: bytes, cuts: list[int]) -> None:
+    assert _parse_all(RequestParser(), stream, cuts) == _parse_all(_CarefulParser(), stream, cuts)
