@@ -232,8 +232,6 @@ class StoreClient:
         return self.store.llen(_as_bytes(key, "key"))
 
     def lrange(self, key: Key, start: int = 0, stop: int = -1) -> list[bytes]:
-        if type(start) is not int or type(stop) is not int:
-            raise InvalidArgument(f"start and stop must be ints, not {start!r}, {stop!r}")
         return self.store.lrange(_as_bytes(key, "key"), start, stop)
 
     def scan(self, prefix: Key = b"", *, limit: int | None = None) -> list[tuple[bytes, bytes]]:

@@ -467,8 +467,9 @@ def _scan(store: Store, arguments: list[bytes]) -> Reply:
         return error("invalid cursor")
     if pattern is not None:
         page = list(filter(matcher(pattern), page))
-    if type_name is not None and bytes_text(type_name).lower() != "string":
-        page = []  # every value is a string today
+    if type_name is not None:  # an unknown type name matches nothing, as in Redis 7.0
+        wanted = bytes_text(type_name).lower()
+        page = [key for key in page if store.value_type(key) == wanted]
     return Array((Bulk(str(following).encode()), bulk_array(page)))
 
 

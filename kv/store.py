@@ -1092,8 +1092,11 @@ class Store:
     def lrange(self, key: bytes | str, start: int, stop: int) -> list[bytes]:
         """Elements `start` to `stop`, both included, negative ones counted from the end
         (Redis LRANGE: `lrange(key, 0, -1)` is the whole list). Costs one read per
-        element returned. Raises `WrongType`, `CorruptionDetected`, `IoError`."""
+        element returned. Raises `InvalidArgument` (an index that is not an int),
+        `WrongType`, `CorruptionDetected`, `IoError`."""
         key_bytes = _check_key(key)
+        if type(start) is not int or type(stop) is not int:
+            raise InvalidArgument(f"start and stop must be ints, not {start!r}, {stop!r}")
         entry = self._list(key_bytes)
         if entry is None:
             return []

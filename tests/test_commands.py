@@ -84,6 +84,12 @@ def test_keys_and_scan(store: Store) -> None:
     page_reply = run(store, "SCAN", "0", "MATCH", "user:*", "COUNT", "100")
     assert page_reply == Array((Bulk(b"0"), bulk_array([b"user:1", b"user:2"])))
     assert run(store, "SCAN", "0", "TYPE", "list") == Array((Bulk(b"0"), Array(())))
+    store.rpush(b"queue", b"job")
+    assert run(store, "SCAN", "0", "TYPE", "list", "COUNT", "100") == Array((Bulk(b"0"), bulk_array([b"queue"])))
+    strings = run(store, "SCAN", "0", "TYPE", "string", "COUNT", "100")
+    assert strings == Array((Bulk(b"0"), bulk_array([b"", b"other", b"user:1", b"user:2"])))
+    assert run(store, "SCAN", "0", "TYPE", "hash", "COUNT", "100") == Array((Bulk(b"0"), Array(())))
+    store.delete(b"queue")
     assert run(store, "SCAN", "0", "type", "STRING", "count", "1") == Array((Bulk(b"1"), bulk_array([b""])))
 
 

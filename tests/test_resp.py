@@ -208,8 +208,9 @@ def _damaged_commands() -> st.SearchStrategy[bytes]:
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.one_of(_wire_commands(), _damaged_commands(), st.binary(max_size=12), st.sampled_from(_EDGES)))
-    .map(b"".join),
+    st.lists(st.one_of(_wire_commands(), _damaged_commands(), st.binary(max_size=12), st.sampled_from(_EDGES))).map(
+        b"".join
+    ),
     st.lists(st.integers(1, 40), min_size=1, max_size=10),
 )
 def test_the_fast_path_reads_exactly_what_the_careful_path_reads(stream: bytes, cuts: list[int]) -> None:

@@ -39,6 +39,9 @@ def test_redis_answers(durability: Durability) -> None:
         assert store.lrange(b"q", 0, -1) == [b"y", b"x", b"a", b"b", b"c"]
         assert store.lrange(b"q", -2, 100) == [b"b", b"c"]
         assert store.lrange(b"q", 3, 1) == [] and store.lrange(b"q", 9, 12) == []
+        for start, stop in (("0", -1), (0, 1.5), (True, 2)):
+            with pytest.raises(kv.InvalidArgument, match="start and stop must be ints"):
+                store.lrange(b"q", start, stop)  # type: ignore[arg-type]
         assert (store.lpop(b"q"), store.rpop(b"q")) == (b"y", b"c")
         assert store.lpop_many(b"q", 2) == [b"x", b"a"] and store.rpop_many(b"q", 5) == [b"b"]
         assert not store.exists(b"q") and store.keys() == []  # an emptied list is gone, as in Redis
