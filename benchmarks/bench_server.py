@@ -1,6 +1,6 @@
 """`kv serve` against `redis-server`, both driven by `redis-benchmark`, in one run.
 
-    python benchmarks/bench_server.py [--requests N] [--quick]
+    python benchmarks/bench_server.py [--requests N] [--rounds R] [--quick]
 
 SET and GET of 100-byte values (`-d 100`), 1 and 50 clients, without and with
 pipelining (`-P 16`), on random keys (`-r 100000`). Durable pairs: kv `--durability
@@ -21,6 +21,7 @@ import contextlib
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,7 +94,17 @@ def rate(port: int, test: str, clients: int, pipeline: int, requests: int) -> fl
     return float(found.group(1))
 
 
-def measure(requests: int) -> dict[tuple[str, str, int, int], tuple[float, float]]:
+def measure(requests: int, rounds: int = 1) -> dict[tuple[str, str, int, int], tuple[float, float]]:
+    """Each row's rates, the median of `rounds` rounds (kv and redis take turns, so a
+    slow spell of the machine falls on both)."""
+    taken = [_one_round(requests) for _ in range(rounds)]
+    return {
+        row: (statistics.median(r[row][0] for r in taken), statistics.median(r[row][1] for r in taken))
+        for row in taken[0]
+    }
+
+
+def _one_round(requests: int) -> dict[tuple[str, str, int, int], tuple[float, float]]:
     rates: dict[tuple[str, str, int, int], tuple[float, float]] = {}
     for durability, appendfsync in PAIRS.items():
         ours: dict[tuple[str, int, int], float] = {}
@@ -113,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each row shows the median (default 3)")
     arguments = parser.parse_args(argv)
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         print("bench_server: needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)")
         return 1
     requests = arguments.requests // 10 if arguments.quick else arguments.requests
-    rates = measure(requests)
+    rates = measure(requests, arguments.rounds)
     print(f"{'kv mode vs redis':<26}{'test':<6}{'clients':>8}{'-P':>4}{'kv req/s':>12}{'redis req/s':>13}{'ratio':>8}")
     for (durability, test, clients, pipeline), (ours, theirs) in rates.items():
         against = f"{durability} vs {PAIRS[durability]}"
