@@ -27,6 +27,7 @@ from typing import Any, Self
 import redis
 import redis.exceptions
 
+from kv.client import as_bytes
 from kv.errors import (
     ConnectionFailed,
     CorruptionDetected,
@@ -54,16 +55,6 @@ SCAN_STEPS_MAX = (1 << 32) // SCAN_COUNT
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
 # redis-py prefixes an error of a pipelined command with where it came from.
 _PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
-
-
-def _as_bytes(data: object, what: str) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    raise InvalidArgument(f"{what} must be bytes or str, not {type(data).__name__}")
 
 
 def _milliseconds(seconds: object, what: str) -> int:
@@ -150,13 +141,13 @@ class RedisClient:
     def _key(self, key: object) -> bytes:
         if self._closed:
             raise StoreClosed("the client is closed")
-        key_bytes = _as_bytes(key, "key")
+        key_bytes = as_bytes(key, "key")
         if len(key_bytes) > self._key_size_max_bytes:
             raise KeyTooLarge(f"key is {len(key_bytes)} bytes; the limit is {self._key_size_max_bytes}")
         return key_bytes
 
     def _value(self, value: object) -> bytes:
-        value_bytes = _as_bytes(value, "value")
+        value_bytes = as_bytes(value, "value")
         if len(value_bytes) > self._value_size_max_bytes:
             raise ValueTooLarge(f"value is {len(value_bytes)} bytes; the limit is {self._value_size_max_bytes}")
         return value_bytes
@@ -248,7 +239,7 @@ class RedisClient:
     def scan(self, prefix: bytes | str = b"", *, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         if self._closed:
             raise StoreClosed("the client is closed")
-        prefix_bytes = _as_bytes(prefix, "prefix")
+        prefix_bytes = as_bytes(prefix, "prefix")
         if limit is not None and (type(limit) is not int or limit < 0):
             raise InvalidArgument(f"limit must be a non-negative int or None, not {limit!r}")
         if limit == 0:

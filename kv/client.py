@@ -177,7 +177,8 @@ class Client(Protocol):
     def __exit__(self, *_: object) -> None: ...
 
 
-def _as_bytes(data: object, what: str) -> bytes:
+def as_bytes(data: object, what: str) -> bytes:
+    """Keys and values as every backend takes them: bytes, or str as UTF-8."""
     if isinstance(data, bytes):
         return data
     if isinstance(data, str):
@@ -196,46 +197,46 @@ class StoreClient:
         self._owns_io = owns_io  # memory://: the client made the MemoryIo, so it shuts it down
 
     def get(self, key: Key) -> bytes | None:
-        return self.store.get(_as_bytes(key, "key"))
+        return self.store.get(as_bytes(key, "key"))
 
     def set(self, key: Key, value: Value, *, ttl: float | None = None) -> None:
-        self.store.set(_as_bytes(key, "key"), _as_bytes(value, "value"), ttl=ttl)
+        self.store.set(as_bytes(key, "key"), as_bytes(value, "value"), ttl=ttl)
 
     def delete(self, key: Key) -> bool:
-        return self.store.delete(_as_bytes(key, "key"))
+        return self.store.delete(as_bytes(key, "key"))
 
     def getdel(self, key: Key) -> bytes | None:
-        return self.store.getdel(_as_bytes(key, "key"))
+        return self.store.getdel(as_bytes(key, "key"))
 
     def exists(self, key: Key) -> bool:
-        return self.store.exists(_as_bytes(key, "key"))
+        return self.store.exists(as_bytes(key, "key"))
 
     def expire(self, key: Key, seconds: float) -> bool:
-        return self.store.expire(_as_bytes(key, "key"), seconds)
+        return self.store.expire(as_bytes(key, "key"), seconds)
 
     def ttl(self, key: Key) -> float | None:
-        return ttl_from_milliseconds(self.store.pttl(_as_bytes(key, "key")))
+        return ttl_from_milliseconds(self.store.pttl(as_bytes(key, "key")))
 
     def rpush(self, key: Key, *values: Value) -> int:
-        return self.store.rpush(_as_bytes(key, "key"), *(_as_bytes(value, "value") for value in values))
+        return self.store.rpush(as_bytes(key, "key"), *(as_bytes(value, "value") for value in values))
 
     def lpush(self, key: Key, *values: Value) -> int:
-        return self.store.lpush(_as_bytes(key, "key"), *(_as_bytes(value, "value") for value in values))
+        return self.store.lpush(as_bytes(key, "key"), *(as_bytes(value, "value") for value in values))
 
     def lpop(self, key: Key) -> bytes | None:
-        return self.store.lpop(_as_bytes(key, "key"))
+        return self.store.lpop(as_bytes(key, "key"))
 
     def rpop(self, key: Key) -> bytes | None:
-        return self.store.rpop(_as_bytes(key, "key"))
+        return self.store.rpop(as_bytes(key, "key"))
 
     def llen(self, key: Key) -> int:
-        return self.store.llen(_as_bytes(key, "key"))
+        return self.store.llen(as_bytes(key, "key"))
 
     def lrange(self, key: Key, start: int = 0, stop: int = -1) -> list[bytes]:
-        return self.store.lrange(_as_bytes(key, "key"), start, stop)
+        return self.store.lrange(as_bytes(key, "key"), start, stop)
 
     def scan(self, prefix: Key = b"", *, limit: int | None = None) -> list[tuple[bytes, bytes]]:
-        prefix_bytes = _as_bytes(prefix, "prefix")
+        prefix_bytes = as_bytes(prefix, "prefix")
         return list(self.store.scan(prefix=prefix_bytes or None, limit=limit))
 
     def batch(self) -> ClientBatch:
