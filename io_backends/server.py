@@ -114,7 +114,9 @@ class Connection(asyncio.Protocol):
         if tick.wrote and self.server.options.durability == "batch":
             self.server.sync_soon()
         decided = self.server.group.received(self.session, tick)
-        if decided == "opened":
+        if decided == "opened" and len(self.server.connections) == 1:
+            self.server.sync()  # no other connection can join the window: close it now
+        elif decided == "opened":
             asyncio.get_running_loop().call_soon(self.server.sync)
         elif decided == "now":
             self.send(self.session.take_replies(durable=True), close=tick.close)
