@@ -1,6 +1,6 @@
 """`kv serve` against `redis-server`, both driven by `redis-benchmark`, in one run.
 
-    python benchmarks/bench_server.py [--requests N] [--rounds R] [--quick]
+    python benchmarks/bench_server.py [--requests N] [--rounds R] [--quick] [--floor]
 
 SET and GET of 100-byte values (`-d 100`), 1 and 50 clients, without and with
 pipelining (`-P 16`), on random keys (`-r 100000`). Durable pairs: kv `--durability
@@ -10,6 +10,10 @@ fresh directory and is stopped after its rows. Requests per second as redis-benc
 prints them (`-q`), and the ratio kv/redis per row. Targets (issue 12, reported, not
 asserted): with 50 clients durable SETs at least 1.0x redis `always`, GETs at least
 0.5x redis, with 1 client durable SETs at least 0.9x.
+
+`--floor` adds a second table: durable SETs (1 and 50 clients, no pipelining) of
+the two floor servers of `server_floor.py` (no parsing, no store: the least a durable
+server in this Python does), `kv serve` and redis `always`, each against redis.
 
 Needs Debian's `redis-server` and `redis-tools`.
 """
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +60,20 @@ def kv_server(durability: str) -> Iterator[int]:
     with tempfile.TemporaryDirectory(prefix="bench-kv-") as directory:
         command = [sys.executable, "-m", "kv", "serve", f"{directory}/db", "--port", str(port)]
         process = subprocess.Popen([*command, "--durability", durability], cwd=ROOT, stdout=subprocess.DEVNULL)
+        try:
+            _wait(port)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def floor_server(loop: str) -> Iterator[int]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as directory:
+        command = [sys.executable, str(ROOT / "benchmarks" / "server_floor.py"), loop, str(port), f"{directory}/log"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         try:
             _wait(port)
             yield port
@@ -120,11 +138,39 @@ def _one_round(requests: int) -> dict[tuple[str, str, int, int], tuple[float, fl
     return rates
 
 
+FLOOR_SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[int]]] = {
+    "floor asyncio": lambda: floor_server("asyncio"),
+    "floor epoll": lambda: floor_server("epoll"),
+    "kv always": lambda: kv_server("always"),
+    "redis always": lambda: redis_server("always"),
+}
+
+
+def measure_floor(requests: int, rounds: int) -> dict[tuple[str, int], float]:
+    """Durable SETs per second of each server of FLOOR_SERVERS, 1 and 50 clients, the
+    median of `rounds` rounds (the servers take turns within a round)."""
+    taken: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for name, start in FLOOR_SERVERS.items():
+            with start() as port:
+                for clients in (1, 50):
+                    count = requests if clients > 1 else requests // 5
+                    taken.setdefault((name, clients), []).append(rate(port, "set", clients, 1, count))
+    return {row: statistics.median(rates) for row, rates in taken.items()}
+
+
+def print_floor(rates: dict[tuple[str, int], float]) -> None:
+    print(f"\n{'durable SET, -P 1':<26}{'clients':>8}{'req/s':>12}{'vs redis':>10}")
+    for (name, clients), value in rates.items():
+        print(f"{name:<26}{clients:>8}{value:>12,.0f}{value / rates[('redis always', clients)]:>9.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each row shows the median (default 3)")
+    parser.add_argument("--floor", action="store_true", help="also the floor servers' table (server_floor.py)")
     arguments = parser.parse_args(argv)
     if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
         print("bench_server: needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)")
@@ -135,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     for (durability, test, clients, pipeline), (ours, theirs) in rates.items():
         against = f"{durability} vs {PAIRS[durability]}"
         print(f"{against:<26}{test:<6}{clients:>8}{pipeline:>4}{ours:>12,.0f}{theirs:>13,.0f}{ours / theirs:>7.2f}x")
+    if arguments.floor:
+        print_floor(measure_floor(requests, arguments.rounds))
     return 0
 
 
