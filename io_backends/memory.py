@@ -7,7 +7,8 @@ argument, and every write is "durable" at once. Every future is complete when re
 
 POSIX behaviour kept (the conformance suite checks it): opening a missing file for
 reading, or any file in a missing directory, is ENOENT; mode `x` on an existing file is
-EEXIST; writing through a read-only handle, or using a closed one, is EBADF; an unlinked
+EEXIST; writing through a read-only handle, or using a closed one, is EBADF; a negative
+offset or size is EINVAL, as `pread`/`pwrite`/`ftruncate` say; an unlinked
 file stays readable through the handles already open on it; `rename` replaces its
 destination; `lock` creates the lock file and a second holder gets EWOULDBLOCK.
 
@@ -72,13 +73,18 @@ class MemoryIo:
 
     @staticmethod
     def _normal(path: str) -> str:
-        return posixpath.normpath(posixpath.join("/", path))
+        normal = posixpath.normpath(posixpath.join("/", path))
+        return "/" + normal.lstrip("/")  # normpath keeps a leading "//"; the kernel reads it as "/"
 
     def _parent_exists(self, path: str, operation: str) -> None:
         if posixpath.dirname(path) not in self._directories:
             raise _failure(errno.ENOENT, operation, path)
 
-    def _handle(self, file: File, operation: str, write: bool = False) -> _Handle:
+    def _handle(self, file: File, operation: str, write: bool = False, *counts: int) -> _Handle:
+        """The open handle of `file` (EBADF when closed, or read-only for a write); EINVAL
+        when one of `counts` (an offset, a size) is negative."""
+        if any(count < 0 for count in counts):
+            raise _failure(errno.EINVAL, operation, file.path)
         handle = file.handle
         assert isinstance(handle, _Handle), file
         if handle.closed or (write and not handle.writable):
@@ -106,13 +112,13 @@ class MemoryIo:
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
         def read() -> bytes:
-            return bytes(self._handle(file, "read").inode.data[offset : offset + size])
+            return bytes(self._handle(file, "read", False, offset, size).inode.data[offset : offset + size])
 
         return _call("read", file.path, read)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
         def write() -> None:
-            stored = self._handle(file, "write", write=True).inode.data
+            stored = self._handle(file, "write", True, offset).inode.data
             if offset > len(stored):
                 stored.extend(bytes(offset - len(stored)))
             stored[offset : offset + len(data)] = data
@@ -127,7 +133,7 @@ class MemoryIo:
 
     def truncate(self, file: File, size: int) -> Future[None]:
         def truncate() -> None:
-            stored = self._handle(file, "truncate", write=True).inode.data
+            stored = self._handle(file, "truncate", True, size).inode.data
             if size < len(stored):
                 del stored[size:]
             else:

@@ -9,9 +9,14 @@ Commands used: GET, SET (PX for a ttl), DEL, GETDEL, EXISTS, PEXPIRE, PTTL, RPUS
 LPOP, RPOP, LLEN, LRANGE, SCAN MATCH + MGET, and MULTI/EXEC for a batch (a redis-py
 transaction pipeline). Errors become `kv.errors` types in one place (`_translated`):
 WRONGTYPE -> WrongType, READONLY -> StoreReadOnly, IOERR -> IoError (EIO),
-CORRUPTION -> CorruptionDetected, "invalid expire time" and other argument errors ->
-InvalidArgument, a lost or refused connection (timeouts, wrong password, too many
-clients) -> ConnectionFailed, any other error reply -> ServerError.
+CORRUPTION -> CorruptionDetected, NOPERM -> PermissionDenied, "invalid expire time" and
+other argument errors -> InvalidArgument, a lost or refused connection (timeouts, wrong
+password, too many clients) -> ConnectionFailed, any other error reply -> ServerError.
+
+The URL is `redis://[[user]:password@]host[:port][/db][?options]`, redis-py's options
+(`socket_timeout=2`, ...) but those that would change what the methods return
+(`decode_responses` makes values `str`); a db that is not a number is refused. Errors
+show the URL with its password hidden.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import errno
 import math
 import re
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -27,7 +33,7 @@ from typing import Any, Self
 import redis
 import redis.exceptions
 
-from kv.client import as_bytes
+from kv.client import as_bytes, ttl_from_milliseconds
 from kv.errors import (
     ConnectionFailed,
     CorruptionDetected,
@@ -35,6 +41,7 @@ from kv.errors import (
     IoError,
     KeyTooLarge,
     KvError,
+    PermissionDenied,
     ServerError,
     StoreClosed,
     StoreReadOnly,
@@ -53,6 +60,8 @@ MGET_KEYS_MAX = 1000
 # keyspace this client would sort in memory.
 SCAN_STEPS_MAX = (1 << 32) // SCAN_COUNT
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
+# redis-py URL options that make replies `str` (the client's contract is bytes).
+_OPTIONS_REFUSED = frozenset({"decode_responses", "encoding", "encoding_errors"})
 # redis-py prefixes an error of a pipelined command with where it came from.
 _PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
 
@@ -83,7 +92,7 @@ def _response_error(error: redis.exceptions.ResponseError) -> KvError:
     if isinstance(error, redis.exceptions.ReadOnlyError):
         return StoreReadOnly(str(error))
     if isinstance(error, redis.exceptions.NoPermissionError):  # (a wrong password is a ConnectionError)
-        return ConnectionFailed(f"the server refused the client: {error}")
+        return PermissionDenied(str(error))
     text = _PIPELINE_NOTE.sub("", str(error), count=1)
     code, _space, message = text.partition(" ")
     if code == "WRONGTYPE":
@@ -100,11 +109,36 @@ def _response_error(error: redis.exceptions.ResponseError) -> KvError:
     return ServerError(text)
 
 
+def _without_password(url: str) -> str:
+    """`url` with its password, if any, as `***` (for error messages)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def _check_url(url: str) -> None:
+    """InvalidArgument for a URL redis-py would take in a way that breaks the contract:
+    an option that turns replies into `str`, or a db that is not a number (redis-py
+    would use db 0)."""
+    parts = urllib.parse.urlsplit(url)
+    shown = _without_password(url)
+    refused = sorted(set(urllib.parse.parse_qs(parts.query)) & _OPTIONS_REFUSED)
+    if refused:
+        raise InvalidArgument(f"cannot use {shown!r}: kv.connect returns bytes; {', '.join(refused)} is refused")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise InvalidArgument(f"cannot use {shown!r}: the database must be a number, not {database!r}")
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
     """Raise redis-py's exceptions as `kv.errors` ones (see the module docstring)."""
     try:
         yield
+    except redis.exceptions.AuthenticationError as error:
+        raise ConnectionFailed(f"the server refused the login: {error}") from error
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
         raise ConnectionFailed(f"the server cannot be reached: {error}") from error
     except redis.exceptions.ResponseError as error:
@@ -123,12 +157,14 @@ class RedisClient:
         self._key_size_max_bytes = key_size_max_bytes
         self._value_size_max_bytes = value_size_max_bytes
         self._closed = False
+        _check_url(url)
         try:
             self._redis: redis.Redis = redis.Redis.from_url(
                 url, socket_timeout=TIMEOUT_SECONDS_DEFAULT, socket_connect_timeout=TIMEOUT_SECONDS_DEFAULT
             )
-        except ValueError as error:  # a port or an option redis-py cannot parse
-            raise InvalidArgument(f"cannot use {url!r}: {error}") from error
+        except ValueError as error:  # a port redis-py cannot parse
+            shown = str(error).replace(url, _without_password(url))
+            raise InvalidArgument(f"cannot use {_without_password(url)!r}: {shown}") from None
         try:
             with _translated():
                 self._redis.ping()
@@ -188,12 +224,7 @@ class RedisClient:
         return bool(self._call("pexpire", self._key(key), _milliseconds(seconds, "seconds")))
 
     def ttl(self, key: bytes | str) -> float | None:
-        remaining_ms = int(self._call("pttl", self._key(key)))
-        if remaining_ms == -2:
-            return None
-        if remaining_ms == -1:
-            return math.inf
-        return max(remaining_ms, 0) / 1000
+        return ttl_from_milliseconds(int(self._call("pttl", self._key(key))))
 
     # -- lists --------------------------------------------------------------------------
 

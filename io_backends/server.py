@@ -79,8 +79,9 @@ def server_io(name: str) -> str:
 
 
 def check_protected_mode(bind: str, config: ServerConfig) -> None:
-    """Refuse a bind reachable from other hosts where a client needs no password
-    (Redis's protected mode)."""
+    """Refuse a bind reachable from other hosts where the default user needs no password
+    (Redis's protected mode, which, like this, looks at `default` only: an ACL file's
+    other `nopass` users are the file's choice)."""
     if config.users().open_default is None:
         return
     try:
@@ -108,7 +109,11 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._arm_idle()
-        tick = self.session.receive(data)
+        try:
+            tick = self.session.receive(data)
+        except Exception as bug:  # a bug in a command: its connection's writes still wait for the sync
+            tick = self.session.internal_error(bug)
+            print(f"kv serve: internal error: {type(bug).__name__}: {bug}", file=sys.stderr, flush=True)
         if tick.shutdown:
             self.server.shutdown_requested = True
         if tick.wrote and self.server.options.durability == "batch":

@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 from kv.commands import COMMANDS, Command, Flag
 from kv.errors import InvalidArgument
 from kv.pattern import matcher
+from kv.transaction import TRANSACTION_VERBS
 
 # The connection's own commands (kv.session), which the command table does not hold.
 CONNECTION_COMMANDS = frozenset({"auth", "hello", "client", "select", "config", "quit", "shutdown", "acl"})
-TRANSACTION_COMMANDS = frozenset({"multi", "exec", "discard"})  # kv.transaction
+TRANSACTION_COMMANDS = frozenset(verb.decode() for verb in TRANSACTION_VERBS)
 ALWAYS_ALLOWED = frozenset({"auth", "hello", "quit"})
 _DANGEROUS = frozenset({"shutdown", "config", "keys", "compact", "verify", "save", "acl", "info"})
 _KEYSPACE = frozenset(

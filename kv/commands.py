@@ -130,7 +130,7 @@ class CommandTable:
         if command.subcommands and len(argv) >= 2:
             subcommand = command.subcommands.get(bytes_text(argv[1]).lower())
             if subcommand is None:
-                return unknown_subcommand(command, argv[1])
+                return unknown_subcommand(command.name, argv[1])
             command = subcommand
         if not command.arity_fits(len(argv)):
             return wrong_arity(command.name)
@@ -174,9 +174,9 @@ def unknown_command(argv: Sequence[bytes]) -> ErrorReply:
     return error(f"unknown command '{name}', with args beginning with: {bytes_text(echoed)}")
 
 
-def unknown_subcommand(command: Command, subcommand: bytes) -> ErrorReply:
+def unknown_subcommand(container: str, subcommand: bytes) -> ErrorReply:
     name = bytes_text(_c_string(subcommand)[:ERROR_ECHO_SIZE_MAX_BYTES])
-    return error(f"unknown subcommand '{name}'. Try {command.name.upper()} HELP.")
+    return error(f"unknown subcommand '{name}'. Try {container.upper()} HELP.")
 
 
 def wrong_arity(name: str) -> ErrorReply:

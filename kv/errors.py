@@ -101,6 +101,11 @@ class ConnectionFailed(KvError, ConnectionError):
     before it was applied is unknown."""
 
 
+class PermissionDenied(KvError, PermissionError):
+    """The server's ACL does not let this client's user run the command or touch one of
+    its keys (Redis's NOPERM). Nothing of the command ran; the connection stays usable."""
+
+
 class ServerError(KvError):
     """A server answered with an error no other type of this tree names (Redis's OOM,
     say). `code` is the reply's first word (ERR, OOM, ...)."""

@@ -12,7 +12,8 @@ The promise (`io_backends.server` runs it, the simulator's `server` scenario che
 1. A session's replies wait for the window's commit when its bytes wrote, or when any
    session is already waiting (a read may have seen a write of the window that is not
    durable yet). Only a session that wrote nothing while nobody waits is answered at once:
-   every write before it is durable already.
+   in `always` mode every write before it was made durable by an earlier commit (in
+   `batch` mode it may not be yet, which that mode's bounds allow).
 2. `commit` runs one `store.flush()` for the whole window (`flushes`: `always` mode;
    in `batch` mode the store syncs by its own bounds and the commit only delivers).
 3. Only after that flush returned does any reply of the window leave (`deliver`).

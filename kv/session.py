@@ -25,12 +25,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kv.acl import CATEGORIES, Acl, User, refusal
-from kv.commands import COMMANDS, Command, Flag, kv_version
+from kv.acl import ALWAYS_ALLOWED, CATEGORIES, CONNECTION_COMMANDS, TRANSACTION_COMMANDS, Acl, User, refusal
+from kv.commands import (
+    COMMANDS,
+    NOT_AN_INTEGER,
+    SYNTAX_ERROR,
+    Command,
+    Flag,
+    kv_version,
+    parse_integer,
+    unknown_subcommand,
+    wrong_arity,
+)
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bulk_array, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
-from kv.transaction import TRANSACTION_VERBS, Transaction
+from kv.transaction import EXEC_ABORT, TRANSACTION_VERBS, Transaction
 
 NO_AUTH = ErrorReply("NOAUTH", "Authentication required.")
 HELLO_NO_AUTH = ErrorReply(
@@ -40,9 +50,11 @@ HELLO_NO_AUTH = ErrorReply(
 )
 WRONG_PASSWORD = ErrorReply("WRONGPASS", "invalid username-password pair or user is disabled.")
 # The connection commands that run before authentication, as in Redis.
-_BEFORE_AUTH = frozenset({b"auth", b"hello", b"quit"})
-# Connection commands with subcommands: a refusal names both (`acl|whoami`), as Redis's.
-_CONTAINERS = frozenset({b"acl", b"client", b"config"})
+_BEFORE_AUTH = frozenset(name.encode() for name in ALWAYS_ALLOWED)
+# Commands Redis refuses inside MULTI (its no-multi flag), of those kv has.
+_NOT_IN_TRANSACTION = frozenset({b"shutdown"})
+NOT_IN_TRANSACTION = error("Command not allowed inside a transaction")
+BAD_CLIENT_NAME = error("Client names cannot contain spaces, newlines or special characters.")
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,9 @@ class Session:
         return self.user is not None
 
     def receive(self, data: bytes) -> Tick:
-        """Run every whole command in `data` (and what was buffered before it)."""
+        """Run every whole command in `data` (and what was buffered before it). Raises
+        nothing but what a command raises that is not a `KvError` (a bug; the caller
+        answers it with `internal_error`)."""
         tick = Tick()
         if self._closing:
             return tick
@@ -109,6 +123,15 @@ class Session:
             tick.close = True
         self._closing = tick.close
         return tick
+
+    def internal_error(self, bug: Exception) -> Tick:
+        """`receive` raised `bug`: an `ERR internal error` reply, and the connection
+        closes after it. The tick counts as a write: the commands before the one that
+        raised may have written, and their replies, like every other connection's,
+        must wait for the sync that covers those writes (`kv.group_commit`)."""
+        self._replies.append(error(f"internal error: {type(bug).__name__}: {bug}"))
+        self._closing = True
+        return Tick(wrote=True, close=True)
 
     @property
     def pending(self) -> tuple[Reply, ...]:
@@ -133,57 +156,90 @@ class Session:
 
     def _run(self, argv: list[bytes], tick: Tick) -> None:
         name = argv[0].lower()
-        own = _CONNECTION_COMMANDS.get(name)
-        if not self.authenticated and name not in _BEFORE_AUTH:
-            self._replies.append(NO_AUTH)
-            return
-        if self.transaction.takes(name):  # MULTI, EXEC, DISCARD and what is queued between them
-            if (refused := self._refused_in_transaction(name, argv)) is not None:
-                self._replies.append(refused)
-                return
-            reply, wrote = self.transaction.handle(self.store, argv)
-            tick.wrote = tick.wrote or wrote
-            self._replies.append(reply)
-            return
-        if own is not None:
-            shown = name + b"|" + argv[1].lower() if name in _CONTAINERS and len(argv) > 1 else name
-            self._replies.append(self._refused(shown.decode("latin-1"), argv) or own(self, argv[1:], tick))
-            return
-        command = COMMANDS.resolve(argv)
-        if isinstance(command, ErrorReply):
-            self._replies.append(command)
-            return
-        if (refused := self._refused(command, argv)) is not None:
-            self._replies.append(refused)
-            return
-        reply = COMMANDS.run(self.store, command, argv)
-        if Flag.WRITE in command.flags:
-            tick.wrote = True
-        if command.ends_session:
+        if name == b"quit":  # Redis answers QUIT before any check, inside MULTI too
+            self._replies.append(OK)
             tick.close = True
-        self._replies.append(reply)
+            return
+        target = self._admit(name, argv)
+        if isinstance(target, ErrorReply):
+            self._replies.append(self._rejected(name, target))
+        elif self.transaction.active and name not in TRANSACTION_VERBS:
+            self._replies.append(self.transaction.queue(argv))  # kv.transaction rule 1
+        else:
+            self._replies.append(self._call(target, argv, tick))
 
-    def _refused_in_transaction(self, name: bytes, argv: list[bytes]) -> ErrorReply | None:
-        """NOPERM for a transaction verb or a queued command the user may not run; a
-        refused command dooms the transaction (EXEC replies EXECABORT), as in Redis."""
-        target = name.decode("latin-1") if name in TRANSACTION_VERBS else COMMANDS.resolve(argv)
-        refused = None if isinstance(target, ErrorReply) else self._refused(target, argv)
-        if refused is not None and name not in TRANSACTION_VERBS:
-            self.transaction.doomed = True
-        return refused
+    def _admit(self, name: bytes, argv: list[bytes]) -> Command | OwnCommand | ErrorReply:
+        """What `argv` runs, or why it may not, checked in Redis's order: the name and
+        arity, authentication, what a transaction may not hold, the user's rights."""
+        own = _CONNECTION_COMMANDS.get(name)
+        target = COMMANDS.resolve(argv) if own is None else _own_command(name, argv) or own
+        if isinstance(target, ErrorReply):
+            return target
+        if not self.authenticated and name not in _BEFORE_AUTH:
+            return NO_AUTH
+        if self.transaction.active and name in _NOT_IN_TRANSACTION:
+            return NOT_IN_TRANSACTION
+        if self.user is None or self.user.unrestricted:  # AUTH, HELLO before logging in; +@all ~*
+            return target
+        shown = _shown_name(name, argv) if own is not None else target
+        assert isinstance(shown, Command | str)
+        reason = refusal(self.user, shown, argv)
+        return target if reason is None else error(reason, "NOPERM")
 
-    def _refused(self, command: Command | str, argv: list[bytes]) -> ErrorReply | None:
-        """Redis's NOPERM when the logged-in user may not run `argv` (rule `kv.acl`)."""
-        if self.user is None or self.user.unrestricted:  # AUTH, HELLO, QUIT before logging in; +@all ~*
-            return None
-        reason = refusal(self.user, command, argv)
-        return None if reason is None else ErrorReply("NOPERM", reason)
+    def _rejected(self, name: bytes, reply: ErrorReply) -> ErrorReply:
+        """A refused command dooms an open transaction; a refused EXEC ends it, naming
+        the reason (kv.transaction rules 1 and 2, Redis's rejectCommand)."""
+        if name != b"exec":
+            self.transaction.doom()
+            return reply
+        if self.transaction.active:
+            self.transaction.end()
+        reason = reply.message if reply.prefix == "ERR" else reply.text
+        return ErrorReply("EXECABORT", f"Transaction discarded because of: {reason}")
 
-    # -- the connection's own commands ------------------------------------------------------
+    def _call(self, target: Command | OwnCommand, argv: list[bytes], tick: Tick) -> Reply:
+        if not isinstance(target, Command):
+            return target(self, argv[1:], tick)
+        reply = COMMANDS.run(self.store, target, argv)
+        if Flag.WRITE in target.flags:
+            tick.wrote = True
+        if target.ends_session:
+            tick.close = True
+        return reply
+
+    # -- MULTI, EXEC, DISCARD (kv.transaction) -----------------------------------------
+
+    def _multi(self, arguments: list[bytes], tick: Tick) -> Reply:
+        if self.transaction.active:
+            return error("MULTI calls can not be nested")
+        self.transaction.begin()
+        return OK
+
+    def _exec(self, arguments: list[bytes], tick: Tick) -> Reply:
+        """Rule 3: the queued commands, each admitted again (a queued AUTH may have
+        changed the user)."""
+        if not self.transaction.active:
+            return error("EXEC without MULTI")
+        queued, doomed = self.transaction.end()
+        if doomed:
+            return EXEC_ABORT
+        replies: list[Reply] = []
+        for argv in queued:
+            target = self._admit(argv[0].lower(), argv)
+            replies.append(target if isinstance(target, ErrorReply) else self._call(target, argv, tick))
+        return Array(tuple(replies))
+
+    def _discard(self, arguments: list[bytes], tick: Tick) -> Reply:
+        if not self.transaction.active:
+            return error("DISCARD without MULTI")
+        self.transaction.end()
+        return OK
+
+    # -- the connection's own commands (arity and subcommand checked by `_admit`) ----------
 
     def _auth(self, arguments: list[bytes], tick: Tick) -> Reply:
-        if len(arguments) not in (1, 2):
-            return error("wrong number of arguments for 'auth' command")
+        if len(arguments) > 2:
+            return SYNTAX_ERROR
         if len(arguments) == 1 and self._acl.open_default is not None:
             return error(
                 "AUTH <password> called without any password configured for the default user. "
@@ -197,12 +253,14 @@ class Session:
         return OK
 
     def _hello(self, arguments: list[bytes], tick: Tick) -> Reply:
-        protocol = self.protocol
-        rest = arguments
+        protocol, rest, name = self.protocol, arguments, self.name
         if rest:
-            if not rest[0].isdigit() or int(rest[0]) not in (2, 3):
+            version = parse_integer(rest[0])
+            if version is None:
+                return error("Protocol version is not an integer or out of range")
+            if version not in (2, 3):
                 return ErrorReply("NOPROTO", "unsupported protocol version")
-            protocol, rest = int(rest[0]), rest[1:]
+            protocol, rest = version, rest[1:]
         while rest:
             option = rest[0].upper()
             if option == b"AUTH" and len(rest) >= 3:
@@ -211,12 +269,14 @@ class Session:
                     return reply
                 rest = rest[3:]
             elif option == b"SETNAME" and len(rest) >= 2:
-                self.name, rest = rest[1], rest[2:]
+                if not _valid_client_name(rest[1]):
+                    return BAD_CLIENT_NAME
+                name, rest = rest[1] or None, rest[2:]
             else:
                 return error(f"Syntax error in HELLO option '{bytes_text(rest[0])}'")
         if not self.authenticated:
             return HELLO_NO_AUTH
-        self.protocol = protocol
+        self.protocol, self.name = protocol, name
         fields: list[tuple[Reply, Reply]] = [
             (Bulk(b"server"), Bulk(b"kv")),
             (Bulk(b"version"), Bulk(kv_version().encode())),
@@ -229,30 +289,26 @@ class Session:
         return Map(tuple(fields))
 
     def _client(self, arguments: list[bytes], tick: Tick) -> Reply:
-        subcommand = arguments[0].lower() if arguments else b""
-        if subcommand == b"setname" and len(arguments) == 2:
-            if b" " in arguments[1] or b"\n" in arguments[1]:
-                return error("Client names cannot contain spaces, newlines or special characters.")
+        subcommand = arguments[0].lower()
+        if subcommand == b"setname":
+            if not _valid_client_name(arguments[1]):
+                return BAD_CLIENT_NAME
             self.name = arguments[1] or None
             return OK
-        if subcommand == b"getname" and len(arguments) == 1:
+        if subcommand == b"getname":
             return Bulk(self.name)
-        if subcommand == b"id" and len(arguments) == 1:
+        if subcommand == b"id":
             return Integer(self.client_id)
-        if subcommand == b"setinfo" and len(arguments) == 3:
-            return OK
-        return error(f"unknown subcommand or wrong number of arguments for '{bytes_text(subcommand)}'")
+        return OK  # SETINFO: clients send it; kv keeps nothing of it
 
     def _select(self, arguments: list[bytes], tick: Tick) -> Reply:
-        if len(arguments) != 1:
-            return error("wrong number of arguments for 'select' command")
-        if arguments[0] != b"0":
-            return error("DB index is out of range")
-        return OK
+        index = parse_integer(arguments[0])
+        if index is None:
+            return NOT_AN_INTEGER
+        return OK if index == 0 else error("DB index is out of range")
 
     def _config(self, arguments: list[bytes], tick: Tick) -> Reply:
-        if len(arguments) < 2 or arguments[0].lower() != b"get":
-            return error("CONFIG subcommands: GET parameter [parameter ...] (nothing else is configurable)")
+        """CONFIG GET (nothing is configurable at run time)."""
         values = {
             b"save": b"",
             b"appendonly": b"yes" if self.config.durability != "none" else b"no",
@@ -263,8 +319,8 @@ class Session:
         return Map(tuple(pairs))
 
     def _acl_command(self, arguments: list[bytes], tick: Tick) -> Reply:
-        """ACL WHOAMI, USERS, LIST and CAT (the users are read-only: set in the file)."""
-        subcommand = arguments[0].lower() if len(arguments) == 1 else b""
+        """ACL WHOAMI, USERS, LIST and CAT [category] (the users are read-only: set in the file)."""
+        subcommand = arguments[0].lower()
         assert self.user is not None
         if subcommand == b"whoami":
             return Bulk(self.user.name.encode())
@@ -272,26 +328,84 @@ class Session:
             return bulk_array(sorted(name.encode() for name in self._acl.users))
         if subcommand == b"list":
             return bulk_array([user.describe().encode() for _, user in sorted(self._acl.users.items())])
-        if subcommand == b"cat":
+        if len(arguments) == 1:
             return bulk_array(sorted(name.encode() for name in CATEGORIES))
-        return error(f"unknown subcommand or wrong number of arguments for '{bytes_text(subcommand)}'")
-
-    def _quit(self, arguments: list[bytes], tick: Tick) -> Reply:
-        tick.close = True
-        return OK
+        if len(arguments) > 2:
+            return wrong_arity("acl|cat")
+        members = CATEGORIES.get(bytes_text(arguments[1]).lower())
+        if members is None:
+            return error(f"Unknown category '{bytes_text(arguments[1])}'")
+        return bulk_array(sorted(name.encode() for name in members))
 
     def _shutdown(self, arguments: list[bytes], tick: Tick) -> Reply:
         tick.shutdown = tick.close = True
         return OK
 
 
-_CONNECTION_COMMANDS: dict[bytes, Callable[[Session, list[bytes], Tick], Reply]] = {
+OwnCommand = Callable[[Session, list[bytes], Tick], Reply]
+
+_CONNECTION_COMMANDS: dict[bytes, OwnCommand] = {
     b"auth": Session._auth,
     b"hello": Session._hello,
     b"client": Session._client,
     b"select": Session._select,
     b"config": Session._config,
     b"acl": Session._acl_command,
-    b"quit": Session._quit,
     b"shutdown": Session._shutdown,
+    b"multi": Session._multi,
+    b"exec": Session._exec,
+    b"discard": Session._discard,
 }
+# kv.acl names them for its categories: the two lists are one (QUIT is answered first).
+assert {name.decode() for name in _CONNECTION_COMMANDS} | {"quit"} == CONNECTION_COMMANDS | TRANSACTION_COMMANDS
+# Redis's arities of the connection's own commands (negative: at least that many
+# words, the name included), and of the subcommands of those that have them.
+_ARITIES: dict[bytes, int] = {
+    b"auth": -2,
+    b"hello": -1,
+    b"client": -2,
+    b"select": 2,
+    b"config": -2,
+    b"acl": -2,
+    b"shutdown": -1,
+    b"multi": 1,
+    b"exec": 1,
+    b"discard": 1,
+}
+_SUBCOMMANDS: dict[bytes, dict[bytes, int]] = {
+    b"client": {b"setname": 3, b"getname": 2, b"id": 2, b"setinfo": 4},
+    b"config": {b"get": -3},
+    b"acl": {b"whoami": 2, b"users": 2, b"list": 2, b"cat": -2},
+}
+
+
+def _fits(arity: int, words: int) -> bool:
+    return words == arity if arity > 0 else words >= -arity
+
+
+def _own_command(name: bytes, argv: list[bytes]) -> ErrorReply | None:
+    """Redis's checks of a connection command's words: its arity, then its
+    subcommand's name and arity."""
+    if not _fits(_ARITIES[name], len(argv)):
+        return wrong_arity(name.decode())
+    subcommands = _SUBCOMMANDS.get(name)
+    if subcommands is None:
+        return None
+    arity = subcommands.get(argv[1].lower())
+    if arity is None:
+        return unknown_subcommand(name.decode(), argv[1])
+    if not _fits(arity, len(argv)):
+        return wrong_arity(_shown_name(name, argv))
+    return None
+
+
+def _shown_name(name: bytes, argv: list[bytes]) -> str:
+    """A connection command as Redis names it in errors: `client|setname` for a
+    subcommand."""
+    shown = name + b"|" + argv[1].lower() if name in _SUBCOMMANDS else name
+    return shown.decode("latin-1")
+
+
+def _valid_client_name(name: bytes) -> bool:
+    """Redis's rule: only the characters from '!' to '~' (no spaces, no newlines)."""
+    return all(0x21 <= byte <= 0x7E for byte in name)

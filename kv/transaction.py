@@ -1,22 +1,29 @@
-"""MULTI / EXEC / DISCARD for one connection of `kv serve`, sans-I/O.
+"""MULTI / EXEC / DISCARD for one connection of `kv serve`, sans-I/O: the queue.
 
     transaction = Transaction()
-    transaction.handle(store, [b"MULTI"])          # +OK
-    transaction.handle(store, [b"SET", b"k", b"v"])  # +QUEUED (nothing runs yet)
-    transaction.handle(store, [b"EXEC"])           # *1 +OK, and whether a command wrote
+    transaction.begin()                            # MULTI
+    transaction.queue([b"SET", b"k", b"v"])        # +QUEUED (nothing runs yet)
+    queued, doomed = transaction.end()             # EXEC: the session runs `queued`
 
-What Redis does, and so this:
+The session (`kv.session`) decides what is queued and runs EXEC, as Redis 7.0 does:
 
-1. MULTI starts queueing; every command after it (but EXEC and DISCARD) is checked
-   (name and arity) and queued, replied `QUEUED`. A command that fails the check is
-   answered with its error and dooms the transaction: EXEC then replies `EXECABORT`
-   and runs nothing.
-2. EXEC runs the queued commands back to back, no other connection's command between
-   them (the server runs one session at a time), and replies with the array of their
-   replies. A command that fails at run time (WRONGTYPE, say) gets its error in the
-   array; the others still run (Redis has no rollback either).
-3. DISCARD drops the queue. MULTI inside MULTI, and EXEC or DISCARD outside, are errors
+1. After MULTI every command is checked as if it were to run now (its name and arity,
+   authentication, the user's rights, and SHUTDOWN, which a transaction may not hold)
+   and then queued, replied `QUEUED`, connection commands (CLIENT, AUTH, HELLO, ...)
+   included. A command refused by a check gets its error and dooms the transaction:
+   EXEC then replies `EXECABORT` and runs nothing. QUIT is not queued: it closes.
+2. A refused EXEC (a wrong number of arguments, no right to run it) ends the
+   transaction with `EXECABORT` naming the reason.
+3. EXEC runs the queued commands back to back, no other connection's command between
+   them (the server runs one session at a time), each checked against the user's
+   rights again (a queued AUTH may have changed the user), and replies with the array
+   of their replies. A command that fails at run time (WRONGTYPE, say) gets its error
+   in the array; the others still run (Redis has no rollback either).
+4. DISCARD drops the queue. MULTI inside MULTI, and EXEC or DISCARD outside, are errors
    and change nothing.
+5. A transaction holds at most TRANSACTION_COMMANDS_MAX commands and
+   TRANSACTION_BYTES_MAX bytes of arguments (Redis has no bound but its memory): a
+   command past either is refused, which dooms the transaction.
 
 Crash atomicity: the server makes the tick's writes durable together (group commit),
 so EXEC's writes are one write and one fsync; recovery applies a frame whole, so they
@@ -28,13 +35,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kv.commands import COMMANDS, Flag
-from kv.replies import OK, Array, ErrorReply, Reply, SimpleString, error
-from kv.store import Store
+from kv.replies import ErrorReply, Reply, SimpleString, error
 
 QUEUED = SimpleString("QUEUED")
 EXEC_ABORT = ErrorReply("EXECABORT", "Transaction discarded because of previous errors.")
 TRANSACTION_VERBS = frozenset({b"multi", b"exec", b"discard"})
+
+# Rule 5: a queue is memory the client chose; these bound it (about 100 MiB of SETs of
+# 100-byte values at the command bound).
+TRANSACTION_COMMANDS_MAX = 100_000
+TRANSACTION_BYTES_MAX = 256 * 1024 * 1024
+TRANSACTION_TOO_LONG = error(
+    f"a transaction holds at most {TRANSACTION_COMMANDS_MAX} commands and "
+    f"{TRANSACTION_BYTES_MAX // (1024 * 1024)} MiB of arguments"
+)
 
 
 @dataclass
@@ -43,45 +57,38 @@ class Transaction:
 
     queued: list[list[bytes]] | None = None
     doomed: bool = False
+    queued_bytes: int = 0
 
-    def takes(self, name: bytes) -> bool:
-        """Whether `handle` answers the command called `name` (lower case)."""
-        return name in TRANSACTION_VERBS or self.queued is not None
+    @property
+    def active(self) -> bool:
+        """Between MULTI and its EXEC or DISCARD."""
+        return self.queued is not None
 
-    def handle(self, store: Store, argv: list[bytes]) -> tuple[Reply, bool]:
-        """The reply to `argv` (which `takes`), and whether it wrote to the store."""
-        name = argv[0].lower()
-        if name == b"multi":
-            if self.queued is not None:
-                return error("MULTI calls can not be nested"), False
-            self.queued, self.doomed = [], False
-            return OK, False
-        if name in (b"exec", b"discard"):
-            return self._finish(store, name, argv)
-        assert self.queued is not None
-        command = COMMANDS.resolve(argv)
-        if isinstance(command, ErrorReply):
+    def begin(self) -> None:
+        assert self.queued is None, "MULTI inside MULTI is the session's error"
+        self.queued, self.doomed, self.queued_bytes = [], False, 0
+
+    def queue(self, argv: list[bytes]) -> Reply:
+        """Queue a command that passed the session's checks (rule 1), or refuse it past
+        the bounds (rule 5)."""
+        assert self.queued is not None, "queue only inside MULTI"
+        size = sum(map(len, argv))
+        if len(self.queued) >= TRANSACTION_COMMANDS_MAX or self.queued_bytes + size > TRANSACTION_BYTES_MAX:
             self.doomed = True
-            return command, False
+            return TRANSACTION_TOO_LONG
         self.queued.append(argv)
-        return QUEUED, False
+        self.queued_bytes += size
+        return QUEUED
 
-    def _finish(self, store: Store, name: bytes, argv: list[bytes]) -> tuple[Reply, bool]:
-        if self.queued is None:
-            return error(f"{name.decode().upper()} without MULTI"), False
-        if len(argv) != 1:
-            return error(f"wrong number of arguments for '{name.decode()}' command"), False
-        queued, doomed = self.queued, self.doomed
-        self.queued, self.doomed = None, False
-        if name == b"discard":
-            return OK, False
-        if doomed:
-            return EXEC_ABORT, False
-        replies = tuple(COMMANDS.execute(store, command) for command in queued)
-        wrote = any(_writes(command) for command in queued)
-        return Array(replies), wrote
+    def end(self) -> tuple[list[list[bytes]], bool]:
+        """EXEC or DISCARD (or a refused EXEC): the queued commands and whether a
+        refused command doomed them; the connection is outside MULTI again."""
+        assert self.queued is not None, "end only inside MULTI"
+        ended = self.queued, self.doomed
+        self.queued, self.doomed, self.queued_bytes = None, False, 0
+        return ended
 
-
-def _writes(argv: list[bytes]) -> bool:
-    command = COMMANDS.resolve(argv)
-    return not isinstance(command, ErrorReply) and Flag.WRITE in command.flags
+    def doom(self) -> None:
+        """A command was refused inside MULTI (rule 1): EXEC will run nothing."""
+        if self.queued is not None:
+            self.doomed = True

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from kv.errors import (
     InvalidArgument,
     IoError,
     KeyTooLarge,
+    PermissionDenied,
     ServerError,
     StoreClosed,
     StoreReadOnly,
@@ -41,6 +43,8 @@ from kv.errors import (
     WrongType,
 )
 from kv.limits import KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES
+from tests.test_acl import _redis_server
+from tests.test_server import server
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server")
@@ -321,14 +325,35 @@ def test_a_batch_whose_block_raises_writes_nothing(client: Client, ns: Callable[
 
 
 def test_a_batch_is_seen_whole_by_another_client(url: str, ns: Callable[[str], bytes]) -> None:
+    """While one client commits batches that set two keys to the same new value, another
+    reads both in one MGET (atomic on the server) and must never see them differ: a
+    batch sent as separate SETs would show the first key ahead of the second."""
     if url == "memory://" or url.startswith("file:"):
         pytest.skip("one process holds an embedded store: there is no second client to look")
-    with kv.connect(url) as writer, kv.connect(url) as reader:
-        with writer.batch() as batch:
-            batch.set(ns("x"), b"1")
-            batch.set(ns("y"), b"1")
-            assert reader.get(ns("x")) is None
-        assert [reader.get(ns("x")), reader.get(ns("y"))] == [b"1", b"1"]
+    x, y = ns("x"), ns("y")
+    seen: list[list[bytes | None]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with redis.Redis.from_url(url, socket_timeout=10) as reader:
+            while not done.is_set():
+                seen.append(reader.mget(x, y))
+
+    with kv.connect(url) as writer:
+        writer.set(x, b"0")
+        writer.set(y, b"0")
+        reading = threading.Thread(target=read)
+        reading.start()
+        try:
+            for round_ in range(1, 300):
+                with writer.batch() as batch:
+                    batch.set(x, b"%d" % round_)
+                    batch.set(y, b"%d" % round_)
+        finally:
+            done.set()
+            reading.join(timeout=30)
+    assert len(seen) > 10, "the reader read while the batches ran"
+    assert all(first == second for first, second in seen), [pair for pair in seen if pair[0] != pair[1]][:3]
 
 
 def test_an_empty_batch_writes_nothing(client: Client) -> None:
@@ -390,6 +415,33 @@ def test_connection_failures_are_typed() -> None:
         kv.connect(f"redis://127.0.0.1:{_free_port()}/0?socket_connect_timeout=2")
 
 
+def test_redis_urls_that_would_break_the_contract_are_refused_without_showing_the_password() -> None:
+    port = _free_port()
+    for bad in (
+        f"redis://u:hunter2@127.0.0.1:{port}/0?decode_responses=true",
+        f"redis://u:hunter2@127.0.0.1:{port}/abc",
+        "redis://u:hunter2@127.0.0.1:notaport/0",
+    ):
+        with pytest.raises(InvalidArgument) as refused:
+            kv.connect(bad)
+        assert "hunter2" not in str(refused.value) and "u:***@" in str(refused.value), refused.value
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install -y redis-server)")
+def test_a_command_the_acl_refuses_raises_permission_denied_and_the_client_goes_on(tmp_path: Path) -> None:
+    acl_file = tmp_path / "users.acl"
+    acl_file.write_text("user default off\nuser carol on >pw ~app:* +@all\n")
+    with _redis_server(acl_file) as redis_port, server(tmp_path / "db", "--acl-file", str(acl_file)) as (kv_port, _):
+        for port in (redis_port, kv_port):
+            with kv.connect(f"redis://carol:pw@127.0.0.1:{port}/0") as client:
+                with pytest.raises(PermissionDenied, match="no permissions to access one of the keys"):
+                    client.set(b"other", b"v")
+                client.set(b"app:1", b"v")
+                assert client.get(b"app:1") == b"v"
+            with pytest.raises(ConnectionFailed, match="refused the login"):
+                kv.connect(f"redis://carol:wrong@127.0.0.1:{port}/0")
+
+
 def test_urls_that_cannot_be_used(tmp_path: Path) -> None:
     for bad in (
         "ftp://example.com/x",
@@ -432,7 +484,7 @@ def test_error_replies_map_to_kv_errors() -> None:
         (redis.exceptions.ResponseError("CORRUPTION record failed its checksum"), CorruptionDetected),
         (redis.exceptions.ResponseError("invalid expire time in 'set' command"), InvalidArgument),
         (redis.exceptions.AuthenticationError("invalid password"), ConnectionFailed),
-        (redis.exceptions.NoPermissionError("this user has no permissions"), ConnectionFailed),
+        (redis.exceptions.NoPermissionError("this user has no permissions"), PermissionDenied),
         (redis.exceptions.TimeoutError("Timeout reading from socket"), ConnectionFailed),
         (redis.exceptions.DataError("Invalid input of type: 'dict'"), InvalidArgument),
         (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"), ServerError),

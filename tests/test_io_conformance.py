@@ -6,6 +6,8 @@ Each test states one clause of the contract in `kv/io.py`.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,21 @@ def test_futures_complete_once_and_report(backend: Backend) -> None:
     assert Future.completed(3).result() == 3
     with pytest.raises(IoError):
         Future.failed(IoError(errno.EIO, "boom")).result()
+
+
+def test_a_negative_offset_or_size_is_einval(backend: Backend) -> None:
+    io = backend.io
+    file = io.open(backend.path("a"), "w").result()
+    io.write(file, 0, b"abcdef").result()
+    calls: list[Callable[[], Future[Any]]] = [
+        lambda: io.read(file, -2, 2),
+        lambda: io.read(file, 0, -1),
+        lambda: io.write(file, -2, b"XY"),
+        lambda: io.truncate(file, -1),
+    ]
+    for call in calls:
+        with pytest.raises(IoError) as failure:
+            call().result()
+        assert failure.value.errno == errno.EINVAL
+    assert read_exact(io, file, 0, 6) == b"abcdef", "a refused call changes nothing"
+    io.close(file).result()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import kv
 from io_backends.sim import SimIo
+from kv.acl import parse_acl
 from kv.replies import NIL, Array, Bulk, ErrorReply, Integer, Map, SimpleString
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.session import ServerConfig, Session
@@ -86,9 +87,14 @@ def test_replies_encode_as_resp2_and_resp3() -> None:
     assert (encode(pairs, 2), encode(pairs, 3)) == (b"*2\r\n$1\r\na\r\n:1\r\n", b"%1\r\n$1\r\na\r\n:1\r\n")
 
 
-def _session(password: str | None = None) -> Session:
+def _session(password: str | None = None, acl: str | None = None) -> Session:
     store = kv.open("/db", io=SimIo(seed=1))
-    return Session(store, ServerConfig(password), client_id=7)
+    config = ServerConfig(password) if acl is None else ServerConfig(acl=parse_acl(acl))
+    return Session(store, config, client_id=7)
+
+
+# A user with rights on some commands and keys only: the fuzz reaches every refusal.
+RESTRICTED = "user default on nopass ~k* ~kept +@all -client -config -exec\n"
 
 
 def test_a_session_authenticates_switches_protocol_and_runs_commands() -> None:
@@ -107,15 +113,23 @@ def test_a_session_authenticates_switches_protocol_and_runs_commands() -> None:
     assert tick.close and session.reply_bytes(durable=True) == b"+OK\r\n"  # nothing runs after QUIT
 
 
-def _commands() -> st.SearchStrategy[list[list[bytes]]]:
+def _commands(shutdown: bool = True) -> st.SearchStrategy[list[list[bytes]]]:
+    """Pipelines of commands with random arguments; `shutdown` False leaves SHUTDOWN out
+    (the live fuzz needs its server up)."""
     word = st.binary(max_size=20)
-    names = st.sampled_from([b"SET", b"GET", b"DEL", b"RPUSH", b"LPOP", b"INCR", b"PING", b"MGET", b"EXISTS"])
+    names = st.sampled_from(
+        [
+            *(b"SET", b"GET", b"DEL", b"RPUSH", b"LPOP", b"INCR", b"PING", b"MGET", b"EXISTS"),
+            *(b"HELLO", b"AUTH", b"CLIENT", b"SELECT", b"CONFIG", b"ACL", b"MULTI", b"EXEC", b"DISCARD"),
+            *((b"SHUTDOWN",) if shutdown else ()),
+        ]
+    )
     command = st.tuples(names, st.lists(word, max_size=4)).map(lambda drawn: [drawn[0], *drawn[1]])
     return st.lists(command, min_size=1, max_size=8)
 
 
-def _wire_commands() -> st.SearchStrategy[bytes]:
-    return _commands().map(lambda commands: b"".join(map(_request, commands)))
+def _wire_commands(shutdown: bool = True) -> st.SearchStrategy[bytes]:
+    return _commands(shutdown).map(lambda commands: b"".join(map(_request, commands)))
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,9 +147,9 @@ def test_fuzz_well_formed_requests_round_trip_in_any_split(commands: list[list[b
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(st.binary(max_size=40), _wire_commands()), max_size=6))
-def test_fuzz_random_bytes_never_break_a_session_or_lose_a_write(pieces: list[bytes]) -> None:
-    session = _session()
+@given(st.lists(st.one_of(st.binary(max_size=40), _wire_commands()), max_size=6), st.booleans())
+def test_fuzz_random_bytes_never_break_a_session_or_lose_a_write(pieces: list[bytes], restricted: bool) -> None:
+    session = _session(acl=RESTRICTED if restricted else None)
     session.receive(_request([b"SET", b"kept", b"v"]))
     assert session.reply_bytes(durable=True) == b"+OK\r\n"
     for piece in pieces:
@@ -157,7 +171,11 @@ def test_fuzz_a_live_server(tmp_path: Path) -> None:
         assert _client(port).set(kept, "v")
 
         @settings(max_examples=LIVE_FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-        @given(st.lists(st.one_of(st.binary(min_size=1, max_size=200), _wire_commands()), min_size=1, max_size=4))
+        @given(
+            st.lists(
+                st.one_of(st.binary(min_size=1, max_size=200), _wire_commands(shutdown=False)), min_size=1, max_size=4
+            )
+        )
         def throw(pieces: list[bytes]) -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
                 connection.sendall(b"".join(pieces))

@@ -3,15 +3,24 @@ replies out, on a store in memory."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import kv
+import kv.session
 from io_backends import make_io
+from kv import transaction
+from kv.acl import parse_acl
+from kv.group_commit import GroupCommit
 from kv.replies import Array, Bulk
 from kv.resp import encode
 from kv.session import ServerConfig, Session
+from tests.test_acl import _redis_server
+from tests.test_server import server
 
 
 @pytest.fixture
@@ -59,3 +68,88 @@ def test_discard_nesting_and_verbs_outside_multi(session: Session) -> None:
     assert session.store.get(b"k") is None
     replies, _wrote = _send(session, [b"SET", b"k", b"v"])
     assert replies == b"+OK\r\n", "after DISCARD commands run at once again"
+
+
+# Each line on its own connection, ended by QUIT; both servers must send the same bytes
+# (replies that name the server, as HELLO's and CONFIG GET's do, are left out).
+REDIS_SEQUENCES = [
+    [b"MULTI", b"SET a 1", b"EXEC x", b"EXEC", b"GET a"],
+    [b"MULTI", b"SET a 2", b"DISCARD x", b"EXEC", b"GET a"],
+    [b"EXEC x", b"DISCARD x", b"MULTI x"],
+    [b"MULTI", b"CLIENT SETNAME foo", b"SELECT 0", b"EXEC", b"CLIENT GETNAME"],
+    [b"MULTI", b"QUIT", b"PING"],
+    [b"MULTI", b"SHUTDOWN", b"EXEC"],
+    [b"MULTI", b"AUTH x", b"ACL WHOAMI", b"EXEC"],
+    [b"MULTI", b"MULTI", b"MULTI x", b"EXEC"],
+    [b"MULTI", b"CLIENT NOPE", b"EXEC"],
+    [b"AUTH a b c", b"SELECT 00", b"SELECT x", b"HELLO 0003", b"HELLO " + b"9" * 5000, b"HELLO 4"],
+    [b'CLIENT SETNAME "a\\x01b"', b'HELLO 2 SETNAME "a b"', b"CLIENT GETNAME", b"CLIENT SETNAME a b"],
+    [b"MULTI", b"FOO", b"EXEC"],
+]
+
+
+def _conversation(port: int, lines: list[bytes]) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"".join(line + b"\r\n" for line in [*lines, b"QUIT"]))
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed (apt-get install -y redis-server)"
+)
+def test_transactions_and_connection_commands_answer_as_redis_server_does(tmp_path: Path) -> None:
+    acl_file = tmp_path / "users.acl"
+    acl_file.write_text("user default on nopass ~* +@all\n")
+    with _redis_server(acl_file) as port:
+        expected = [_conversation(port, lines) for lines in REDIS_SEQUENCES]
+    with server(tmp_path / "db") as (port, _process):
+        assert [_conversation(port, lines) for lines in REDIS_SEQUENCES] == expected
+    assert sum(b"EXECABORT" in outcome for outcome in expected) >= 5  # the sequences do refuse things
+
+
+def test_a_refused_exec_ends_the_transaction_naming_why(tmp_path: Path) -> None:
+    with kv.open(str(tmp_path / "db"), io=make_io("blocking")) as store:
+        session = Session(store, ServerConfig(acl=parse_acl("user default on nopass ~* +@all -exec\n")), 1)
+        session.receive(b"MULTI\r\nSET k v\r\nEXEC\r\nSET k w\r\n")
+        wire = session.reply_bytes(durable=True)
+        refused = (
+            b"-EXECABORT Transaction discarded because of: "
+            b"NOPERM this user has no permissions to run the 'exec' command\r\n"
+        )
+        assert wire == b"+OK\r\n+QUEUED\r\n" + refused + b"+OK\r\n", "after the refused EXEC commands run at once"
+        assert store.get(b"k") == b"w"
+
+
+def test_a_transaction_is_bounded_and_a_command_past_the_bound_dooms_it(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transaction, "TRANSACTION_COMMANDS_MAX", 3)
+    replies, _wrote = _send(session, [b"MULTI"], *([b"SET", b"k", b"v"] for _ in range(4)), [b"EXEC"])
+    assert replies.count(b"+QUEUED") == 3 and transaction.TRANSACTION_TOO_LONG.message.encode() in replies
+    assert replies.endswith(b"-EXECABORT Transaction discarded because of previous errors.\r\n")
+    assert session.store.get(b"k") is None
+    monkeypatch.setattr(transaction, "TRANSACTION_BYTES_MAX", 10)
+    replies, _wrote = _send(session, [b"MULTI"], [b"SET", b"k", b"v" * 20], [b"EXEC"])
+    assert transaction.TRANSACTION_TOO_LONG.message.encode() in replies and replies.endswith(b"previous errors.\r\n")
+
+
+def test_a_command_that_raises_closes_its_connection_and_its_writes_wait_for_the_sync(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a command must not let another connection read a write no sync covers."""
+    group = GroupCommit(session.store, flushes=True)
+    monkeypatch.setitem(kv.session._CONNECTION_COMMANDS, b"select", lambda self, arguments, tick: int("9" * 5000))
+    with pytest.raises(ValueError):
+        session.receive(b"SET k v\r\nSELECT 0\r\nGET k\r\n")
+    tick = session.internal_error(ValueError("the bug"))  # what the server does with it
+    assert tick.close and tick.wrote, "the tick counts as a write: SET staged one"
+    assert group.received(session, tick) == "opened"
+    reader = Session(session.store, ServerConfig(), client_id=2)
+    assert group.received(reader, reader.receive(b"GET k\r\n")) == "wait", "the read waits for the window"
+    delivered: dict[int, bytes] = {}
+    group.commit(lambda who, replies, close: delivered.__setitem__(who.client_id, who.encode(replies)))
+    assert delivered[1] == b"+OK\r\n-ERR internal error: ValueError: the bug\r\n"
+    assert delivered[2] == b"$1\r\nv\r\n" and group.syncs == 1

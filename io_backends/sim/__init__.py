@@ -377,6 +377,8 @@ class SimIo:
         return File(path, mode, handle)
 
     def read(self, file: File, offset: int, size: int) -> Future[bytes]:
+        if offset < 0 or size < 0:
+            return _invalid(file, "read")
         return self._submit_file("read", file, self.latency.read_us, self._read, (file, offset, size))
 
     def _read(self, file: File, offset: int, size: int) -> bytes:
@@ -406,6 +408,8 @@ class SimIo:
         return bytes(data)
 
     def write(self, file: File, offset: int, data: bytes) -> Future[None]:
+        if offset < 0:
+            return _invalid(file, "write")
         return self._submit_file("write", file, self.latency.write_us, self._write, (file, offset, data))
 
     def _write(self, file: File, offset: int, data: bytes) -> None:
@@ -473,6 +477,8 @@ class SimIo:
         inode.sync()
 
     def truncate(self, file: File, size: int) -> Future[None]:
+        if size < 0:
+            return _invalid(file, "truncate")
         return self._submit("truncate", self._key(file), self.latency.write_us, self._truncate, file, size)
 
     def _truncate(self, file: File, size: int) -> None:
@@ -592,3 +598,8 @@ def _merged(path: str, ranges: list[tuple[int, int, str]]) -> list[Damage]:
 
 
 _: type[Io] = SimIo
+
+
+def _invalid(file: File, operation: str) -> Future[Any]:
+    """A negative offset or size: EINVAL at submission, as the kernel answers it."""
+    return Future.failed(IoError(errno.EINVAL, "Invalid argument", file.path, operation))
