@@ -232,3 +232,16 @@ def test_a_command_refused_inside_multi_dooms_the_transaction(tmp_path: Path) ->
 def test_only_every_command_on_every_key_skips_the_checks() -> None:
     users = parse_acl("user a on nopass +@all ~*\nuser b on nopass +@all ~a*\nuser c on nopass +@all -get ~*\n").users
     assert users["a"].unrestricted and not users["b"].unrestricted and not users["c"].unrestricted
+
+
+def test_a_refusal_that_echoes_the_request_stays_one_line(tmp_path: Path) -> None:
+    """A subcommand with a line break in it, from a user who may not run CLIENT: the
+    reply is one error line (the review's finding: it raised inside the session)."""
+    session = _session(tmp_path, "user default on nopass ~* +get +set\n")
+    replies = _run(session, b'CLIENT "x\\r\\n+OK"\r\n', b"CLIENT ID\r\n", b"GET k\r\n")
+    assert replies == (
+        b"-ERR unknown subcommand 'x  +OK'. Try CLIENT HELP.\r\n"
+        b"-NOPERM this user has no permissions to run the 'client|id' command\r\n"
+        b"$-1\r\n"
+    )
+    session.store.close()
