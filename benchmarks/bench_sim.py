@@ -1,6 +1,6 @@
 """Simulated operations per second per core, and the throughput ratios that matter.
 
-    python benchmarks/bench_sim.py [--seeds N] [--ops N] [--rounds N]
+    python benchmarks/bench_sim.py [--seeds N] [--ops N] [--rounds N] [--ceiling]
 
 One process, one core, CPU time (`time.process_time`). The harness rows run each
 scenario's seeds through the full oracle (`run_seed`); the rate counts store operations
@@ -28,6 +28,13 @@ so even a simulated disk that cost nothing would stay well under 1x (the `FreeIo
 shows where). Two more ratios compare the same work on both sides, to show what the
 simulated disk itself costs.
 
+`--ceiling` then asks how high the second ratio could go: the harness on `perfect` again,
+with more and more of its work made free (patched to do nothing), each row against the
+store on the simulated disk measured beside it: the oracle's checks, then its model
+updates, then crash planning, forced faults and per-step fault streams, then the
+workload's drawing (the operations are handed over ready-made). What remains is the
+harness's skeleton (the step loop, the kinds' dispatch, the trace and the schedule).
+
 Each round measures every figure once, one after another; a rate is the best round's,
 a ratio the median of the rounds' own ratios (with their range), since other processes
 on a shared machine move every figure of a round together more than they move a ratio.
@@ -36,6 +43,7 @@ on a shared machine move every figure of a round together more than they move a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import posixpath
 import statistics
@@ -55,9 +63,10 @@ import kv
 from io_backends.sim import SimIo
 from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
+from scenarios.oracle import Oracle
 from scenarios.registry import SCENARIOS
-from scenarios.runner import record_seed, run_seed
-from scenarios.workload import Operation, run_operation
+from scenarios.runner import _Forcer, record_seed, run_seed
+from scenarios.workload import Operation, Workload, run_operation
 
 TARGET_PERFECT_OPERATIONS_PER_SECOND = 200_000
 TARGET_SIM_OVER_FREE_RATIO_MIN = 0.5
@@ -282,6 +291,55 @@ ROWS = (
 )
 
 
+def _harness_rate(seeds: int, operations: int, ready_made: Workloads | None = None) -> float:
+    """`measure`'s rate on `perfect`; with `ready_made`, `Workload.next` hands over each
+    seed's recorded operations instead of drawing them."""
+    scenario = SCENARIOS["perfect"]
+    elapsed = 0.0
+    for seed in range(seeds):
+        with contextlib.ExitStack() as stack:
+            if ready_made is not None:
+                drawn = iter(ready_made[seed][1])
+                stack.enter_context(mock.patch.object(Workload, "next", lambda self, drawn=drawn: next(drawn)))
+            started = time.process_time()
+            run_seed(scenario, seed, operations)
+            elapsed += time.process_time() - started
+    return seeds * operations / elapsed
+
+
+def _nothing(*arguments: object, **keywords: object) -> None:
+    return None
+
+
+def _free(owner: Any, *names: str) -> tuple[tuple[Any, str, Any], ...]:
+    return tuple((owner, name, _nothing) for name in names)
+
+
+# What `--ceiling` makes free, row by row (each row keeps the earlier rows' patches).
+CEILING_STEPS: tuple[tuple[str, tuple[tuple[Any, str, Any], ...]], ...] = (
+    ("the oracle's checks", _free(Oracle, "starting", "at", "check_read", "check_answer")),
+    ("+ its model updates", ((Oracle, "acknowledged", _nothing),)),
+    (
+        "+ crash planning, forced faults, fault streams",
+        (*_free(_Forcer, "plan_crash"), (_Forcer, "step", lambda *arguments: ()), *_free(SimIo, "begin_stream")),
+    ),
+)
+
+
+def ceiling(seeds: int, operations: int, workloads: Workloads) -> None:
+    """The `--ceiling` rows (see the module docstring)."""
+    on_sim = store_only("perfect", workloads, lambda seed: SimIo(seed=seed))
+    print(f"--ceiling: the full harness on perfect / store on sim ({on_sim:,.0f} ops/s), parts made free:")
+    print(f"  {'nothing (as measured above)':<50} {_harness_rate(seeds, operations) / on_sim:>5.2f}x")
+    with contextlib.ExitStack() as stack:
+        for label, patches in CEILING_STEPS:
+            for owner, name, replacement in patches:
+                stack.enter_context(mock.patch.object(owner, name, replacement))
+            print(f"  {label:<50} {_harness_rate(seeds, operations) / on_sim:>5.2f}x")
+        rate = _harness_rate(seeds, operations, ready_made=workloads)
+        print(f"  {'+ the workload drawing (operations ready-made)':<50} {rate / on_sim:>5.2f}x")
+
+
 def ratio_line(label: str, ratios: list[float], target: float | None) -> str:
     """The median ratio over the rounds (each round's own figures), its range, the target."""
     ratio = statistics.median(ratios)
@@ -295,6 +353,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="rates: the best round; ratios: the median round")
+    parser.add_argument("--ceiling", action="store_true", help="the harness ratio with parts of it made free")
     arguments = parser.parse_args()
     seeds, operations, rounds = arguments.seeds, arguments.ops, arguments.rounds
     workloads = harness_workloads("perfect", seeds, operations)
@@ -315,6 +374,8 @@ def main() -> None:
     for label, numerator, denominator, target in RATIOS:
         print(ratio_line(label, [rates[numerator] / rates[denominator] for rates in measured], target))
     print("  (the first compares the perfect workload with set alone: see the module docstring)")
+    if arguments.ceiling:
+        ceiling(seeds, operations, workloads)
 
 
 if __name__ == "__main__":

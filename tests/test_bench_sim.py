@@ -29,7 +29,7 @@ RATIOS = (
 
 def test_bench_sim_prints_every_row_and_ratio_and_no_seed_fails() -> None:
     completed = subprocess.run(
-        [sys.executable, "benchmarks/bench_sim.py", "--seeds", "2", "--ops", "100", "--rounds", "1"],
+        [sys.executable, "benchmarks/bench_sim.py", "--seeds", "2", "--ops", "100", "--rounds", "1", "--ceiling"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -46,6 +46,9 @@ def test_bench_sim_prints_every_row_and_ratio_and_no_seed_fails() -> None:
         # business, except on `perfect`, where a failure would mean a broken benchmark.
         assert name != "perfect" or failed == "0", row
     assert any(line.startswith("  target 200,000 ops/s on perfect: ") for line in lines)
+    # --ceiling: a row per part made free (its patches name real attributes, or it raises)
+    ceiling = lines[lines.index(next(line for line in lines if line.startswith("--ceiling: "))) + 1 :]
+    assert len(ceiling) == 5 and all(re.search(r" \d+\.\d\dx$", line) for line in ceiling), ceiling
     for ceiling in CEILINGS:
         [row] = [line for line in lines if line.startswith(ceiling)]
         assert re.search(r"[1-9][\d,]* ops/s$", row), row
