@@ -386,6 +386,15 @@ PROMISES: tuple[Promise, ...] = (
         "server",
     ),
     Promise(
+        "server_acl_checks_every_key",
+        "`kv serve` refuses a command the user may not run, and one whose keys do not all match the user's "
+        "key patterns (every key of an MSET, not only its first)",
+        "kv.acl docstring (a command whose keys do not all match one of the user's patterns is refused)",
+        "check_refused",
+        "server_acl_checks_first_key_only",
+        "server",
+    ),
+    Promise(
         "server_exec_atomic",
         "the writes of one MULTI/EXEC survive a crash all or none, when they are plain writes (no list "
         "command, which commits its own frame) and no write before EXEC's last fills the store's buffer to "

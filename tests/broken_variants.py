@@ -12,7 +12,7 @@ exit even when the body raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from crc32c import crc32c
 
+import kv.acl
 import kv.compaction
 import kv.io
 import kv.judge
@@ -1084,6 +1085,23 @@ def server_runs_refused_command() -> Iterator[None]:
 
 
 @contextmanager
+def server_acl_checks_first_key_only() -> Iterator[None]:
+    """The ACL's key check looks at a command's first key only.
+
+    Models a permission check written for single-key commands (`argv[1]`) and never
+    taught the key positions of multi-key ones: an MSET whose first key the user may
+    touch writes every other key too.
+    """
+
+    def keys(command: Command, argv: Sequence[bytes]) -> Sequence[bytes]:
+        return argv[command.first_key : command.first_key + 1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.acl, "_keys", keys)
+        yield
+
+
+@contextmanager
 def server_exec_commits_each_command() -> Iterator[None]:
     """EXEC makes each queued write durable on its own (a flush after every command
     that wrote) instead of leaving the window's one flush to cover them all.
@@ -1158,6 +1176,7 @@ VARIANTS: dict[str, Variant] = {
     "server_read_skips_the_window": server_read_skips_the_window,
     "server_runs_refused_command": server_runs_refused_command,
     "server_exec_commits_each_command": server_exec_commits_each_command,
+    "server_acl_checks_first_key_only": server_acl_checks_first_key_only,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

@@ -15,6 +15,8 @@ import kv
 from io_backends.sim import SimIo
 from io_backends.sim.faults import FaultPlan, OperationErrors
 from kv.group_commit import Deliver, GroupCommit
+from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES
+from kv.record import RECORD_HEADER_SIZE
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Reply
 from kv.session import ServerConfig, Session
 from kv.store import State
@@ -188,3 +190,28 @@ def test_the_server_scenario_refuses_requests_and_sends_transactions() -> None:
     assert len(refused) >= 10, refused
     assert any(" refused: set_many" in line for line in refused)
     assert sum(" SETs, EXEC" in line for line in result.timeline) >= 5
+
+
+def test_an_exec_after_a_nearly_full_buffer_is_split_across_frames() -> None:
+    """The limit `kv.transaction` states (and `server_exec_atomic` excludes): when the
+    window's writes before it fill the buffered store to FRAME_PAYLOAD_SIZE_TARGET_BYTES
+    in the middle of an EXEC, the store commits and syncs a frame by itself there, so
+    a crash before the window's flush keeps EXEC's first SET and loses the second. A
+    fix (EXEC's writes staged as one batch) turns this test around."""
+    io = SimIo(seed=5)
+    store = kv.open("/store", io=io, durability="none")
+    value = b"x" * 4000
+    log, filled = store._log, 0
+    assert log is not None
+    # Up to where SET a's record (no larger than a fill's) reaches the target.
+    while log.pending_bytes + RECORD_HEADER_SIZE + len(b"a") + len(value) < FRAME_PAYLOAD_SIZE_TARGET_BYTES:
+        store.set(b"fill%d" % filled, value)  # other clients' writes of the window
+        filled += 1
+    session = Session(store, ServerConfig(), 1)
+    commands = [[b"MULTI"], [b"SET", b"a", value], [b"SET", b"b", value], [b"EXEC"]]
+    session.receive(b"".join(encode_request(argv) for argv in commands))
+    assert session.take_replies(durable=True)[-1] == Array((OK, OK))
+    io.crash()
+    recovered = kv.open("/store", io=io, durability="none")
+    assert (recovered.get(b"a"), recovered.get(b"b")) == (value, None)
+    recovered.close()
