@@ -27,8 +27,13 @@ The session (`kv.session`) decides what is queued and runs EXEC, as Redis 7.0 do
 
 Crash atomicity: the server makes the tick's writes durable together (group commit),
 so EXEC's writes are one write and one fsync; recovery applies a frame whole, so they
-survive a crash all or none as long as they fit in one frame and include no list
-command (a list command writes and syncs its own frame). WATCH is not supported.
+survive a crash all or none as long as they include no list command (a list command
+writes and syncs its own frame, with whatever the buffer held) and no write before
+EXEC's last fills the store's buffer to FRAME_PAYLOAD_SIZE_TARGET_BYTES (the buffered
+store then writes and syncs a frame by itself; the buffer may hold other clients'
+writes of the window too, so a small EXEC can be split that way). The simulator's
+`server` scenario checks it (`scenarios.promises`: `server_exec_atomic`). WATCH is not
+supported.
 """
 
 from __future__ import annotations

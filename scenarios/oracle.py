@@ -66,6 +66,10 @@ Verified (the check's name, then what it demands):
   group commit's flush, or a read answered while a window is open, break it).
 - `check_failed_window`: a group-commit window whose flush failed delivered only error
   replies.
+- `check_refused`: a request the server's ACL refuses (the `server` scenario's
+  restricted user, `scenarios.server`) got a refusal; the harness applies nothing of
+  it, so a refused write that landed anyway fails a later `check_read` or
+  `check_recovered`.
 - `check_liveness`: with faults off, a clean close and reopen give the model.
 
 Expiry (TTLs on the store's clock): a model value may be an `Expiring`, and the model
@@ -268,6 +272,15 @@ class Oracle:
             raise Violation(
                 f"a group commit's flush failed (the store is read-only after it), yet {successes} of the "
                 f"window's {len(replies_ok)} replies were delivered as successes: nothing of it is durable"
+            )
+
+    def check_refused(self, request: str, refused: bool) -> None:
+        """A request the ACL refuses (its user may not run the command or touch a key)
+        was refused. The caller applies nothing of it: the model stays as it was."""
+        if not refused:
+            raise Violation(
+                f"{request}: the user may not run it (a command or a key its ACL rules refuse), "
+                "yet its reply is not a refusal (NOPERM)"
             )
 
     def writes_a_frame(self, operation: Operation) -> bool:

@@ -376,4 +376,33 @@ PROMISES: tuple[Promise, ...] = (
         "server_read_skips_the_window",
         "server",
     ),
+    Promise(
+        "server_refused_command_writes_nothing",
+        "a command of `kv serve` that the user's ACL refuses (a command it may not run, a key outside its "
+        "patterns: NOPERM; inside MULTI, EXEC's EXECABORT) changes nothing: no later read or recovery shows it",
+        "kv.acl docstring; kv.session (`_admit` before any command runs); kv.transaction rule 1",
+        "check_recovered",
+        "server_runs_refused_command",
+        "server",
+    ),
+    Promise(
+        "server_acl_checks_every_key",
+        "`kv serve` refuses a command the user may not run, and one whose keys do not all match the user's "
+        "key patterns (every key of an MSET, not only its first)",
+        "kv.acl docstring (a command whose keys do not all match one of the user's patterns is refused)",
+        "check_refused",
+        "server_acl_checks_first_key_only",
+        "server",
+    ),
+    Promise(
+        "server_exec_atomic",
+        "the writes of one MULTI/EXEC survive a crash all or none, when they are plain writes (no list "
+        "command, which commits its own frame) and no write before EXEC's last fills the store's buffer to "
+        "FRAME_PAYLOAD_SIZE_TARGET_BYTES (the store then commits a frame by itself): EXEC runs in one tick, "
+        "the window's one flush writes its writes in one frame, and recovery applies a frame whole",
+        "kv.transaction docstring (crash atomicity); kv.group_commit rule 2; kv.store docstring (`none` mode)",
+        "check_recovered",
+        "server_exec_commits_each_command",
+        "server",
+    ),
 )

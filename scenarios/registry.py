@@ -260,7 +260,9 @@ SCENARIOS: dict[str, Scenario] = {
             "MSET, DEL, GET, GETDEL, INCRBY, RPUSH, LPOP, LRANGE, ..., sometimes cut in two, sometimes followed "
             "by malformed bytes) to sessions over one buffered store, and a group commit ends each window with "
             "one flush: every write whose reply was delivered survives, one never acknowledged is whole or absent, "
-            "a window whose flush failed delivers only errors, and every read reply is the model's",
+            "a window whose flush failed delivers only errors, and every read reply is the model's; clients log in "
+            "through an ACL, one as a user restricted to some keys, whose refused requests must get NOPERM and change "
+            "nothing, and some MSETs go as MULTI/SET.../EXEC, whole or absent after a crash",
             mix=WorkloadMix(
                 weighted(
                     group_commit=0.25,

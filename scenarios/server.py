@@ -17,26 +17,51 @@ is decoded into the answer the operation's kind checks: a GET's value, an INCR's
 - `Oracle.check_failed_window`: a window whose flush failed (the store is read-only
   after it) delivered only error replies.
 
-How requests travel: each step's client is drawn from a generator seeded by the step's
-number (a replay draws the same); a request is sometimes cut in two `receive` calls,
-and sometimes followed by malformed bytes, which end that connection after its replies
-(the client reconnects as a new session).
+- `Oracle.check_refused`: the server runs with an ACL (`USERS`, `default` off, every
+  client logs in). Client RESTRICTED_CLIENT is `app`, allowed only some keys and not
+  INCRBY; the harness restates those rules (`app_refuses`, not `kv.acl`'s code), and a
+  request they refuse must get a refusal (NOPERM, or EXECABORT for a transaction that
+  queued a refused command). A refused request is never applied to the model, so a
+  refused write that lands anyway shows in a later read (`check_read`) or recovery
+  (`check_recovered`). Any other client is `admin`, allowed everything; an `app`
+  request the rules allow must not be refused (`answer` fails on the NOPERM).
+- EXEC is atomic across a crash: a `set_many` is sometimes sent as MULTI, one SET per
+  pair, EXEC (`exec_requests`) instead of MSET, and the oracle holds it to what it holds
+  a `set_many` to: whole or absent after a crash, delivered or not. What makes it so
+  (`kv.transaction`): EXEC runs its commands in one tick, the store runs buffered, and
+  the window's one flush writes them in one frame. The store commits a frame by itself
+  only when its buffer reaches FRAME_PAYLOAD_SIZE_TARGET_BYTES (1 MiB) or for a list
+  command: an EXEC whose middle SET fills the buffer to that bound, or that holds a list
+  command, is not atomic, and this workload (a few windows' small values, SETs only)
+  never sends one.
 
-Deliberately not checked: RESP3, AUTH, the network loop's own timers (`batch` mode's
-timer, idle timeouts), and what the bytes look like on the wire (`tests/test_resp.py`).
+How requests travel: each step's client is drawn from a generator seeded by the step's
+number (a replay draws the same); a request is sometimes cut in two `receive` calls
+(inside one of a transaction's commands), and sometimes followed by malformed bytes,
+which end that connection after its replies (the client reconnects as a new session
+and logs in again).
+
+Deliberately not checked: RESP3, a wrong password, ACL rules beyond `app`'s (categories
+other than `@all` and `@dangerous`, several users per connection), the network loop's
+own timers (`batch` mode's timer, idle timeouts), and what the bytes look like on the
+wire (`tests/test_resp.py`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
+from kv.acl import parse_acl
 from kv.errors import KvError
 from kv.group_commit import GroupCommit
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Reply
 from kv.session import ServerConfig, Session, Tick
 from kv.store import State, Store
+from kv.transaction import QUEUED
 from scenarios.operations import (
     NOT_AN_INTEGER,
     GroupCommitKind,
@@ -55,10 +80,27 @@ SPLIT_PROBABILITY = 0.3
 # Per request: malformed bytes follow it (a protocol error, then the connection closes).
 MALFORMED_PROBABILITY = 0.01
 MALFORMED_BYTES = b"*2\r\n$3\r\nGET\r\n:1\r\n"  # an integer where a bulk string belongs
+# Per `set_many`: sent as MULTI, one SET per pair, EXEC (`exec_requests`) instead of MSET.
+EXEC_PROBABILITY = 0.5
 # The reply prefixes of a store error (`kv.commands.error_for`).
 STORE_ERROR_PREFIXES = ("IOERR", "READONLY", "CORRUPTION")
 # Step numbers seed each step's generator apart from any other seeded stream.
 STEP_SEED_SALT = 0x5E55
+
+# The server's users, as an ACL file names them: `default` is off, so every client logs
+# in; `app` may touch key0000..key0049 and the queues, and run anything but INCRBY and
+# the dangerous commands (none of which the workload sends).
+ACL_TEXT = """\
+user default off
+user admin on >admin-secret ~* +@all
+user app on >app-secret ~key00[0-4]* ~queue* +@all -incrby -@dangerous
+"""
+USERS = parse_acl(ACL_TEXT, "the server scenario's ACL")
+RESTRICTED_CLIENT = 3  # logs in as `app`; every other client as `admin`
+LOGINS = {"admin": (b"admin", b"admin-secret"), "app": (b"app", b"app-secret")}
+# `app`'s rights restated for the check (`app_refuses`), apart from `kv.acl`'s code.
+APP_KEY_PREFIXES = (b"key000", b"key001", b"key002", b"key003", b"key004", b"queue")
+APP_FORBIDDEN_COMMANDS = frozenset({b"INCRBY"})
 
 
 class ServerReplyError(KvError):
@@ -87,6 +129,29 @@ def request(operation: Operation) -> list[bytes] | None:
         return [b"LRANGE", keys[0], b"0", b"-1"]
     simple = {"delete": b"DEL", "get": b"GET", "getdel": b"GETDEL", "lpop": b"LPOP", "rpop": b"RPOP", "llen": b"LLEN"}
     return [simple[name], keys[0]] if name in simple else None
+
+
+def exec_requests(operation: Operation) -> list[list[bytes]]:
+    """A `set_many` as a transaction: MULTI, one SET per pair, EXEC."""
+    assert operation.kind == "set_many", operation
+    sets = [[b"SET", key, value] for key, value in operation.changes.items() if value is not None]
+    return [[b"MULTI"], *sets, [b"EXEC"]]
+
+
+def app_refuses(operation: Operation, commands: Sequence[Sequence[bytes]]) -> bool:
+    """Whether `app`'s rights (ACL_TEXT, restated) refuse `commands`, sent for
+    `operation`: a forbidden command, or a key outside its patterns."""
+    if any(argv[0] in APP_FORBIDDEN_COMMANDS for argv in commands):
+        return True
+    return not all(key.startswith(APP_KEY_PREFIXES) for key in operation.changes)
+
+
+def refusal(replies: Sequence[Reply]) -> bool:
+    """Whether a request's replies refuse it: NOPERM, or a transaction that queued a
+    refused command and whose EXEC was aborted for it."""
+    last = replies[-1]
+    refused = any(isinstance(reply, ErrorReply) and reply.prefix == "NOPERM" for reply in replies)
+    return refused and isinstance(last, ErrorReply) and last.prefix in ("NOPERM", "EXECABORT")
 
 
 def encode_request(argv: Sequence[bytes]) -> bytes:
@@ -118,6 +183,51 @@ def answer(operation: Operation, reply: Reply) -> object:
     raise Violation(f"{name} got the reply {reply!r:.80}, not one its command gives")
 
 
+def answer_all(operation: Operation, replies: Sequence[Reply]) -> object:
+    """The replies of a request decoded (`answer`): one command's, or a transaction's
+    (MULTI's OK, a QUEUED per command, EXEC's array: an answer of each)."""
+    if len(replies) == 1:
+        return answer(operation, replies[0])
+    opened, *queued, executed = replies
+    if opened != OK or any(reply != QUEUED for reply in queued):
+        raise Violation(f"{operation.kind} as MULTI/EXEC got {opened!r:.40} and {queued!r:.80} before EXEC")
+    if not isinstance(executed, Array) or executed.items is None or len(executed.items) != len(queued):
+        return answer(operation, executed)  # an error (a store error raises), else not EXEC's reply
+    for item in executed.items:
+        answer(operation, item)
+    return None
+
+
+def failed(replies: Sequence[Reply]) -> bool:
+    """Whether an error is among `replies` (or in an EXEC's array)."""
+    nested = [item for reply in replies if isinstance(reply, Array) for item in reply.items or ()]
+    return any(isinstance(reply, ErrorReply) for reply in (*replies, *nested))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one step's client sends: the client, its command lines, and the step's
+    generator for how the bytes travel (`ServerHarness._send`)."""
+
+    client: int
+    commands: list[list[bytes]]
+    rng: random.Random
+
+
+def sent_for(step: int, operation: Operation) -> Sent | None:
+    """The request of step `step` (None for a kind the harness runs on the store), drawn
+    from a generator seeded by the step's number: a replay draws the same."""
+    argv = request(operation)
+    if argv is None:
+        return None
+    rng = random.Random(step * STEP_SEED_SALT)
+    client = rng.randrange(CLIENTS)
+    commands = [argv]
+    if operation.kind == "set_many" and rng.random() < EXEC_PROBABILITY:
+        commands = exec_requests(operation)
+    return Sent(client, commands, rng)
+
+
 class ServerHarness(Harness):
     """The harness whose clients talk RESP to sessions over the store (module docstring)."""
 
@@ -134,52 +244,78 @@ class ServerHarness(Harness):
         after a crash or a failure is a restarted server: every client reconnects)."""
         if self.group is None or self.group.store is not store:
             self.group = GroupCommit(store, flushes=True)
-            self.sessions = [self._session(store) for _ in range(CLIENTS)]
+            self.sessions = [self._session(store, client) for client in range(CLIENTS)]
         return self.group
 
-    def _session(self, store: Store) -> Session:
-        session = Session(store, ServerConfig(), self.next_client_id)
+    def _session(self, store: Store, client: int) -> Session:
+        """A new connection of `client`, logged in (as `app` or `admin`, ACL_TEXT)."""
+        session = Session(store, ServerConfig(acl=USERS), self.next_client_id)
         self.next_client_id += 1
+        user, password = LOGINS["app" if client == RESTRICTED_CLIENT else "admin"]
+        session.receive(encode_request([b"AUTH", user, password]))
+        logged_in = session.take_replies(durable=True)
+        assert logged_in == [OK], logged_in
         return session
 
     def step(self, store: Store, operation: Operation) -> Store:
         self.delivered_success = False
-        store = super().step(store, operation)
+        sent = sent_for(self.steps, operation)
+        if sent is not None and sent.client == RESTRICTED_CLIENT and app_refuses(operation, sent.commands):
+            self.refused(store, operation, sent)
+        else:
+            store = super().step(store, operation)
         if self.delivered_success:  # a reply delivered before its own write was acknowledged
             self.oracle.delivered([True])
         return store
 
+    def refused(self, store: Store, operation: Operation, sent: Sent) -> None:
+        """A request `app`'s rights refuse (`check_refused`, module docstring): it must be
+        refused, and nothing of it reaches the model."""
+        replies = self._exchange(store, sent)
+        self.oracle.check_refused(f"{operation.kind} ({sent.commands[-1][0].decode()})", refusal(replies))
+        self.event(f"client {sent.client} refused: {operation.kind}")
+
     def run_operation(self, kind: OperationKind, store: Store, operation: Operation) -> object:
         if kind.name == GroupCommitKind.name:
             return self.commit(store)
-        argv = request(operation)
-        if argv is None:
+        sent = sent_for(self.steps, operation)
+        if sent is None:
             return kind.run(store, operation)
+        replies = self._exchange(store, sent)
+        if failed(replies) and store.state is not State.OPEN:
+            self.commit(store)  # the window whose write failed: its flush fails, every reply an error
+        return answer_all(operation, replies)
+
+    def _exchange(self, store: Store, sent: Sent) -> list[Reply]:
+        """`sent`'s bytes to its client's session, its replies delivered at once or left
+        waiting for the window's commit (`kv.group_commit` rule 1); the replies."""
         group = self._connected(store)
-        rng = random.Random(self.steps * STEP_SEED_SALT)
-        client = rng.randrange(CLIENTS)
-        session = self.sessions[client]
+        session = self.sessions[sent.client]
         before = len(session.pending)
-        tick = self._send(session, encode_request(argv), rng)
-        reply = session.pending[before]
+        tick = self._send(session, [encode_request(argv) for argv in sent.commands], sent.rng)
+        replies = list(session.pending[before : before + len(sent.commands)])
+        if len(sent.commands) > 1:
+            self.note(f"  client {sent.client} sent it as MULTI, {len(sent.commands) - 2} SETs, EXEC")
         if tick.close:  # malformed bytes followed: this connection ends after its replies
-            self.sessions[client] = self._session(store)
-            self.note(f"  client {client} sent malformed bytes and reconnects")
+            self.sessions[sent.client] = self._session(store, sent.client)
+            self.note(f"  client {sent.client} sent malformed bytes and reconnects")
         if group.received(session, tick) == "now":
             self.deliver(session, session.take_replies(durable=True), tick.close)
-        if isinstance(reply, ErrorReply) and store.state is not State.OPEN:
-            self.commit(store)  # the window whose write failed: its flush fails, every reply an error
-        return answer(operation, reply)
+        return replies
 
-    def _send(self, session: Session, data: bytes, rng: random.Random) -> Tick:
-        """`data` to `session`, sometimes in two pieces, sometimes with malformed bytes after."""
+    def _send(self, session: Session, requests: Sequence[bytes], rng: random.Random) -> Tick:
+        """`requests` to `session`, sometimes in two pieces (cut inside one of them),
+        sometimes with malformed bytes after."""
+        data, wrote = b"".join(requests), False
         if rng.random() < SPLIT_PROBABILITY:
             cut = rng.randrange(1, len(data))
+            whole = sum(1 for end in accumulate(map(len, requests)) if end <= cut)
             waiting = len(session.pending)
-            session.receive(data[:cut])
-            assert len(session.pending) == waiting, "a request cut short ran"
+            wrote = session.receive(data[:cut]).wrote
+            assert len(session.pending) == waiting + whole, "a request cut short ran, or a whole one did not"
             data = data[cut:]
         tick = session.receive(data)
+        tick.wrote = tick.wrote or wrote
         if rng.random() < MALFORMED_PROBABILITY:
             tick.close = session.receive(MALFORMED_BYTES).close
         return tick

@@ -12,7 +12,7 @@ exit even when the body raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from crc32c import crc32c
 
+import kv.acl
 import kv.compaction
 import kv.io
 import kv.judge
@@ -27,7 +28,9 @@ import kv.opening
 import kv.ordered
 import kv.plan
 import kv.recovery
+import kv.session
 import kv.store
+from kv.commands import COMMANDS, Command, Flag
 from kv.errors import IoError, KvError
 from kv.group_commit import Deliver, GroupCommit, Received
 from kv.judge import LogJudge
@@ -49,9 +52,10 @@ from kv.record import (
     encode_frame,
 )
 from kv.recovery import SegmentScan, TornTail
-from kv.replies import Reply
+from kv.replies import Array, ErrorReply, Reply
 from kv.session import Session, Tick
 from kv.store import Store
+from kv.transaction import EXEC_ABORT
 
 Variant = Callable[[], AbstractContextManager[None]]
 
@@ -1055,6 +1059,79 @@ def server_read_skips_the_window() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def server_runs_refused_command() -> Iterator[None]:
+    """A command the user's ACL refuses still runs; only its reply is the NOPERM.
+
+    Models a permission check applied to the reply instead of guarding the call (a
+    handler that runs first and a middleware that filters what it answered): the client
+    is told no, and the write it was refused lands anyway.
+    """
+    original_run = Session._run
+
+    def run(self: Session, argv: list[bytes], tick: Tick) -> None:
+        before = len(self._replies)
+        original_run(self, argv, tick)
+        reply = self._replies[before] if len(self._replies) > before else None
+        if isinstance(reply, ErrorReply) and reply.prefix == "NOPERM" and not self.transaction.active:
+            command = COMMANDS.resolve(argv)
+            if isinstance(command, Command):
+                COMMANDS.run(self.store, command, argv)
+                tick.wrote = tick.wrote or Flag.WRITE in command.flags
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "_run", run)
+        yield
+
+
+@contextmanager
+def server_acl_checks_first_key_only() -> Iterator[None]:
+    """The ACL's key check looks at a command's first key only.
+
+    Models a permission check written for single-key commands (`argv[1]`) and never
+    taught the key positions of multi-key ones: an MSET whose first key the user may
+    touch writes every other key too.
+    """
+
+    def keys(command: Command, argv: Sequence[bytes]) -> Sequence[bytes]:
+        return argv[command.first_key : command.first_key + 1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.acl, "_keys", keys)
+        yield
+
+
+@contextmanager
+def server_exec_commits_each_command() -> Iterator[None]:
+    """EXEC makes each queued write durable on its own (a flush after every command
+    that wrote) instead of leaving the window's one flush to cover them all.
+
+    Models an EXEC built on the path a single command takes in `always` mode (run,
+    then sync): each write is durable before the next runs, so a power loss in the
+    middle of EXEC keeps its first writes and loses the rest.
+    """
+    original_exec = Session._exec
+
+    def exec_(self: Session, arguments: list[bytes], tick: Tick) -> Reply:
+        if not self.transaction.active:
+            return original_exec(self, arguments, tick)  # the error, as the real one replies
+        queued, doomed = self.transaction.end()
+        if doomed:
+            return EXEC_ABORT
+        replies: list[Reply] = []
+        for argv in queued:
+            target = self._admit(argv[0].lower(), argv)
+            replies.append(target if isinstance(target, ErrorReply) else self._call(target, argv, tick))
+            if isinstance(target, Command) and Flag.WRITE in target.flags:
+                self.store.flush()
+        return Array(tuple(replies))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "_exec", exec_)
+        patch.setitem(kv.session._CONNECTION_COMMANDS, b"exec", exec_)  # the session dispatches here
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -1097,6 +1174,9 @@ VARIANTS: dict[str, Variant] = {
     "server_reply_before_sync": server_reply_before_sync,
     "server_acks_failed_sync": server_acks_failed_sync,
     "server_read_skips_the_window": server_read_skips_the_window,
+    "server_runs_refused_command": server_runs_refused_command,
+    "server_exec_commits_each_command": server_exec_commits_each_command,
+    "server_acl_checks_first_key_only": server_acl_checks_first_key_only,
 }
 
 __all__ = ["VARIANTS", "Variant", *VARIANTS]

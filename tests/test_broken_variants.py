@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+import kv.acl
 import kv.compaction
 import kv.files
 import kv.group_commit
@@ -129,6 +130,7 @@ def _patchable_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
         kv.compaction,
         kv.group_commit.GroupCommit,
         Session,
+        kv.acl,
     )
     for owner in owners:
         yield getattr(owner, "__name__", repr(owner)), dict(vars(owner))

@@ -15,15 +15,27 @@ import kv
 from io_backends.sim import SimIo
 from io_backends.sim.faults import FaultPlan, OperationErrors
 from kv.group_commit import Deliver, GroupCommit
-from kv.replies import OK, Bulk, ErrorReply, Integer, Reply
+from kv.limits import FRAME_PAYLOAD_SIZE_TARGET_BYTES
+from kv.record import RECORD_HEADER_SIZE
+from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Reply
 from kv.session import ServerConfig, Session
 from kv.store import State
+from kv.transaction import EXEC_ABORT, QUEUED
 from scenarios.operations import Operation
 from scenarios.oracle import Violation
 from scenarios.registry import SCENARIOS
 from scenarios.runner import record_seed, run_schedule, run_seed
 from scenarios.schedule import Schedule
-from scenarios.server import answer, encode_request, request
+from scenarios.server import (
+    USERS,
+    answer,
+    answer_all,
+    app_refuses,
+    encode_request,
+    exec_requests,
+    refusal,
+    request,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 Delivered = list[tuple[int, list[Reply], bool]]
@@ -113,3 +125,93 @@ def test_the_server_scenario_hashes_the_same_under_any_hash_seed() -> None:
         for hash_seed in ("1", "987654")
     ]
     assert hashes[0] == hashes[1] == run_seed(SCENARIOS["server"], 11, 400).trace_hash
+
+
+def _app_session(store: kv.Store) -> Session:
+    session = Session(store, ServerConfig(acl=USERS), 1)
+    session.receive(encode_request([b"AUTH", b"app", b"app-secret"]))
+    assert session.take_replies(durable=True) == [OK]
+    return session
+
+
+def test_the_scenarios_restated_rights_agree_with_the_acl() -> None:
+    """`app_refuses` (the check's model) and `kv.acl` (the server's) refuse the same
+    requests: a key outside the patterns anywhere in an MSET, INCRBY, nothing else."""
+    io = SimIo(seed=3)
+    store = kv.open("/store", io=io, durability="none")
+    session = _app_session(store)
+    operations = [
+        Operation("set", {b"key0049": b"v"}),
+        Operation("set", {b"key0050": b"v"}),
+        Operation("set_many", {b"key0001": b"v", b"key0063": b"w"}),
+        Operation("get", {b"key0063": None}),
+        Operation("incr", {b"key0001": None}, (1,)),
+        Operation("rpush", {b"queue1": b"7"}, (1,)),
+    ]
+    for operation in operations:
+        argv = request(operation)
+        assert argv is not None
+        session.receive(encode_request(argv))
+        [reply] = session.take_replies(durable=True)
+        assert refusal([reply]) == app_refuses(operation, [argv]), (operation, reply)
+    assert [store.get(key) for key in (b"key0049", b"key0050", b"key0001", b"key0063")] == [b"v", None, None, None]
+    store.close()
+
+
+def test_a_transaction_that_queued_a_refused_set_is_aborted_and_writes_nothing() -> None:
+    io = SimIo(seed=4)
+    store = kv.open("/store", io=io, durability="none")
+    session = _app_session(store)
+    commands = exec_requests(Operation("set_many", {b"key0002": b"a", b"key0060": b"b"}))
+    assert commands == [[b"MULTI"], [b"SET", b"key0002", b"a"], [b"SET", b"key0060", b"b"], [b"EXEC"]]
+    session.receive(b"".join(encode_request(argv) for argv in commands))
+    replies = session.take_replies(durable=True)
+    assert replies[:2] == [OK, QUEUED] and replies[-1] == EXEC_ABORT
+    assert refusal(replies)
+    assert store.get(b"key0002") is None
+    store.close()
+
+
+def test_a_transactions_replies_decode_into_the_set_manys_answer() -> None:
+    operation = Operation("set_many", {b"a": b"1", b"b": b"2"})
+    assert answer_all(operation, [OK, QUEUED, QUEUED, Array((OK, OK))]) is None
+    with pytest.raises(Violation, match="before EXEC"):
+        answer_all(operation, [OK, OK, QUEUED, Array((OK, OK))])
+    with pytest.raises(Violation, match="EXECABORT"):
+        answer_all(operation, [OK, QUEUED, QUEUED, EXEC_ABORT])
+
+
+def test_the_server_scenario_refuses_requests_and_sends_transactions() -> None:
+    """The checks are not idle: a seed refuses requests of the restricted client and
+    delivers transactions' replies."""
+    result = run_seed(SCENARIOS["server"], 0, 600, keep_timeline=True)
+    assert result.passed, result.violation
+    refused = [line for line in result.timeline if " refused: " in line]
+    assert len(refused) >= 10, refused
+    assert any(" refused: set_many" in line for line in refused)
+    assert sum(" SETs, EXEC" in line for line in result.timeline) >= 5
+
+
+def test_an_exec_after_a_nearly_full_buffer_is_split_across_frames() -> None:
+    """The limit `kv.transaction` states (and `server_exec_atomic` excludes): when the
+    window's writes before it fill the buffered store to FRAME_PAYLOAD_SIZE_TARGET_BYTES
+    in the middle of an EXEC, the store commits and syncs a frame by itself there, so
+    a crash before the window's flush keeps EXEC's first SET and loses the second. A
+    fix (EXEC's writes staged as one batch) turns this test around."""
+    io = SimIo(seed=5)
+    store = kv.open("/store", io=io, durability="none")
+    value = b"x" * 4000
+    log, filled = store._log, 0
+    assert log is not None
+    # Up to where SET a's record (no larger than a fill's) reaches the target.
+    while log.pending_bytes + RECORD_HEADER_SIZE + len(b"a") + len(value) < FRAME_PAYLOAD_SIZE_TARGET_BYTES:
+        store.set(b"fill%d" % filled, value)  # other clients' writes of the window
+        filled += 1
+    session = Session(store, ServerConfig(), 1)
+    commands = [[b"MULTI"], [b"SET", b"a", value], [b"SET", b"b", value], [b"EXEC"]]
+    session.receive(b"".join(encode_request(argv) for argv in commands))
+    assert session.take_replies(durable=True)[-1] == Array((OK, OK))
+    io.crash()
+    recovered = kv.open("/store", io=io, durability="none")
+    assert (recovered.get(b"a"), recovered.get(b"b")) == (value, None)
+    recovered.close()
