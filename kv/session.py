@@ -32,11 +32,13 @@ from kv.commands import (
     SYNTAX_ERROR,
     Command,
     Flag,
+    error_for,
     kv_version,
     parse_integer,
     unknown_subcommand,
     wrong_arity,
 )
+from kv.errors import KvError
 from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bulk_array, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
@@ -224,9 +226,13 @@ class Session:
         if doomed:
             return EXEC_ABORT
         replies: list[Reply] = []
-        for argv in queued:
-            target = self._admit(argv[0].lower(), argv)
-            replies.append(target if isinstance(target, ErrorReply) else self._call(target, argv, tick))
+        try:
+            with self.store.holding():  # one frame: all or none after a crash (kv.transaction)
+                for argv in queued:
+                    target = self._admit(argv[0].lower(), argv)
+                    replies.append(target if isinstance(target, ErrorReply) else self._call(target, argv, tick))
+        except KvError as failure:  # the commit at the block's end failed: nothing of it is durable
+            return error_for(failure)
         return Array(tuple(replies))
 
     def _discard(self, arguments: list[bytes], tick: Tick) -> Reply:

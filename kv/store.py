@@ -84,6 +84,7 @@ from kv.record import (
     KINDS_LIVE,
     KINDS_PUSH,
     RECORD_HEADER_SIZE,
+    RECORD_SIZE_MAX_BYTES,
     Record,
     decode_record,
     encode_record,
@@ -177,6 +178,10 @@ def _check_value(value: bytes | str) -> bytes:
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# Inside `Store.holding()` the pending frame grows past the frame-size target, up to
+# where a largest record could no longer fit in it.
+HOLDING_PENDING_MAX_BYTES = FRAME_PAYLOAD_SIZE_MAX_BYTES - RECORD_SIZE_MAX_BYTES
+
 # An expiry or a TTL beyond this many seconds (about 146 million years) would not
 # fit the record header's u64 of milliseconds once added to the clock: refused.
 EXPIRY_SECONDS_MAX = INT64_MAX // 1000 // 2
@@ -276,6 +281,7 @@ class Store:
         self._compacted_file: File | None = None
         self._operations_since_sync = 0
         self._last_sync_time = 0.0
+        self._holding = False  # `holding()`: buffered writes wait for its end to commit
         self._counters = {"sets": 0, "deletes": 0, "syncs": 0}
         self._gets = 0
         self._cache_hits = 0
@@ -627,6 +633,27 @@ class Store:
 
     # -- atomic batches (kv.batch: `with store.batch() as b: ...`) -----------------------
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Buffered modes: the writes made in the block stay in the pending frame, with
+        what it held before, until the block ends (no bound commits inside it), so a
+        crash keeps all of them or none, like a `batch`; the bounds of the mode apply
+        again at its end, before the caller acknowledges anything. Exceptions: a list
+        operation syncs its frame at once, as always, and a pending frame within a
+        largest record of FRAME_PAYLOAD_SIZE_MAX_BYTES is committed (a frame has to
+        end somewhere). `kv serve` runs an EXEC in it. In `always` mode every write
+        syncs on its own regardless."""
+        if self._holding:  # nested: the outer block decides
+            yield
+            return
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            if self._log is not None and self.state is State.OPEN and self.durability != "always":
+                self._commit_if_due(self._log)
+
     def batch(self) -> Batch:
         """Writes queued in a `with` block and committed as one frame when it exits
         normally: after a crash all of them exist or none (see `kv.batch`). Nothing is
@@ -737,7 +764,10 @@ class Store:
 
     def _commit_if_due(self, log: SegmentLog) -> None:
         """Buffered modes, after a write was staged: commit once a bound is reached
-        (`batch`: operations, time, frame size; `none`: frame size; each with a sync)."""
+        (`batch`: operations, time, frame size; `none`: frame size; each with a sync),
+        but inside `holding()` only when the next record might not fit the frame."""
+        if self._holding and log.pending_bytes < HOLDING_PENDING_MAX_BYTES:
+            return
         if self.durability == "batch":
             elapsed_ms = (self.io.now() - self._last_sync_time) * 1000
             if (

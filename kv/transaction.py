@@ -25,13 +25,13 @@ The session (`kv.session`) decides what is queued and runs EXEC, as Redis 7.0 do
    TRANSACTION_BYTES_MAX bytes of arguments (Redis has no bound but its memory): a
    command past either is refused, which dooms the transaction.
 
-Crash atomicity: the server makes the tick's writes durable together (group commit),
-so EXEC's writes are one write and one fsync; recovery applies a frame whole, so they
-survive a crash all or none as long as they include no list command (a list command
-writes and syncs its own frame, with whatever the buffer held) and no write before
-EXEC's last fills the store's buffer to FRAME_PAYLOAD_SIZE_TARGET_BYTES (the buffered
-store then writes and syncs a frame by itself; the buffer may hold other clients'
-writes of the window too, so a small EXEC can be split that way). The simulator's
+Crash atomicity: EXEC runs its commands inside `Store.holding()`, so no bound of the
+buffered store (the frame-size target, `batch` mode's operations and time) commits a
+frame between them, whatever other clients' writes the buffer held before; the
+window's flush (or the bound at the block's end) writes them in one frame, and recovery
+applies a frame whole. So they survive a crash all or none as long as they include no
+list command (a list command writes and syncs its own frame, with whatever the buffer
+held) and fit in one frame (within a largest record of FRAME_PAYLOAD_SIZE_MAX_BYTES). The simulator's
 `server` scenario checks it (`scenarios.promises`: `server_exec_atomic`). WATCH is not
 supported.
 """

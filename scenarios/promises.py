@@ -397,10 +397,10 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "server_exec_atomic",
         "the writes of one MULTI/EXEC survive a crash all or none, when they are plain writes (no list "
-        "command, which commits its own frame) and no write before EXEC's last fills the store's buffer to "
-        "FRAME_PAYLOAD_SIZE_TARGET_BYTES (the store then commits a frame by itself): EXEC runs in one tick, "
-        "the window's one flush writes its writes in one frame, and recovery applies a frame whole",
-        "kv.transaction docstring (crash atomicity); kv.group_commit rule 2; kv.store docstring (`none` mode)",
+        "command, which commits its own frame) that fit in one frame: EXEC runs in one tick inside "
+        "`Store.holding()` (no bound commits between its writes), so its writes reach the disk in one frame, "
+        "and recovery applies a frame whole",
+        "kv.transaction docstring (crash atomicity); kv.group_commit rule 2; kv.store `Store.holding`",
         "check_recovered",
         "server_exec_commits_each_command",
         "server",

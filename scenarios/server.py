@@ -28,11 +28,9 @@ is decoded into the answer the operation's kind checks: a GET's value, an INCR's
 - EXEC is atomic across a crash: a `set_many` is sometimes sent as MULTI, one SET per
   pair, EXEC (`exec_requests`) instead of MSET, and the oracle holds it to what it holds
   a `set_many` to: whole or absent after a crash, delivered or not. What makes it so
-  (`kv.transaction`): EXEC runs its commands in one tick, the store runs buffered, and
-  the window's one flush writes them in one frame. The store commits a frame by itself
-  only when its buffer reaches FRAME_PAYLOAD_SIZE_TARGET_BYTES (1 MiB) or for a list
-  command: an EXEC whose middle SET fills the buffer to that bound, or that holds a list
-  command, is not atomic, and this workload (a few windows' small values, SETs only)
+  (`kv.transaction`): EXEC runs its commands in one tick inside `Store.holding()`, so
+  no bound of the buffered store commits a frame between them. An EXEC that holds a
+  list command (which syncs its own frame) is not atomic, and this workload (SETs only)
   never sends one.
 
 How requests travel: each step's client is drawn from a generator seeded by the step's

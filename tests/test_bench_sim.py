@@ -47,8 +47,8 @@ def test_bench_sim_prints_every_row_and_ratio_and_no_seed_fails() -> None:
         assert name != "perfect" or failed == "0", row
     assert any(line.startswith("  target 200,000 ops/s on perfect: ") for line in lines)
     # --ceiling: a row per part made free (its patches name real attributes, or it raises)
-    ceiling = lines[lines.index(next(line for line in lines if line.startswith("--ceiling: "))) + 1 :]
-    assert len(ceiling) == 5 and all(re.search(r" \d+\.\d\dx$", line) for line in ceiling), ceiling
+    freed = lines[lines.index(next(line for line in lines if line.startswith("--ceiling: "))) + 1 :]
+    assert len(freed) == 5 and all(re.search(r" \d+\.\d\dx$", line) for line in freed), freed
     for ceiling in CEILINGS:
         [row] = [line for line in lines if line.startswith(ceiling)]
         assert re.search(r"[1-9][\d,]* ops/s$", row), row
