@@ -637,8 +637,10 @@ class Store:
     def holding(self) -> Iterator[None]:
         """Buffered modes: the writes made in the block stay in the pending frame, with
         what it held before, until the block ends (no bound commits inside it), so a
-        crash keeps all of them or none, like a `batch`; the bounds of the mode apply
-        again at its end, before the caller acknowledges anything. Exceptions: a list
+        crash keeps all of them or none, like a `batch`. The mode's bounds (operations,
+        time, frame size) are suspended meanwhile: a crash before the end may lose every
+        write of the block, so a caller acknowledges them only after it; the bounds
+        apply again at the end, which may commit (raising as `flush`). Exceptions: a list
         operation syncs its frame at once, as always, and a pending frame within a
         largest record of FRAME_PAYLOAD_SIZE_MAX_BYTES is committed (a frame has to
         end somewhere). `kv serve` runs an EXEC in it. In `always` mode every write
