@@ -65,7 +65,7 @@ from kv.errors import IoError
 from kv.io import File, Future, Io, OpenMode
 from scenarios.oracle import Oracle
 from scenarios.registry import SCENARIOS
-from scenarios.runner import _Forcer, record_seed, run_seed
+from scenarios.runner import Forcer, record_seed, run_seed
 from scenarios.workload import Operation, Workload, run_operation
 
 TARGET_PERFECT_OPERATIONS_PER_SECOND = 200_000
@@ -321,7 +321,7 @@ CEILING_STEPS: tuple[tuple[str, tuple[tuple[Any, str, Any], ...]], ...] = (
     ("+ its model updates", ((Oracle, "acknowledged", _nothing),)),
     (
         "+ crash planning, forced faults, fault streams",
-        (*_free(_Forcer, "plan_crash"), (_Forcer, "step", lambda *arguments: ()), *_free(SimIo, "begin_stream")),
+        (*_free(Forcer, "plan_crash"), (Forcer, "step", lambda *arguments: ()), *_free(SimIo, "begin_stream")),
     ),
 )
 

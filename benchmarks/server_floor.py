@@ -11,6 +11,11 @@ keeps no index, so it answers SETs only, and only redis-benchmark's. `asyncio` r
 the event loop `kv serve` uses (one `asyncio.Protocol` per connection); `epoll` is a
 bare `select.epoll` loop, the least Python a loop can run per request.
 
+It is a measuring device, not a server: it counts headers per read (one split across
+two reads would lose a reply; redis-benchmark's 140-byte SETs never are), keeps what
+it reads in lists until the turn ends, and sends replies with a plain `sendall` (a
+few bytes per client: the socket buffer never fills).
+
 `bench_server.py --floor` runs both beside `kv serve` and redis in one run: the gap
 between `asyncio` and redis is the event loop's own cost, the gap between `kv` and
 `asyncio` is the protocol, the command and the store.

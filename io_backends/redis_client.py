@@ -62,6 +62,7 @@ SCAN_STEPS_MAX = (1 << 32) // SCAN_COUNT
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
 # redis-py URL options that make replies `str` (the client's contract is bytes).
 _OPTIONS_REFUSED = frozenset({"decode_responses", "encoding", "encoding_errors"})
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)[^@/]*@")  # scheme://user:PASSWORD@
 # redis-py prefixes an error of a pipelined command with where it came from.
 _PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
 
@@ -110,20 +111,20 @@ def _response_error(error: redis.exceptions.ResponseError) -> KvError:
 
 
 def _without_password(url: str) -> str:
-    """`url` with its password, if any, as `***` (for error messages)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+    """`url` with its password, if any, as `***` (for error messages; works on URLs
+    `urllib` cannot split too)."""
+    return _PASSWORD.sub(r"\1***@", url, count=1)
 
 
 def _check_url(url: str) -> None:
     """InvalidArgument for a URL redis-py would take in a way that breaks the contract:
     an option that turns replies into `str`, or a db that is not a number (redis-py
     would use db 0)."""
-    parts = urllib.parse.urlsplit(url)
     shown = _without_password(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as error:  # an unbalanced [ of an IPv6 host, ...
+        raise InvalidArgument(f"cannot use {shown!r}: {error}") from None
     refused = sorted(set(urllib.parse.parse_qs(parts.query)) & _OPTIONS_REFUSED)
     if refused:
         raise InvalidArgument(f"cannot use {shown!r}: kv.connect returns bytes; {', '.join(refused)} is refused")
@@ -168,6 +169,9 @@ class RedisClient:
         try:
             with _translated():
                 self._redis.ping()
+        except TypeError as error:  # redis-py hands unknown ?options to its connection class
+            self._redis.close()
+            raise InvalidArgument(f"cannot use {_without_password(url)!r}: {error}") from None
         except BaseException:
             self._redis.close()
             raise

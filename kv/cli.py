@@ -50,7 +50,7 @@ from kv.commands import COMMANDS, CommandTable, kv_version
 from kv.errors import CorruptionDetected, IoError, KvError, StoreLocked
 from kv.io import ENTRY_POINT_GROUP, make_io
 from kv.opening import QUARANTINE_DIRECTORY
-from kv.replies import Bulk, ErrorReply, Integer, Map, Reply, SimpleString, error, text_bytes
+from kv.replies import Bulk, ErrorReply, InProtocol, Integer, Map, Reply, SimpleString, error, text_bytes
 from kv.store import DURABILITY_MODES, Store
 from kv.store import open as open_store
 
@@ -105,6 +105,8 @@ def format_tty(reply: Reply, prefix: bytes = b"") -> bytes:
         return b"(nil)\n" if reply.value is None else quote_bytes(reply.value) + b"\n"
     if isinstance(reply, Map):
         return format_tty(reply.flat(), prefix)
+    if isinstance(reply, InProtocol):
+        return format_tty(reply.reply, prefix)
     if reply.items is None:
         return b"(nil)\n"  # hiredis reads a nil array as nil
     if not reply.items:
@@ -128,6 +130,8 @@ def format_raw(reply: Reply) -> bytes:
         return b"%d" % reply.value
     if isinstance(reply, Bulk):
         return reply.value or b""
+    if isinstance(reply, InProtocol):
+        return format_raw(reply.reply)
     if isinstance(reply, Map):
         reply = reply.flat()
     return b"\n".join(format_raw(item) for item in reply.items or ())

@@ -100,7 +100,13 @@ class Command:
 
     def arity_fits(self, argument_count: int) -> bool:
         """Whether `argument_count` arguments, the name included, fit the arity."""
-        return argument_count == self.arity if self.arity > 0 else argument_count >= -self.arity
+        return arity_fits(self.arity, argument_count)
+
+
+def arity_fits(arity: int, argument_count: int) -> bool:
+    """Redis's arity rule: exactly `arity` words (the name included), or at least
+    `-arity` when it is negative."""
+    return argument_count == arity if arity > 0 else argument_count >= -arity
 
 
 class CommandTable:

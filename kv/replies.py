@@ -85,7 +85,17 @@ class Map:
         return Array(tuple(item for pair in self.items for item in pair))
 
 
-Reply = SimpleString | ErrorReply | Integer | Bulk | Array | Map
+@dataclass(frozen=True, slots=True)
+class InProtocol:
+    """`reply`, to be encoded in `protocol` whatever the connection's is when it is sent:
+    a reply made before a pipelined HELLO switched the protocol (Redis encodes each
+    reply as its command runs)."""
+
+    reply: Reply
+    protocol: int
+
+
+Reply = SimpleString | ErrorReply | Integer | Bulk | Array | Map | InProtocol
 
 OK = SimpleString("OK")
 PONG = SimpleString("PONG")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from kv.arguments import split_arguments
 from kv.errors import KvError
 from kv.limits import KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES
-from kv.replies import Array, Bulk, ErrorReply, Integer, Map, Reply, SimpleString, text_bytes
+from kv.replies import Array, Bulk, ErrorReply, InProtocol, Integer, Map, Reply, SimpleString, text_bytes
 
 ARRAY_LENGTH_MAX = 1024 * 1024  # Redis: "invalid multibulk length" above it
 # A bulk holds a key or a value; a little room for arguments such as MSET's pairs.
@@ -196,7 +196,9 @@ def encode(reply: Reply, protocol: int = 2) -> bytes:
 
 
 def _encode(reply: Reply, protocol: int, out: bytearray) -> None:
-    if isinstance(reply, Bulk):
+    if isinstance(reply, InProtocol):
+        _encode(reply.reply, reply.protocol, out)
+    elif isinstance(reply, Bulk):
         value = reply.value
         if value is None:
             out += b"_\r\n" if protocol == 3 else b"$-1\r\n"

@@ -14,10 +14,14 @@ the error, since a read in it may have seen a write that is not durable.
 
 Besides the store's commands (`kv.commands.COMMANDS`, the REPL's table) a session
 answers the connection's own: AUTH, HELLO (RESP2 or RESP3), CLIENT SETNAME / GETNAME /
-ID / SETINFO, SELECT 0, CONFIG GET (the few parameters clients ask for), QUIT and
-SHUTDOWN. With a password set, nothing but AUTH, HELLO and QUIT runs before the client
-authenticates (Redis's NOAUTH). Malformed bytes get Redis's protocol error, and the
-connection closes after it.
+ID / SETINFO, SELECT 0, CONFIG GET (the few parameters clients ask for), ACL WHOAMI /
+USERS / LIST / CAT, MULTI / EXEC / DISCARD (`kv.transaction`), QUIT and SHUTDOWN.
+Every command is checked in Redis's order before it runs or is queued (`_admit`): its
+name and arity, then authentication (with a password or an ACL set, nothing but AUTH,
+HELLO and QUIT runs before the client logs in: Redis's NOAUTH), then what MULTI may
+not hold, then the user's rights (`kv.acl`). Each reply is encoded in the protocol in
+force when its command ran (a pipelined HELLO switches it for the replies after it
+only). Malformed bytes get Redis's protocol error, and the connection closes after it.
 """
 
 from __future__ import annotations
@@ -25,13 +29,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kv.acl import ALWAYS_ALLOWED, CATEGORIES, CONNECTION_COMMANDS, TRANSACTION_COMMANDS, Acl, User, refusal
+from kv.acl import (
+    ALWAYS_ALLOWED,
+    CATEGORIES,
+    CONNECTION_COMMANDS,
+    NO_PERMISSION_KEYS,
+    TRANSACTION_COMMANDS,
+    Acl,
+    User,
+    refusal,
+)
 from kv.commands import (
     COMMANDS,
     NOT_AN_INTEGER,
     SYNTAX_ERROR,
     Command,
     Flag,
+    arity_fits,
     error_for,
     kv_version,
     parse_integer,
@@ -39,7 +53,7 @@ from kv.commands import (
     wrong_arity,
 )
 from kv.errors import KvError
-from kv.replies import OK, Array, Bulk, ErrorReply, Integer, Map, Reply, bulk_array, bytes_text, error
+from kv.replies import OK, Array, Bulk, ErrorReply, InProtocol, Integer, Map, Reply, bulk_array, bytes_text, error
 from kv.resp import ProtocolError, RequestParser, encode
 from kv.store import Store
 from kv.transaction import EXEC_ABORT, TRANSACTION_VERBS, Transaction
@@ -53,8 +67,9 @@ HELLO_NO_AUTH = ErrorReply(
 WRONG_PASSWORD = ErrorReply("WRONGPASS", "invalid username-password pair or user is disabled.")
 # The connection commands that run before authentication, as in Redis.
 _BEFORE_AUTH = frozenset(name.encode() for name in ALWAYS_ALLOWED)
-# Commands Redis refuses inside MULTI (its no-multi flag), of those kv has.
-_NOT_IN_TRANSACTION = frozenset({b"shutdown"})
+# Commands refused inside MULTI: Redis's no-multi ones that kv has (SHUTDOWN, SAVE), and
+# COMPACT (it syncs: EXEC's writes would not be one frame) and EXIT (kv's QUIT alias).
+_NOT_IN_TRANSACTION = frozenset({b"shutdown", b"save", b"compact", b"exit"})
 NOT_IN_TRANSACTION = error("Command not allowed inside a transaction")
 BAD_CLIENT_NAME = error("Client names cannot contain spaces, newlines or special characters.")
 
@@ -227,11 +242,17 @@ class Session:
             return EXEC_ABORT
         replies: list[Reply] = []
         try:
-            with self.store.holding():  # one frame: all or none after a crash (kv.transaction)
+            with self.store.holding(len(queued)):  # one frame: all or none after a crash (kv.transaction)
                 for argv in queued:
                     target = self._admit(argv[0].lower(), argv)
-                    replies.append(target if isinstance(target, ErrorReply) else self._call(target, argv, tick))
-        except KvError as failure:  # the commit at the block's end failed: nothing of it is durable
+                    if isinstance(target, ErrorReply):
+                        replies.append(_changed_rights(target))
+                        continue
+                    protocol = self.protocol
+                    replies.append(self._call(target, argv, tick))
+                    if self.protocol != protocol:  # a queued HELLO: the replies before it keep the old one
+                        replies[:-1] = _in_protocol(replies[:-1], protocol)
+        except KvError as failure:  # a bound's commit, before or after the commands, failed
             return error_for(failure)
         return Array(tuple(replies))
 
@@ -282,6 +303,9 @@ class Session:
                 return error(f"Syntax error in HELLO option '{bytes_text(rest[0])}'")
         if not self.authenticated:
             return HELLO_NO_AUTH
+        self._replies[:] = _in_protocol(
+            self._replies, self.protocol
+        )  # made before the switch (in place: `_run` appends to it)
         self.protocol, self.name = protocol, name
         fields: list[tuple[Reply, Reply]] = [
             (Bulk(b"server"), Bulk(b"kv")),
@@ -311,6 +335,8 @@ class Session:
         index = parse_integer(arguments[0])
         if index is None:
             return NOT_AN_INTEGER
+        if not -(1 << 31) <= index < 1 << 31:  # Redis reads it as a C int
+            return error("value is out of range, value must between -2147483648 and 2147483647")
         return OK if index == 0 else error("DB index is out of range")
 
     def _config(self, arguments: list[bytes], tick: Tick) -> Reply:
@@ -337,7 +363,7 @@ class Session:
         if len(arguments) == 1:
             return bulk_array(sorted(name.encode() for name in CATEGORIES))
         if len(arguments) > 2:
-            return wrong_arity("acl|cat")
+            return error("unknown subcommand or wrong number of arguments for 'CAT'. Try ACL HELP.")
         members = CATEGORIES.get(bytes_text(arguments[1]).lower())
         if members is None:
             return error(f"Unknown category '{bytes_text(arguments[1])}'")
@@ -385,14 +411,30 @@ _SUBCOMMANDS: dict[bytes, dict[bytes, int]] = {
 }
 
 
-def _fits(arity: int, words: int) -> bool:
-    return words == arity if arity > 0 else words >= -arity
+def _in_protocol(replies: list[Reply], protocol: int) -> list[Reply]:
+    """`replies`, each bound to `protocol` unless already bound to one (`InProtocol`)."""
+    return [reply if isinstance(reply, InProtocol) else InProtocol(reply, protocol) for reply in replies]
+
+
+def _changed_rights(refused: ErrorReply) -> ErrorReply:
+    """A queued command refused at EXEC (the user changed since, by a queued AUTH), in
+    Redis's words."""
+    if refused.prefix != "NOPERM":
+        return refused
+    reason = (
+        "touch the specified keys" if refused.message == NO_PERMISSION_KEYS else "execute the command or subcommand"
+    )
+    return ErrorReply(
+        "NOPERM",
+        "ACLs rules changed between the moment the transaction was accumulated and the EXEC call. "
+        f"This command is no longer allowed for the following reason: no permission to {reason}",
+    )
 
 
 def _own_command(name: bytes, argv: list[bytes]) -> ErrorReply | None:
     """Redis's checks of a connection command's words: its arity, then its
     subcommand's name and arity."""
-    if not _fits(_ARITIES[name], len(argv)):
+    if not arity_fits(_ARITIES[name], len(argv)):
         return wrong_arity(name.decode())
     subcommands = _SUBCOMMANDS.get(name)
     if subcommands is None:
@@ -400,7 +442,7 @@ def _own_command(name: bytes, argv: list[bytes]) -> ErrorReply | None:
     arity = subcommands.get(argv[1].lower())
     if arity is None:
         return unknown_subcommand(name.decode(), argv[1])
-    if not _fits(arity, len(argv)):
+    if not arity_fits(arity, len(argv)):
         return wrong_arity(_shown_name(name, argv))
     return None
 

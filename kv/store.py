@@ -634,27 +634,39 @@ class Store:
     # -- atomic batches (kv.batch: `with store.batch() as b: ...`) -----------------------
 
     @contextlib.contextmanager
-    def holding(self) -> Iterator[None]:
+    def holding(self, operations: int = 0) -> Iterator[None]:
         """Buffered modes: the writes made in the block stay in the pending frame, with
         what it held before, until the block ends (no bound commits inside it), so a
         crash keeps all of them or none, like a `batch`. The mode's bounds (operations,
-        time, frame size) are suspended meanwhile: a crash before the end may lose every
-        write of the block, so a caller acknowledges them only after it; the bounds
-        apply again at the end, which may commit (raising as `flush`). Exceptions: a list
-        operation syncs its frame at once, as always, and a pending frame within a
-        largest record of FRAME_PAYLOAD_SIZE_MAX_BYTES is committed (a frame has to
-        end somewhere). `kv serve` runs an EXEC in it. In `always` mode every write
-        syncs on its own regardless."""
-        if self._holding:  # nested: the outer block decides
+        time, frame size) are suspended for the block's own writes: a crash before the
+        end may lose every one of them, so a caller acknowledges them only after it; the
+        bounds apply again at the end, which may commit (raising as `flush`). Writes
+        acknowledged before the block keep `batch` mode's bounds: the block starts with
+        the bounds' check, and, when `operations` (the writes the caller expects to make
+        in it) would take the unsynced ones past BATCH_OPERATIONS_MAX, with a commit.
+
+        Exceptions: a list operation syncs its frame at once, as always, and so do
+        `flush` and `compact` (the caller keeps them out: `kv serve` refuses them in
+        MULTI); a pending frame within a largest record of FRAME_PAYLOAD_SIZE_MAX_BYTES
+        is committed (a frame has to end somewhere). In `always` mode every write syncs
+        on its own regardless. `kv serve` runs an EXEC in it."""
+        log = self._log
+        if self._holding or log is None or self.state is not State.OPEN:  # nested, or nothing to hold
             yield
             return
+        if self.durability == "batch":
+            self._commit_if_due(log)
+            if self._operations_since_sync and self._operations_since_sync + operations >= BATCH_OPERATIONS_MAX:
+                self._commit(sync=True)
         self._holding = True
         try:
             yield
-        finally:
+        except BaseException:
             self._holding = False
-            if self._log is not None and self.state is State.OPEN and self.durability != "always":
-                self._commit_if_due(self._log)
+            raise
+        self._holding = False
+        if self.state is State.OPEN and self.durability != "always":
+            self._commit_if_due(log)
 
     def batch(self) -> Batch:
         """Writes queued in a `with` block and committed as one frame when it exits

@@ -8,7 +8,9 @@
 The session (`kv.session`) decides what is queued and runs EXEC, as Redis 7.0 does:
 
 1. After MULTI every command is checked as if it were to run now (its name and arity,
-   authentication, the user's rights, and SHUTDOWN, which a transaction may not hold)
+   authentication, the user's rights, and what a transaction may not hold: SHUTDOWN
+   and SAVE, as in Redis, and COMPACT and EXIT, kv's own, since COMPACT syncs a frame
+   in the middle of the EXEC and EXIT closes the connection)
    and then queued, replied `QUEUED`, connection commands (CLIENT, AUTH, HELLO, ...)
    included. A command refused by a check gets its error and dooms the transaction:
    EXEC then replies `EXECABORT` and runs nothing. QUIT is not queued: it closes.

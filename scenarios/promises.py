@@ -405,4 +405,14 @@ PROMISES: tuple[Promise, ...] = (
         "server_exec_commits_each_command",
         "server",
     ),
+    Promise(
+        "server_exec_one_frame_past_the_target",
+        "an EXEC stays one frame when its writes take the buffered store's pending frame past "
+        "FRAME_PAYLOAD_SIZE_TARGET_BYTES, or past `batch` mode's operations bound: no bound commits "
+        "between them (they apply at the end, before the reply)",
+        "kv.store `Store.holding`; kv.transaction docstring (crash atomicity)",
+        "check_recovered",
+        "server_exec_not_held",
+        "server",
+    ),
 )

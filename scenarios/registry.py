@@ -279,7 +279,10 @@ SCENARIOS: dict[str, Scenario] = {
                     compact=0.01,
                     pause=0.02,
                     reopen=0.005,
-                )
+                ),
+                # A value whose record nearly fills a frame: an EXEC holding one reaches
+                # the frame-size target between its writes (`Store.holding`).
+                target_frame_value_probability=0.01,
             ),
             faults=FaultPlan(
                 crash_survival=CRASHES,

@@ -724,7 +724,7 @@ def _fired(io: SimIo, name: str) -> int:
 
 
 @dataclass
-class _Forcer:
+class Forcer:
     """Plans a seed's crashes and makes each of its defining faults fire: from step `start` on, whenever no
     forced fault is pending, the next one that has not fired yet is forced (one at a
     time, so one forced failure's recovery does not swallow the others), each at most
@@ -815,7 +815,7 @@ def _record(
     defining = scenario.seed_defining_faults(plan)
     # Defining faults that have not fired by this step are forced (TigerBeetle's swarm
     # makes sure each seed does its job the same way): early enough for crashes to follow.
-    forcer = _Forcer(defining, start=rng.randrange(1, max(2, count // 4)))
+    forcer = Forcer(defining, start=rng.randrange(1, max(2, count // 4)))
 
     def drive() -> None:
         nonlocal opening, phase

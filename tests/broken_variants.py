@@ -1132,6 +1132,27 @@ def server_exec_commits_each_command() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def server_exec_not_held() -> Iterator[None]:
+    """`Store.holding()` holds nothing: the buffered store's bounds commit a frame in
+    the middle of an EXEC (the store before it had the method).
+
+    Models an EXEC that runs its commands as separate writes of the buffered store: a
+    write that brings the pending frame to FRAME_PAYLOAD_SIZE_TARGET_BYTES (the
+    window's other writes may have filled most of it) writes and syncs that frame
+    there, so a power loss before the window's flush keeps EXEC's first writes and
+    loses the rest.
+    """
+
+    @contextmanager
+    def holding(self: Store, operations: int = 0) -> Iterator[None]:
+        yield
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "holding", holding)
+        yield
+
+
 VARIANTS: dict[str, Variant] = {
     "ack_before_sync": ack_before_sync,
     "skip_frame_crc_on_recovery": skip_frame_crc_on_recovery,
@@ -1176,6 +1197,7 @@ VARIANTS: dict[str, Variant] = {
     "server_read_skips_the_window": server_read_skips_the_window,
     "server_runs_refused_command": server_runs_refused_command,
     "server_exec_commits_each_command": server_exec_commits_each_command,
+    "server_exec_not_held": server_exec_not_held,
     "server_acl_checks_first_key_only": server_acl_checks_first_key_only,
 }
 

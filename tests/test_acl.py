@@ -245,3 +245,21 @@ def test_a_refusal_that_echoes_the_request_stays_one_line(tmp_path: Path) -> Non
         b"$-1\r\n"
     )
     session.store.close()
+
+
+def test_a_queued_command_the_new_user_may_not_run_is_refused_at_exec_in_redis_words(tmp_path: Path) -> None:
+    session = _session(tmp_path, "user default on nopass ~* +@all\nuser app on >apw ~app:* +@all -keys\n")
+    replies = _run(session, b"MULTI\r\n", b"AUTH app apw\r\n", b"SET other 1\r\n", b"KEYS *\r\n", b"EXEC\r\n")
+    changed = (
+        b"-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. "
+        b"This command is no longer allowed for the following reason: no permission to "
+    )
+    assert replies == (
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n"
+        + changed
+        + b"touch the specified keys\r\n"
+        + changed
+        + b"execute the command or subcommand\r\n"
+    )
+    assert session.store.get(b"other") is None
+    session.store.close()

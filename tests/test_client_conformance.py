@@ -421,6 +421,8 @@ def test_redis_urls_that_would_break_the_contract_are_refused_without_showing_th
         f"redis://u:hunter2@127.0.0.1:{port}/0?decode_responses=true",
         f"redis://u:hunter2@127.0.0.1:{port}/abc",
         "redis://u:hunter2@127.0.0.1:notaport/0",
+        "redis://u:hunter2@[::1/0",
+        f"redis://u:hunter2@127.0.0.1:{port}/0?no_such_option=1",
     ):
         with pytest.raises(InvalidArgument) as refused:
             kv.connect(bad)

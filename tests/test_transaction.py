@@ -85,6 +85,8 @@ REDIS_SEQUENCES = [
     [b"AUTH a b c", b"SELECT 00", b"SELECT x", b"HELLO 0003", b"HELLO " + b"9" * 5000, b"HELLO 4"],
     [b'CLIENT SETNAME "a\\x01b"', b'HELLO 2 SETNAME "a b"', b"CLIENT GETNAME", b"CLIENT SETNAME a b"],
     [b"MULTI", b"FOO", b"EXEC"],
+    [b"MULTI", b"SET c 1", b"SAVE", b"EXEC", b"GET c"],
+    [b"SELECT 2147483648", b"SELECT -2147483649", b"SELECT 2147483647", b"ACL CAT a b"],
 ]
 
 
@@ -153,3 +155,14 @@ def test_a_command_that_raises_closes_its_connection_and_its_writes_wait_for_the
     group.commit(lambda who, replies, close: delivered.__setitem__(who.client_id, who.encode(replies)))
     assert delivered[1] == b"+OK\r\n-ERR internal error: ValueError: the bug\r\n"
     assert delivered[2] == b"$1\r\nv\r\n" and group.syncs == 1
+
+
+def test_replies_before_a_pipelined_hello_keep_the_protocol_they_were_made_in(session: Session) -> None:
+    """Redis encodes each reply as its command runs: a nil before HELLO 3 is RESP2's."""
+    session.receive(b"GET nosuchkey\r\nHELLO 3\r\nGET nosuchkey\r\nHELLO 2\r\nGET nosuchkey\r\n")
+    wire = session.reply_bytes(durable=True)
+    assert wire.startswith(b"$-1\r\n%7\r\n") and b"_\r\n*14\r\n" in wire and wire.endswith(b"$-1\r\n"), wire
+    session.receive(b"MULTI\r\nGET nosuchkey\r\nHELLO 3\r\nGET nosuchkey\r\nEXEC\r\n")
+    wire = session.reply_bytes(durable=True)
+    assert wire.startswith(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$-1\r\n%7\r\n"), wire
+    assert wire.endswith(b"_\r\n"), wire
