@@ -3,6 +3,8 @@ crash keeps all of them or none; the mode's bounds apply again at the end."""
 
 from __future__ import annotations
 
+import pytest
+
 import kv
 from io_backends.sim import SimIo
 from kv.limits import BATCH_OPERATIONS_MAX, FRAME_PAYLOAD_SIZE_TARGET_BYTES
@@ -43,3 +45,20 @@ def test_what_the_block_wrote_survives_a_crash_whole_or_not_at_all() -> None:
     again = kv.open("/store", io=io, durability="none")
     assert (again.get(b"a"), again.get(b"b"), again.get(b"before")) == (None, None, b"v")
     again.close()
+
+
+def test_writes_acknowledged_before_the_block_keep_batch_modes_bounds() -> None:
+    """The review's case: a write answered before a long EXEC must not wait for its end
+    (3,000 writes in the block would take it past BATCH_OPERATIONS_MAX unsynced)."""
+    io = SimIo(seed=6)
+    store = kv.open("/store", io=io, durability="batch")
+    store.set(b"acknowledged", b"v")
+    with pytest.raises(RuntimeError), store.holding(operations=3 * BATCH_OPERATIONS_MAX):
+        for index in range(3 * BATCH_OPERATIONS_MAX):
+            store.set(b"k%d" % index, b"x")
+        io.crash()  # a power loss before the block's end: its own writes may go, not the earlier one
+        raise RuntimeError("the process is gone")  # (a block that raises commits nothing at its end)
+    recovered = kv.open("/store", io=io, durability="batch")
+    assert recovered.get(b"acknowledged") == b"v"
+    assert recovered.get(b"k0") is None, "the block's writes are one frame, lost whole"
+    recovered.close()
