@@ -55,11 +55,12 @@ def _wait(port: int) -> None:
 
 
 @contextlib.contextmanager
-def kv_server(durability: str) -> Iterator[int]:
+def _running(prefix: str, command: Callable[[int, str], list[str]]) -> Iterator[int]:
+    """`command(port, directory)` started on a free port in a fresh directory, its port
+    once it listens; stopped after the block."""
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-kv-") as directory:
-        command = [sys.executable, "-m", "kv", "serve", f"{directory}/db", "--port", str(port)]
-        process = subprocess.Popen([*command, "--durability", durability], cwd=ROOT, stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        process = subprocess.Popen(command(port, directory), cwd=ROOT, stdout=subprocess.DEVNULL)
         try:
             _wait(port)
             yield port
@@ -68,34 +69,31 @@ def kv_server(durability: str) -> Iterator[int]:
             process.wait(timeout=30)
 
 
-@contextlib.contextmanager
-def floor_server(loop: str) -> Iterator[int]:
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-floor-") as directory:
-        command = [sys.executable, str(ROOT / "benchmarks" / "server_floor.py"), loop, str(port), f"{directory}/log"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        try:
-            _wait(port)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+def kv_server(durability: str) -> contextlib.AbstractContextManager[int]:
+    return _running(
+        "bench-kv-",
+        lambda port, directory: [
+            *(sys.executable, "-m", "kv", "serve", f"{directory}/db"),
+            *("--port", str(port), "--durability", durability),
+        ],
+    )
 
 
-@contextlib.contextmanager
-def redis_server(appendfsync: str) -> Iterator[int]:
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
-        options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
-        process = subprocess.Popen(
-            ["redis-server", *options, "--appendfsync", appendfsync, "--dir", directory], stdout=subprocess.DEVNULL
-        )
-        try:
-            _wait(port)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+def floor_server(loop: str) -> contextlib.AbstractContextManager[int]:
+    script = str(ROOT / "benchmarks" / "server_floor.py")
+    return _running(
+        "bench-floor-", lambda port, directory: [sys.executable, script, loop, str(port), f"{directory}/log"]
+    )
+
+
+def redis_server(appendfsync: str) -> contextlib.AbstractContextManager[int]:
+    return _running(
+        "bench-redis-",
+        lambda port, directory: [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"),
+            *("--appendfsync", appendfsync, "--dir", directory),
+        ],
+    )
 
 
 def rate(port: int, test: str, clients: int, pipeline: int, requests: int) -> float:
