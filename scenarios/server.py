@@ -1,13 +1,10 @@
 """The `server` scenario: the command layer of `kv serve` on the simulated disk.
 
 `ServerHarness` is the `Harness` with its data operations sent as RESP requests by
-CLIENTS simulated clients, each a `kv.session.Session` over the one store. A seed runs
-one of the server's two buffered shapes: durability `none`, as `kv serve --durability
-always` runs the store, where a `group_commit` operation ends a window:
-`kv.group_commit.GroupCommit` (the code the server runs) flushes once for every session
-with replies waiting, then delivers them; or durability `batch`, as `kv serve
---durability batch` runs it, where the group commit only delivers and the store's own
-bounds sync (the oracle holds it to `batch` mode's promises; a reply promises no more).
+CLIENTS simulated clients, each a `kv.session.Session` over the one store, which runs
+buffered (durability `none`) as the server runs it in `always` mode. A
+`group_commit` operation ends a window: `kv.group_commit.GroupCommit` (the code the
+server runs) flushes once for every session with replies waiting, then delivers them.
 The network is not simulated; crashes and faults land anywhere, the window's flush too.
 
 What it checks, beside what the oracle checks of every operation's answer (each reply
@@ -244,7 +241,7 @@ class ServerHarness(Harness):
         """The group commit and the clients' sessions over `store` (a store reopened
         after a crash or a failure is a restarted server: every client reconnects)."""
         if self.group is None or self.group.store is not store:
-            self.group = GroupCommit(store, flushes=self.durability == "none")
+            self.group = GroupCommit(store, flushes=True)
             self.sessions = [self._session(store, client) for client in range(CLIENTS)]
         return self.group
 
@@ -260,15 +257,12 @@ class ServerHarness(Harness):
 
     def step(self, store: Store, operation: Operation) -> Store:
         self.delivered_success = False
-        if operation.kind == GroupCommitKind.name and self.durability == "batch" and store.state is State.OPEN:
-            self.commit(store)  # `--durability batch`: the window only delivers (no I/O, no promise)
-            return store
         sent = sent_for(self.steps, operation)
         if sent is not None and sent.client == RESTRICTED_CLIENT and app_refuses(operation, sent.commands):
             self.refused(store, operation, sent)
         else:
             store = super().step(store, operation)
-        if self.delivered_success and self.durability == "none":  # a reply before its write was acknowledged
+        if self.delivered_success:  # a reply delivered before its own write was acknowledged
             self.oracle.delivered([True])
         return store
 
@@ -328,8 +322,7 @@ class ServerHarness(Harness):
         """A session's replies left (`check_delivery`, module docstring)."""
         replies_ok = [not isinstance(reply, ErrorReply) for reply in replies]
         self.window.extend(replies_ok)
-        if self.durability == "none":  # `always` serving: a success acknowledges every write so far as durable
-            self.oracle.delivered(replies_ok)
+        self.oracle.delivered(replies_ok)  # a success acknowledges every write so far as durable
         self.delivered_success = self.delivered_success or any(replies_ok)
         if self.keep_timeline:
             self.note(f"  client {session.client_id} got {len(replies)} replies{' and closed' if close else ''}")
@@ -340,8 +333,7 @@ class ServerHarness(Harness):
         self.window = []
         group.commit(self.deliver)
         failed = store.state is not State.OPEN
-        if self.durability == "none":  # in `batch` serving the replies before a failure were batch acks
-            self.oracle.check_failed_window(failed, self.window)
+        self.oracle.check_failed_window(failed, self.window)
         if not failed:
             return None
         raise ServerReplyError(f"the group commit's flush failed: {group.failure}")
