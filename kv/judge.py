@@ -12,15 +12,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from crc32c import crc32c
+
 from kv.files import QUARANTINE_DIRECTORY, compacted_name, segment_name
 from kv.marks import mark
 from kv.record import FrameHeader, frame_crc_ok
-from kv.recovery import Corruption, Keydir, RecoveryReport, SegmentScan, TornTail, apply_frames, frames_in_damaged_tail
+from kv.recovery import (
+    Corruption,
+    Keydir,
+    RecoveryReport,
+    SegmentScan,
+    TornTail,
+    apply_frames,
+    frames_in_damaged_tail,
+    nonzero_from,
+)
 
 # A torn-tail journal lists one torn tail per line; an open finds at most one per
 # segment, and bounding the lines read bounds the work a damaged journal can cause.
 JOURNAL_LINES_MAX = 1024
 JOURNAL_SUMMARY_CHARS_MAX = 4096  # a repair journal's description of its loss
+JOURNAL_CHECKSUM = b"crc32c "  # a journal's last line: this, its CRC in hex (`sealed`)
 
 
 def count_applied(report: RecoveryReport, frames: int, records: int) -> None:
@@ -189,6 +201,12 @@ class LogJudge:
             )
             first = self._damaged_here(segment_id, scan, f"damaged frame where {where} (not a torn write)")
             self.lost_last = first - 1 + max(header_records, 1)
+            # The count is the damaged header's, and only if nothing follows its frame: a
+            # header too damaged to read took the count with it, and data after the frame
+            # may be more damaged frames (found by the state machine: a flip in the magic
+            # of a two-record frame, and two damaged frames, each reported as one record).
+            header = scan.bad_header
+            self.lost_uncounted = header is None or nonzero_from(data, scan.bad_offset + header.size)
         elif newest:
             mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, records=header_records, size=len(data) - scan.bad_offset)
@@ -312,18 +330,39 @@ class LogJudge:
 # Journals (rule 8, rule 9) --------------------------------------------------------------
 
 
+def sealed(body: bytes) -> bytes:
+    """A journal's bytes: `body`, then a line with its CRC-32C. A journal is written whole
+    and renamed into place (rule 1), so a torn write never garbles it, but a disk can
+    flip a bit in it on write or at rest, and a flipped digit still parses (a segment 1
+    read as 0; found by the state machine): the reader checks the CRC (`unsealed`)."""
+    return body + JOURNAL_CHECKSUM + b"%08x\n" % crc32c(body)
+
+
+def unsealed(data: bytes) -> str | None:
+    """The body of a journal `sealed` wrote, or None when its checksum line is missing,
+    garbled, or does not match what it covers."""
+    body, found, line = data.rpartition(JOURNAL_CHECKSUM)
+    if not found or len(line) != 9 or line[8:] != b"\n" or not all(c in b"0123456789abcdef" for c in line[:8]):
+        return None
+    return body.decode("utf-8", "replace") if crc32c(body) == int(line[:8], 16) else None
+
+
 def torn_journal_text(tails: list[TornTail]) -> bytes:
     """One line per torn tail: segment id, offset, bytes dropped, records dropped."""
-    return "".join(
-        f"{tail.segment_id} {tail.offset} {tail.bytes_dropped} {tail.records_dropped}\n" for tail in tails
-    ).encode()
+    return sealed(
+        "".join(
+            f"{tail.segment_id} {tail.offset} {tail.bytes_dropped} {tail.records_dropped}\n" for tail in tails
+        ).encode()
+    )
 
 
-def read_torn_journal(name: str, text: str) -> list[TornTail] | Corruption:
+def read_torn_journal(name: str, data: bytes) -> list[TornTail] | Corruption:
     """The torn tails an earlier open cut and did not see reported (rule 9), or, for a
-    journal that does not parse, the corruption that garbled it: it was written whole
-    and renamed into place (rule 1), so only damage at rest garbles it."""
+    journal that is damaged (its CRC) or does not parse, the corruption that garbled
+    it: it was written whole and renamed into place (rule 1), so only the medium
+    damages it."""
     tails: list[TornTail] = []
+    text = unsealed(data) or ""
     for line in text.splitlines()[:JOURNAL_LINES_MAX]:
         fields = line.split()
         if len(fields) != 4 or not all(field.isdigit() for field in fields):
@@ -334,7 +373,7 @@ def read_torn_journal(name: str, text: str) -> list[TornTail] | Corruption:
     if tails:
         return tails
     detail = "an earlier recovery cut a torn tail and did not finish; its journal is damaged"
-    return Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=1)
+    return Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=1, count_known=False)
 
 
 def repair_journal_text(report: RecoveryReport, reported_again: int) -> bytes:
@@ -345,11 +384,16 @@ def repair_journal_text(report: RecoveryReport, reported_again: int) -> bytes:
     found = replace(report, corruptions=report.corruptions[reported_again:])
     summary = found.summary()[:JOURNAL_SUMMARY_CHARS_MAX]
     counted = all(corruption.count_known for corruption in found.corruptions)
-    return f"{found.records_lost}{'' if counted else '+'}\n{summary}\n".encode()
+    return sealed(f"{found.records_lost}{'' if counted else '+'}\n{summary}\n".encode())
 
 
-def read_repair_journal(name: str, text: str) -> Corruption:
-    """An earlier repair's loss, reported again until settled (rule 9)."""
+def read_repair_journal(name: str, data: bytes) -> Corruption:
+    """An earlier repair's loss, reported again until settled (rule 9); a damaged
+    journal (its CRC) reports a loss of at least one record, its count unknown."""
+    text = unsealed(data)
+    if text is None:
+        detail = "an earlier repair did not finish; its journal is damaged"
+        return Corruption(f"{QUARANTINE_DIRECTORY}/{name}", 0, detail, records_lost=1, count_known=False)
     count, _, summary = text.partition("\n")
     known = count.isdigit()  # "N+" (a lower bound) or garbled: not a count
     digits = count.removesuffix("+")

@@ -733,10 +733,10 @@ class Recovery:
         existing.discard(temporary)
         self.journals.append(name)
 
-    def _read_journal(self, quarantine: str, name: str) -> str:
+    def _read_journal(self, quarantine: str, name: str) -> bytes:
         journal = self.io.open(f"{quarantine}/{name}", "r").result()
         try:
-            return self._read(journal, 0, self.io.size(journal).result()).decode("utf-8", "replace")
+            return self._read(journal, 0, self.io.size(journal).result())
         finally:
             close_quietly(self.io, journal)
 

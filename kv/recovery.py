@@ -212,7 +212,7 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
         return scan
     scan.bad_offset = offset
     scan.bad_header = decode_frame_header(data, offset)
-    scan.damage_after_last_frame = _nonzero_from(data, offset)
+    scan.damage_after_last_frame = nonzero_from(data, offset)
     position = data.find(MAGIC_BYTES, offset + 1)
     while position != -1:
         header = valid_frame_at(data, position, segment_id, compacted)
@@ -229,11 +229,11 @@ def scan_segment(segment_id: int, data: bytes, compacted: bool = False) -> Segme
             scan.frames_after_damage.append((position, header))
             position += header.size
         scan.lsn_max_beyond, last_end = _lsn_max_from(data, position, segment_id, compacted)
-        scan.damage_after_last_frame = _nonzero_from(data, max(position, last_end))
+        scan.damage_after_last_frame = nonzero_from(data, max(position, last_end))
     return scan
 
 
-def _nonzero_from(data: bytes, position: int) -> bool:
+def nonzero_from(data: bytes, position: int) -> bool:
     """Whether any byte of `data` from `position` on is nonzero."""
     return len(data.rstrip(b"\0")) > position
 

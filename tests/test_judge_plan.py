@@ -10,6 +10,7 @@ from kv.judge import (
     read_repair_journal,
     read_torn_journal,
     repair_journal_text,
+    sealed,
     torn_journal_text,
 )
 from kv.plan import (
@@ -130,20 +131,34 @@ def test_a_damaged_compacted_file_loses_only_its_damaged_frames() -> None:
 
 def test_journals_round_trip_and_a_garbled_one_still_reports_a_loss() -> None:
     tails = [TornTail(3, 100, 20, 1), TornTail(4, 0, 9, 0)]
-    assert read_torn_journal("torn-000000.pending", torn_journal_text(tails).decode()) == [
+    assert read_torn_journal("torn-000000.pending", torn_journal_text(tails)) == [
         TornTail(3, 100, 20, 1, again=True),
         TornTail(4, 0, 9, 0, again=True),
     ]
-    garbled = read_torn_journal("torn-000000.pending", "3 100 x\n")
+    garbled = read_torn_journal("torn-000000.pending", sealed(b"3 100 x\n"))
     assert isinstance(garbled, Corruption) and garbled.records_lost == 1
     report = RecoveryReport(
         corruptions=[Corruption("old", 0, "again", records_lost=9), Corruption("s", 0, "new", 1, 2, 2)]
     )
-    text = repair_journal_text(report, reported_again=1).decode()
-    assert text.startswith("2\n") and "again" not in text
+    text = repair_journal_text(report, reported_again=1)
+    assert text.startswith(b"2\n") and b"again" not in text
     assert read_repair_journal("repair-000000.pending", text).records_lost == 2
-    unknown = read_repair_journal("repair-000001.pending", "7+\nsomething")
+    unknown = read_repair_journal("repair-000001.pending", sealed(b"7+\nsomething"))
     assert (unknown.records_lost, unknown.count_known) == (7, False)
+
+
+def test_a_journal_with_one_flipped_bit_is_damaged_not_misread() -> None:
+    """The state machine's finding (search seed 1): a bit flip on write turned the
+    journal's segment 1 into 0, which parsed, and recovery reported a torn tail in a
+    segment no log has. Every single-bit flip of a sealed journal is now seen."""
+    for journal in (torn_journal_text([TornTail(1, 0, 1024, 0)]), sealed(b"3\nthree records lost\n")):
+        for bit in range(len(journal) * 8):
+            damaged = bytearray(journal)
+            damaged[bit // 8] ^= 1 << (bit % 8)
+            torn = read_torn_journal("torn-000000.pending", bytes(damaged))
+            assert isinstance(torn, Corruption) and not torn.count_known, (bit, torn)
+            repair = read_repair_journal("repair-000000.pending", bytes(damaged))
+            assert repair.records_lost == 1 and not repair.count_known, (bit, repair)
 
 
 def test_the_clean_marker_survives_one_damaged_copy() -> None:
