@@ -236,6 +236,7 @@ class ServerHarness(Harness):
         self.next_client_id = 1
         self.delivered_success = False  # a success reply left during the current step
         self.window: list[bool] = []  # per reply the current commit delivered: not an error
+        self.sent: Sent | None = None  # the current step's request (`step` draws it once)
 
     def _connected(self, store: Store) -> GroupCommit:
         """The group commit and the clients' sessions over `store` (a store reopened
@@ -257,7 +258,7 @@ class ServerHarness(Harness):
 
     def step(self, store: Store, operation: Operation) -> Store:
         self.delivered_success = False
-        sent = sent_for(self.steps, operation)
+        sent = self.sent = sent_for(self.steps, operation)
         if sent is not None and sent.client == RESTRICTED_CLIENT and app_refuses(operation, sent.commands):
             self.refused(store, operation, sent)
         else:
@@ -276,7 +277,7 @@ class ServerHarness(Harness):
     def run_operation(self, kind: OperationKind, store: Store, operation: Operation) -> object:
         if kind.name == GroupCommitKind.name:
             return self.commit(store)
-        sent = sent_for(self.steps, operation)
+        sent = self.sent  # drawn by `step`
         if sent is None:
             return kind.run(store, operation)
         replies = self._exchange(store, sent)
