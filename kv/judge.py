@@ -265,11 +265,15 @@ class LogJudge:
         would leave a gap in the ids that the next open reads as damage, taking later
         writes with it (found by the batch-mode state machine: an empty segment between
         a sealed segment damaged at offset 0 and the segment whose lsns revealed it
-        stayed)."""
+        stayed). A segment already bound for quarantine moves once, whole: the plan
+        would otherwise move it twice, and the second rename finds no file (found by the
+        state machine: a sealed segment damaged at offset 0, then the newest damaged at
+        offset 0, kept at length 0, was listed twice, and no open could succeed)."""
         later = sorted(i for i in self.kept if i > segment_id)
         for dropped in later:
             del self.kept[dropped]
             self.truncations = [(cut, offset) for cut, offset in self.truncations if cut != dropped]
+            self.quarantine = [(moved, offset) for moved, offset in self.quarantine if moved != dropped]
             self.quarantine.append((dropped, 0))
         return later
 

@@ -112,6 +112,27 @@ def test_mid_log_damage_keeps_the_prefix_and_quarantines_the_rest_point_in_time(
     assert (corruption.lsn_first_lost, corruption.lsn_last_lost, corruption.records_lost) == (2, 5, 4)
 
 
+def test_a_segment_bound_for_quarantine_twice_moves_once() -> None:
+    """A sealed segment damaged at offset 0 (pending, no later frame shows it
+    harmless), then the newest damaged at offset 0 with valid frames after: both move
+    whole, each once (the state machine found the newest listed twice, and the second
+    rename failed on every open)."""
+    judge, keydir, report = _judge()
+    sealed_segment = bytearray(_frame(1, 1, [b"a", b"b"], start=True))  # one frame: nothing valid follows
+    newest = bytearray(_segment(2, 3, 3))
+    sealed_segment[0] ^= 1
+    newest[0] ^= 1
+    assert _take(judge, 1, bytes(sealed_segment), newest=False)
+    _take(judge, 2, bytes(newest), newest=True, previous=1)
+    judge.finish()
+    assert sorted(judge.quarantine) == [(1, 0), (2, 0)] and not keydir
+    verdict = Verdict((), (), tuple(judge.quarantine), compacted_damaged=0, repair_journal=b"x", obsolete=())
+    moves = [action for action in plan_changes(verdict) if isinstance(action, Quarantine)]
+    assert moves == [Quarantine("00000002.seg", 0), Quarantine("00000001.seg", 0)]
+    [corruption] = report.corruptions
+    assert corruption.lsn_first_lost == 1 and corruption.lsn_last_lost == 5
+
+
 def test_a_missing_segment_is_damage() -> None:
     judge, _keydir, report = _judge()
     _take(judge, 1, _segment(1, 1, 1), newest=False)
