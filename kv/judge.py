@@ -200,13 +200,16 @@ class LogJudge:
                 else ("the segment was recorded durable")
             )
             first = self._damaged_here(segment_id, scan, f"damaged frame where {where} (not a torn write)")
-            self.lost_last = first - 1 + max(header_records, 1)
-            # The count is the damaged header's, and only if nothing follows its frame: a
-            # header too damaged to read took the count with it, and data after the frame
-            # may be more damaged frames (found by the state machine: a flip in the magic
-            # of a two-record frame, and two damaged frames, each reported as one record).
-            header = scan.bad_header
-            self.lost_uncounted = header is None or nonzero_from(data, scan.bad_offset + header.size)
+            # The count is the damaged header's, and only if it carries the lsn expected
+            # next and nothing follows its frame: a header too damaged to read took the
+            # count with it, a header with a later lsn shows frames lost before it (a
+            # damaged sealed tail's, found by the state machine: 2 keys gone, 1 reported),
+            # and data after the frame may be more damaged frames (found by the state
+            # machine: a flip in the magic of a two-record frame, and two damaged frames,
+            # each reported as one record).
+            checked = self._lsn_checked(scan)
+            self.lost_last = first - 1 + max(checked.count if checked is not None else 0, 1)
+            self.lost_uncounted = checked is None or nonzero_from(data, scan.bad_offset + checked.size)
         elif newest:
             mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, records=header_records, size=len(data) - scan.bad_offset)

@@ -133,6 +133,25 @@ def test_a_segment_bound_for_quarantine_twice_moves_once() -> None:
     assert corruption.lsn_first_lost == 1 and corruption.lsn_last_lost == 5
 
 
+def test_damage_recorded_durable_after_a_damaged_sealed_tail_reports_an_unknown_count() -> None:
+    """A sealed segment's last frame damaged past reading (its records unknown), then
+    the newest segment, recorded durable, with its one frame's payload damaged: both
+    frames are lost, and the damaged header's count (1) says nothing of the tail's (the
+    state machine found 2 keys gone and 1 reported, as a known count)."""
+    sealed_segment = bytearray(_frame(1, 1, [b"a"], start=True) + _frame(1, 2, [b"b"]))
+    newest = bytearray(_frame(2, 3, [b"c"], start=True))
+    tail = len(_frame(1, 1, [b"a"], start=True))
+    sealed_segment[tail] ^= 1  # the second frame's magic: its header no longer reads
+    newest[-1] ^= 1  # the payload: the header still reads, the CRC fails
+    judge, keydir, report = _judge(clean_marker=(2, len(newest)))
+    assert _take(judge, 1, bytes(sealed_segment), newest=False)
+    _take(judge, 2, bytes(newest), newest=True, previous=1)
+    judge.finish()
+    assert sorted(keydir) == [b"a"]
+    [corruption] = report.corruptions
+    assert corruption.lsn_first_lost == 2 and not corruption.count_known
+
+
 def test_a_missing_segment_is_damage() -> None:
     judge, _keydir, report = _judge()
     _take(judge, 1, _segment(1, 1, 1), newest=False)
