@@ -86,7 +86,8 @@ class LogJudge:
     allocated: dict[int, int] = field(default_factory=dict)
     torn_found: list[TornTail] = field(default_factory=list)  # torn tails this open found
     damage: Corruption | None = None  # the first damage in the log
-    damaged_tail: tuple[int, int, int, int] | None = None  # sealed id, offset, header records, bytes
+    # sealed id, offset, the records its damaged frame held (None: unknown), bytes
+    damaged_tail: tuple[int, int, int | None, int] | None = None
     lost_last: int = 0
     lost_uncounted: bool = False  # damaged frames after the last lsn seen: `lost_last` is a lower bound
     newest_taken: int = 0  # the id of the last segment judged
@@ -207,14 +208,15 @@ class LogJudge:
             # and data after the frame may be more damaged frames (found by the state
             # machine: a flip in the magic of a two-record frame, and two damaged frames,
             # each reported as one record).
-            checked = self._lsn_checked(scan)
-            self.lost_last = first - 1 + max(checked.count if checked is not None else 0, 1)
-            self.lost_uncounted = checked is None or nonzero_from(data, scan.bad_offset + checked.size)
+            records = self._records_counted(data, scan)
+            self.lost_last = first - 1 + max(records or 0, 1)
+            self.lost_uncounted = records is None
         elif newest:
             mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, records=header_records, size=len(data) - scan.bad_offset)
         else:
-            self.damaged_tail = (segment_id, scan.bad_offset, header_records, len(data) - scan.bad_offset)
+            records = self._records_counted(data, scan)
+            self.damaged_tail = (segment_id, scan.bad_offset, records, len(data) - scan.bad_offset)
 
     def finish(self) -> list[int]:
         """After the last segment: check the newest segment the CLEAN marker names was
@@ -253,12 +255,16 @@ class LogJudge:
     def _quarantine_damaged_tail(self) -> list[int]:
         """A sealed segment's damaged tail that no later segment showed harmless."""
         assert self.damaged_tail is not None
-        tail_id, tail_offset, header_records, _bytes = self.damaged_tail
+        tail_id, tail_offset, records, _bytes = self.damaged_tail
         mark("sealed_tail_damaged")
         self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
         dropped = self._quarantine_later(tail_id)
         assert self.damage is not None and self.damage.lsn_first_lost is not None
-        self.lost_last = self.damage.lsn_first_lost - 1 + max(header_records, 1)
+        # (an unknown count: a header too damaged to read, or one with a later lsn, or
+        # more damaged frames after it; found by review: a three-record frame damaged
+        # in its magic at a sealed segment's end was reported as one record lost)
+        self.lost_last = self.damage.lsn_first_lost - 1 + max(records or 0, 1)
+        self.lost_uncounted = self.lost_uncounted or records is None
         return dropped
 
     def _quarantine_later(self, segment_id: int) -> list[int]:
@@ -288,6 +294,16 @@ class LogJudge:
         if self.clean_marker is None or self.clean_marker[0] != segment_id:
             return False
         return offset < self.clean_marker[1] <= len(data)
+
+    def _records_counted(self, data: bytes, scan: SegmentScan) -> int | None:
+        """The records the damaged frame at the scan's bad offset held, when its header
+        can be trusted for it: it reads, carries the lsn expected next, and nothing but
+        zeros follows its frame (else more damaged frames may). None: unknown."""
+        header = self._lsn_checked(scan)
+        assert scan.bad_offset is not None
+        if header is None or nonzero_from(data, scan.bad_offset + header.size):
+            return None
+        return header.count
 
     def _lsn_checked(self, scan: SegmentScan) -> FrameHeader | None:
         """The damaged frame's header when it still reads and carries the lsn expected

@@ -152,6 +152,20 @@ def test_damage_recorded_durable_after_a_damaged_sealed_tail_reports_an_unknown_
     assert corruption.lsn_first_lost == 2 and not corruption.count_known
 
 
+def test_a_sealed_tail_damaged_past_reading_reports_an_unknown_count() -> None:
+    """A sealed segment's last frame (three records) damaged in its magic, and no later
+    frame to bound its lsns: the loss is at least one record, not exactly one."""
+    sealed_segment = bytearray(_frame(1, 1, [b"a"], start=True) + _frame(1, 2, [b"b", b"c", b"d"]))
+    sealed_segment[len(_frame(1, 1, [b"a"], start=True))] ^= 1
+    judge, keydir, report = _judge()
+    assert _take(judge, 1, bytes(sealed_segment), newest=False)
+    _take(judge, 2, b"", newest=True, previous=1)
+    judge.finish()
+    assert sorted(keydir) == [b"a"]
+    [corruption] = report.corruptions
+    assert corruption.lsn_first_lost == 2 and not corruption.count_known
+
+
 def test_a_missing_segment_is_damage() -> None:
     judge, _keydir, report = _judge()
     _take(judge, 1, _segment(1, 1, 1), newest=False)
