@@ -193,6 +193,10 @@ class LogJudge:
                 segment_id, scan, "damaged frames at the end of the log (more than one: not a torn write)"
             )
             self.lost_last = max(spanned[1], first + 1)  # two frames at least
+            # A lower bound: records past the last intact one may be damaged too, and a
+            # damaged sealed tail before it may have held any number (found by the state
+            # machine: 3 keys gone, 2 reported as a known count).
+            self.lost_uncounted = True
         elif newest and (self._recorded_durable(segment_id, data, scan.bad_offset) or self.marker_unknown):
             mark("damage_where_recorded_durable")
             where = (

@@ -31,7 +31,14 @@ from kv.plan import (
     plan_changes,
     plan_log_start,
 )
-from kv.record import FRAME_FLAG_COMPACTED, FRAME_FLAG_SEGMENT_START, KIND_SET, encode_frame, encode_records
+from kv.record import (
+    FRAME_FLAG_COMPACTED,
+    FRAME_FLAG_SEGMENT_START,
+    FRAME_HEADER_SIZE,
+    KIND_SET,
+    encode_frame,
+    encode_records,
+)
 from kv.recovery import Corruption, Keydir, RecoveryReport, TornTail, scan_segment
 
 
@@ -164,6 +171,22 @@ def test_a_sealed_tail_damaged_past_reading_reports_an_unknown_count() -> None:
     assert sorted(keydir) == [b"a"]
     [corruption] = report.corruptions
     assert corruption.lsn_first_lost == 2 and not corruption.count_known
+
+
+def test_damage_spanning_frames_reports_an_unknown_count() -> None:
+    """The newest segment's three frames damaged, the middle one's record intact: its
+    lsn bounds the loss from below only (the last frame's record is gone too)."""
+    frames = [_frame(1, 1, [b"a"], start=True), _frame(1, 2, [b"b"]), _frame(1, 3, [b"c"])]
+    data = bytearray(b"".join(frames))
+    data[0] ^= 1  # the first frame's magic
+    data[len(frames[0]) + FRAME_HEADER_SIZE - 1] ^= 1  # the second frame's header (its record reads)
+    data[-1] ^= 1  # the last frame's record
+    judge, keydir, report = _judge()
+    _take(judge, 1, bytes(data), newest=True)
+    judge.finish()
+    assert not keydir
+    [corruption] = report.corruptions
+    assert corruption.lsn_first_lost == 1 and corruption.records_lost >= 2 and not corruption.count_known
 
 
 def test_a_missing_segment_is_damage() -> None:
