@@ -187,6 +187,10 @@ class LogJudge:
             )
             assert scan.bad_header is not None
             self.lost_last = max(scan.bad_header.first_lsn + scan.bad_header.count - 1, first)
+            # The frame names its own lsns, not those of what it overwrote: the count is
+            # known only for a frame carrying the lsn expected next with nothing after
+            # it (a damaged sealed tail before it may have held any number).
+            self.lost_uncounted = self._records_counted(data, scan) is None
         elif newest and (spanned := frames_in_damaged_tail(data, scan.bad_offset, self._lsn_checked(scan)))[0]:
             mark("damage_spanning_frames")
             first = self._damaged_here(

@@ -189,6 +189,21 @@ def test_damage_spanning_frames_reports_an_unknown_count() -> None:
     assert corruption.lsn_first_lost == 1 and corruption.records_lost >= 2 and not corruption.count_known
 
 
+def test_a_misplaced_frame_after_a_damaged_sealed_tail_reports_an_unknown_count() -> None:
+    """A sealed segment's three-record last frame damaged past reading, then the newest
+    segment holding a whole frame of another segment's (a misdirected write): that
+    frame's lsn says nothing of what the tail held."""
+    first_frame = _frame(1, 1, [b"a"], start=True)
+    sealed_segment = bytearray(first_frame + _frame(1, 2, [b"b", b"c", b"d"]))
+    sealed_segment[len(first_frame)] ^= 1
+    judge, _keydir, report = _judge()
+    assert _take(judge, 1, bytes(sealed_segment), newest=False)
+    _take(judge, 2, first_frame, newest=True, previous=1)
+    judge.finish()
+    [corruption] = report.corruptions
+    assert corruption.lsn_first_lost == 2 and not corruption.count_known
+
+
 def test_a_missing_segment_is_damage() -> None:
     judge, _keydir, report = _judge()
     _take(judge, 1, _segment(1, 1, 1), newest=False)
