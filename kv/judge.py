@@ -222,6 +222,16 @@ class LogJudge:
         elif newest:
             mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, records=header_records, size=len(data) - scan.bad_offset)
+        elif self.damaged_tail is not None:
+            # A second damaged sealed segment, no valid frame since the first: only the
+            # log's last frame is ever unsynced (rule 14), so the first is damage, and
+            # this segment lies past it (found by the state machine: the second tail
+            # replaced the first, which stayed in the log, and every later write went to
+            # quarantine at the next open).
+            tail_id, tail_offset, _records, _bytes = self.damaged_tail
+            mark("sealed_tail_damaged")
+            self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+            self.quarantine.append((segment_id, 0))
         else:
             records = self._records_counted(data, scan)
             self.damaged_tail = (segment_id, scan.bad_offset, records, len(data) - scan.bad_offset)

@@ -204,6 +204,29 @@ def test_a_misplaced_frame_after_a_damaged_sealed_tail_reports_an_unknown_count(
     assert corruption.lsn_first_lost == 2 and not corruption.count_known
 
 
+def test_two_damaged_sealed_segments_in_a_row_both_go_to_quarantine() -> None:
+    """Two sealed segments damaged at offset 0 (no valid frame in either), then the
+    newest, intact: the first damage is the log's, everything from it moves (the second
+    damaged tail once replaced the first, which stayed, and took every later write)."""
+    keydir: Keydir = {}
+    report = RecoveryReport()
+    judge = LogJudge(keydir, report, None, lsn_max=0, expected_lsn=None, covered=5)
+    first, second = bytearray(_frame(6, 1, [b"a"], start=True)), bytearray(_frame(7, 2, [b"b", b"c"], start=True))
+    first[0] ^= 1
+    second[0] ^= 1
+    judge.begin([6, 7, 8])
+    assert _take(judge, 6, bytes(first), newest=False)
+    _take(judge, 7, bytes(second), newest=False, previous=6)
+    _take(judge, 8, _segment(8, 4, 1), newest=True, previous=7)
+    dropped = judge.finish()
+    assert sorted(judge.quarantine) == [(6, 0), (7, 0), (8, 0)] and not keydir
+    assert live_segments(judge.kept, tuple(judge.quarantine)) == {}
+    assert 7 in dropped
+    [corruption] = report.corruptions
+    assert corruption.file_name == "00000006.seg" and corruption.lsn_first_lost == 1
+    assert corruption.lsn_last_lost == 4
+
+
 def test_a_missing_segment_is_damage() -> None:
     judge, _keydir, report = _judge()
     _take(judge, 1, _segment(1, 1, 1), newest=False)
