@@ -138,8 +138,9 @@ class Recovered:
     unreadable: Sequence[bytes]  # keys whose read raised a typed error
     in_flight: Operation | None  # the operation a crash or failure interrupted, if any
     directory: str  # the store's directory (to name its files in the damage ledger)
-    # Lost or misdirected writes the disk fired so far: at the log's tail they leave
-    # zeros that read as free space, which no single-disk store can see.
+    # Lost or misdirected writes the disk fired before the crash this recovery follows
+    # (so far, when no crash preceded it): at the log's tail they leave zeros that read
+    # as free space, which no single-disk store can see, and only a crash shows them.
     silent_write_faults: int = 0
     quarantined_present: frozenset[str] = frozenset()  # "quarantine/NAME" for each file found there
     at_us: int = 0  # the clock when the harness listed the keys (the state is the store's then)

@@ -171,6 +171,10 @@ class Harness:
         self.open_ios_last = 0  # I/Os the last open that completed took
         self.step_started_ios = 0  # the I/O count when the current step started
         self._damage_seen: list[Damage] = []  # the disk's damage as each open since the last check began
+        # Lost and misdirected writes fired before the last crash: a lost write shows
+        # only once a crash empties the page cache, so one that fires inside a recovery
+        # explains a loss the next crash shows, not this recovery's (`recovered`).
+        self._silent_at_crash: int | None = None
 
     # -- the oracle's view of the faults and the model ---------------------------------
 
@@ -270,6 +274,7 @@ class Harness:
         self.crash_countdown = None
         self.io.crash()
         self.result.crashes += 1
+        self.crashed()
         self.event("crash between operations")
         self.store = self.reopen_twice(None)
 
@@ -314,6 +319,15 @@ class Harness:
         self.result.crashes += 1
         counts = self.result.crashes_by_method
         counts[method] = counts.get(method, 0) + 1
+        self.crashed()
+
+    def crashed(self) -> None:
+        """The power just failed: note the silent write faults fired so far."""
+        self._silent_at_crash = self._silent_write_faults()
+
+    def _silent_write_faults(self) -> int:
+        counts = self.io.faults.counts
+        return sum(counts[name].fired for name in ("lost_write", "misdirected_write") if name in counts)
 
     def trace_hash(self) -> str:
         """The trace's digest: SHA-256 of the `repr` of every event in order (the repr of
@@ -434,8 +448,7 @@ class Harness:
     def recovered(self, store: Store, in_flight: Operation | None) -> Recovered:
         """What this recovery gave, as data for the oracle."""
         state, unreadable, at_us, expired_while_read = self.read_state(store)
-        counts = self.io.faults.counts
-        silent = sum(counts[name].fired for name in ("lost_write", "misdirected_write") if name in counts)
+        silent = self._silent_write_faults() if self._silent_at_crash is None else self._silent_at_crash
         names = self._store_names()
         quarantined = frozenset(name for name in names if name.startswith(QUARANTINE_DIRECTORY + "/"))
         return Recovered(
@@ -456,6 +469,7 @@ class Harness:
             self.event(f"recovery: {report.summary()}")
             self.result.losses_reported += report.records_lost + len(report.torn_tails)
         outcome = self.oracle.check_recovered(self.recovered(store, in_flight), self.ledger_since_open())
+        self._silent_at_crash = None
         self._damage_seen.clear()
         self.io.damage_events.clear()
         self.last_outcome = outcome
@@ -628,6 +642,7 @@ class Harness:
         if in_flight is not None and read_only and self.read_back(store, in_flight):
             self.close(store)
             self.io.crash()  # a read returned the failed write's value: a crash must not take it
+            self.crashed()
             self.event("crash after reading back a failed write")
             return self.reopen_twice(in_flight)
         self.close(store)
