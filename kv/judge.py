@@ -155,7 +155,7 @@ class LogJudge:
         if self.damage is None and self.damaged_tail is not None and scan.first_lsn is not None:
             tail_id, tail_offset, _records, tail_bytes = self.damaged_tail
             if expected is None:  # nothing valid before it: no way to show the tail held no records
-                self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+                self._tail_damaged()
                 self.lost_last = scan.first_lsn - 1
             else:  # the lsns continue: the damaged tail held no records
                 mark("sealed_tail_torn")
@@ -228,9 +228,7 @@ class LogJudge:
             # this segment lies past it (found by the state machine: the second tail
             # replaced the first, which stayed in the log, and every later write went to
             # quarantine at the next open).
-            tail_id, tail_offset, _records, _bytes = self.damaged_tail
-            mark("sealed_tail_damaged")
-            self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+            self._tail_damaged()
             self.quarantine.append((segment_id, 0))
         else:
             records = self._records_counted(data, scan)
@@ -273,9 +271,8 @@ class LogJudge:
     def _quarantine_damaged_tail(self) -> list[int]:
         """A sealed segment's damaged tail that no later segment showed harmless."""
         assert self.damaged_tail is not None
-        tail_id, tail_offset, records, _bytes = self.damaged_tail
-        mark("sealed_tail_damaged")
-        self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
+        tail_id, _offset, records, _bytes = self.damaged_tail
+        self._tail_damaged()
         dropped = self._quarantine_later(tail_id)
         assert self.damage is not None and self.damage.lsn_first_lost is not None
         # (an unknown count: a header too damaged to read, or one with a later lsn, or
@@ -284,6 +281,13 @@ class LogJudge:
         self.lost_last = self.damage.lsn_first_lost - 1 + max(records or 0, 1)
         self.lost_uncounted = self.lost_uncounted or records is None
         return dropped
+
+    def _tail_damaged(self) -> None:
+        """The pending damaged sealed tail is the log's first damage (rule 6)."""
+        assert self.damaged_tail is not None
+        tail_id, tail_offset, _records, _bytes = self.damaged_tail
+        mark("sealed_tail_damaged")
+        self._damaged(segment_name(tail_id), tail_offset, "damaged frame at the end of a sealed segment")
 
     def _quarantine_later(self, segment_id: int) -> list[int]:
         """Move to quarantine every kept segment after `segment_id` (damaged, or moved

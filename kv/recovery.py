@@ -120,8 +120,8 @@ class RecoveryReport:
             if corruption.lsn_ranges_lost:
                 lost += " (lsn " + ", ".join(f"{first}..{last}" for first, last in corruption.lsn_ranges_lost[:8])
                 lost += ", ...)" if len(corruption.lsn_ranges_lost) > 8 else ")"
-            elif corruption.lsn_first_lost is not None:
-                lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost})"
+            elif corruption.lsn_first_lost is not None:  # (no last lsn: none read past the damage)
+                lost += f" (lsn {corruption.lsn_first_lost}..{corruption.lsn_last_lost or ''})"
             if corruption.keys_lost:
                 lost += f", keys {list(corruption.keys_lost)[:8]}"
             if corruption.records_salvaged:

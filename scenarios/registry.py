@@ -139,7 +139,7 @@ EVERYTHING = replace(
     latency=Latency(jitter_us_max=200),
     tail_corruption=TailCorruption(probability=0.02, window_bytes=64),
     entry_loss=EntryLoss(probability=0.05),
-    lost_truncate=LostTruncate(probability=0.02),
+    lost_truncate=LostTruncate(probability=0.05),
     tail_burst=TailBurst(probability=0.02, window_bytes=256),
     flying_write=FlyingWrite(probability=0.05),
 )
