@@ -104,13 +104,9 @@ class _DamageSeen:
     seen: tuple[Damage, ...]
 
     def _all(self) -> list[Damage]:
-        """Seen, now, and the paths whose reads fail for good (as lost as bad sectors)."""
-        unreadable = [path for operation, path in self.io.faults.persistent_errors if operation == "read"]
-        return [
-            *self.seen,
-            *self.io.damage(),
-            *(Damage(path, 0, 1 << 62, "operation_errors.read") for path in unreadable),
-        ]
+        """Seen, and now (the files whose reads fail for good included: as lost as bad
+        sectors, while it lasts, `io_backends.sim.PERSISTENT_READ_ERROR`)."""
+        return [*self.seen, *self.io.damage()]
 
     def damaged(self, path: str, start: int, end: int) -> bool:
         return any(d.path == path and d.offset < end and start < d.offset + d.length for d in self._all())

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from io_backends.sim import Damage, SimIo
+from io_backends.sim import PERSISTENT_READ_ERROR, Damage, SimIo
 from io_backends.sim.changes import PendingWrite
 from io_backends.sim.damage import UNKNOWN_KIND, Shadow
 from io_backends.sim.disk import Inode
@@ -161,6 +161,27 @@ def test_latent_sector_error_is_its_sector_until_rewritten() -> None:
     io.faults.plan = FaultPlan(latent_sector_error=LatentSectorError(probability=0.0, sector_bytes=512))
     io.write(file, start, b"y").result()
     assert io.damage() == []
+
+
+def test_a_persistent_read_error_is_the_whole_file_while_it_lasts_and_a_transient_one_is_not() -> None:
+    """To a reader, reads that fail and fail again look like bad sectors: the whole file
+    is damage (in `damage()` and in `damage_events`, as it fires) until the faults clear.
+    (Found by the state machine: a recovery judged such a segment unreadable, moved it to
+    quarantine and reported the loss; the fault cleared before the oracle looked, and
+    the reported loss read as one with no damage on the disk.)"""
+    io = _io()
+    file = _file(io, bytes(100))
+    io.faults.plan = FaultPlan(operation_errors=OperationErrors(read_probability=1.0))
+    with pytest.raises(IoError):
+        io.read(file, 0, 100).result()
+    assert io.damage() == [] and io.damage_events == []  # transient: the next read may succeed
+    io.faults.plan = FaultPlan(operation_errors=OperationErrors(read_probability=1.0, persistent_probability=1.0))
+    with pytest.raises(IoError):
+        io.read(file, 0, 100).result()
+    expected = [Damage(PATH, 0, 100, PERSISTENT_READ_ERROR)]
+    assert io.damage() == expected and io.damage_events == expected
+    io.faults_off()
+    assert io.read(file, 0, 100).result() == bytes(100) and io.damage() == []
 
 
 def test_misdirected_write_damages_the_intended_range_and_where_it_landed() -> None:

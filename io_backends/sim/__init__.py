@@ -83,6 +83,9 @@ _new_operation = tuple.__new__
 
 # Kinds a later `sync` of the same file waits for (invariant 3 of the contract).
 _ORDERED_BEFORE_SYNC = frozenset({"write", "truncate"})
+# The damage kind of a file whose reads fail persistently (`OperationErrors`): to the
+# store, two reads that both fail look like a bad sector, so while it lasts it is damage.
+PERSISTENT_READ_ERROR = "operation_errors.persistent.read"
 
 
 _OPEN_MODES = ("r", "w", "x")
@@ -287,7 +290,8 @@ class SimIo:
     def damage(self, path: str | None = None) -> list[Damage]:
         """The damage on the disk now (`damage.py`): byte ranges where a reader of a file
         gets what a fault-free disk would not return, or an error (a latent sector
-        error); sorted by (path, offset). `path` limits it to one file."""
+        error, or a persistent read error: the whole file, until the faults clear);
+        sorted by (path, offset). `path` limits it to one file."""
         if path is None:
             files = list(self.disk.files())
             lost = [name for name in self.disk.lost if self.disk.lookup(name) is None]
@@ -305,6 +309,8 @@ class SimIo:
                 if start < end:
                     ranges.append((start, end, "latent_sector_error"))
             found.extend(_merged(name, ranges))
+            if ("read", name) in self.faults.persistent_errors:  # every read of it fails: as if every sector
+                found.append(Damage(name, 0, max(length, 1), PERSISTENT_READ_ERROR))
         # A file an EntryLoss took: damaged whole (at least one byte), until one of that
         # name exists again.
         found += [Damage(name, 0, max(self.disk.lost[name], 1), "entry_loss") for name in lost]
@@ -335,6 +341,10 @@ class SimIo:
                 "operation_errors.persistent", self.faults.plan.operation_errors.persistent_probability
             ):
                 self.faults.persistent_errors.add(key)
+                if operation == "read":  # two reads now agree, as over a bad sector: damage while it lasts
+                    inode = self.disk.lookup(path)
+                    size = max(len(inode.data), 1) if inode is not None else 1
+                    self.damage_events.append(Damage(key[1], 0, size, PERSISTENT_READ_ERROR))
             raise IoError(number, "Input/output error", path, operation)
 
     def _directory(self, path: str, operation: str) -> Directory:
