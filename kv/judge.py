@@ -222,17 +222,23 @@ class LogJudge:
         elif newest:
             mark("torn_tail_cut")
             self._torn(segment_id, scan.bad_offset, records=header_records, size=len(data) - scan.bad_offset)
-        elif self.damaged_tail is not None:
-            # A second damaged sealed segment, no valid frame since the first: only the
-            # log's last frame is ever unsynced (rule 14), so the first is damage, and
-            # this segment lies past it (found by the state machine: the second tail
-            # replaced the first, which stayed in the log, and every later write went to
-            # quarantine at the next open).
+        else:
+            self._sealed_tail(segment_id, data, scan)
+
+    def _sealed_tail(self, segment_id: int, data: bytes, scan: SegmentScan) -> None:
+        """A sealed segment's damaged tail: pending, for the next segment to judge; or,
+        when one is pending already with no valid frame since, the log's damage: only
+        its last frame is ever unsynced (rule 14), so the first is damage and this
+        segment lies past it (found by the state machine: the second tail replaced the
+        first, which stayed in the log, and every later write went to quarantine at the
+        next open)."""
+        assert scan.bad_offset is not None
+        if self.damaged_tail is not None:
             self._tail_damaged()
             self.quarantine.append((segment_id, 0))
-        else:
-            records = self._records_counted(data, scan)
-            self.damaged_tail = (segment_id, scan.bad_offset, records, len(data) - scan.bad_offset)
+            return
+        records = self._records_counted(data, scan)
+        self.damaged_tail = (segment_id, scan.bad_offset, records, len(data) - scan.bad_offset)
 
     def finish(self) -> list[int]:
         """After the last segment: check the newest segment the CLEAN marker names was

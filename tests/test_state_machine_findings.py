@@ -47,37 +47,43 @@ def quarantined_twice(machine: StoreMachine) -> None:
     machine.crash_in_next_recovery(after_ios=1)
 
 
-def recorded_durable_after_a_damaged_tail(machine: StoreMachine) -> None:
-    """Search 6, first shrink: a damaged sealed tail, then the newest frame damaged where
-    the CLEAN marker recorded it durable, its header carrying a later lsn: 2 keys gone,
-    1 reported as a known count. (Flipping byte 0 twice restores it.)"""
-    for key, size in ((b"k1", 159), (b"k2", 0), (b"k0", 238), (b"k0", 0), (b"k0", 0)):
+def _search_6(
+    machine: StoreMachine,
+    writes: tuple[tuple[bytes, int], ...],
+    tail_position: int,
+    later: tuple[tuple[bytes, int], ...],
+    newest_positions: tuple[int, ...],
+) -> None:
+    """The shape of search 6's shrinks: set_if_missing writes, byte 0 of the first
+    segment flipped twice around two refused writes (restored), a flip in the sealed
+    segment's tail, more writes, then flips in the newest segment."""
+    for key, size in writes:
         _set_if_missing(machine, key, size)
     machine.flip_bit(bit=0, file=0, position=0)
     _set_if_missing(machine, b"k0", 0)
     _set_if_missing(machine, b"k0", 0)
     machine.flip_bit(bit=0, file=0, position=0)
-    machine.flip_bit(bit=0, file=0, position=285)
-    for _ in range(3):
-        _set_if_missing(machine, b"k0", 0)
-    _set_if_missing(machine, b"k3", 378)
-    machine.flip_bit(bit=0, file=1, position=6)
+    machine.flip_bit(bit=0, file=0, position=tail_position)
+    for key, size in later:
+        _set_if_missing(machine, key, size)
+    for position in newest_positions:
+        machine.flip_bit(bit=0, file=1, position=position)
+
+
+def recorded_durable_after_a_damaged_tail(machine: StoreMachine) -> None:
+    """Search 6, first shrink: a damaged sealed tail, then the newest frame damaged where
+    the CLEAN marker recorded it durable, its header carrying a later lsn: 2 keys gone,
+    1 reported as a known count."""
+    writes = ((b"k1", 159), (b"k2", 0), (b"k0", 238), (b"k0", 0), (b"k0", 0))
+    later = ((b"k0", 0), (b"k0", 0), (b"k0", 0), (b"k3", 378))
+    _search_6(machine, writes, 285, later, (6,))
 
 
 def spanning_after_a_damaged_tail(machine: StoreMachine) -> None:
     """Search 6, after the first fix: a damaged sealed tail, then damage spanning the
     newest segment's frames: 3 keys gone, 2 reported as a known count."""
-    for key, size in ((b"k1", 234), (b"k2", 0), (b"k0", 381), (b"k3", 160), (b"k0", 0)):
-        _set_if_missing(machine, key, size)
-    machine.flip_bit(bit=0, file=0, position=0)
-    _set_if_missing(machine, b"k0", 0)
-    _set_if_missing(machine, b"k0", 0)
-    machine.flip_bit(bit=0, file=0, position=0)
-    machine.flip_bit(bit=0, file=0, position=360)
-    for key in (b"k0", b"k0", b"k4"):
-        _set_if_missing(machine, key, 0)
-    machine.flip_bit(bit=0, file=1, position=254)
-    machine.flip_bit(bit=0, file=1, position=0)
+    writes = ((b"k1", 234), (b"k2", 0), (b"k0", 381), (b"k3", 160), (b"k0", 0))
+    _search_6(machine, writes, 360, ((b"k0", 0), (b"k0", 0), (b"k4", 0)), (254, 0))
 
 
 def two_damaged_sealed_segments(machine: StoreMachine) -> None:
