@@ -21,8 +21,8 @@ at any I/O, including one during opening itself. Code that enforces a rule says 
 (3) The CLEAN marker says "segment S is durable up to length L". `close` writes it after
     its final sync; every open writes it once the newest segment is durable. Damage in
     S before L is corruption, never a torn tail. A missing marker means only "not known
-    durable", which costs one rewrite (rule 2). A damaged or unreadable one (it is
-    written by rename, so only the medium damages it) costs that rewrite too, and may
+    durable", which costs one rewrite (rule 2). A damaged or unreadable one (written in
+    place, in two copies: a torn rewrite leaves one whole) costs that rewrite too, and may
     have recorded anything durable: damage at the end of the newest segment is then
     corruption, not a torn tail. The marker also names the newest segment: the log
     rewrites it at each roll, after the new segment's entry is durable and before any

@@ -100,6 +100,10 @@ MACHINE_VARIANTS = sorted(
         "salvage_returns_stale_value",
         "scan_skips_last_key",
         "ttl_from_the_clock_at_open",
+        # the machine has no `EntryLoss`: its searches found this one only through real
+        # store bugs since fixed (searches 2 and 3 at 7fdebee); the corruption campaign
+        # catches it (seed 40 at 2,000 operations)
+        "clean_marker_not_moved_at_roll",
     }
     # the machine drives the store, not `kv serve`'s sessions: the `server` scenario
     # catches these (their searches only ever found real-store findings, now fixed)
