@@ -130,3 +130,14 @@ def test_the_state_machine_finds_and_shrinks_the_variant(name: str, monkeypatch:
     steps = shrunk_steps(caught)
     assert steps, f"no falsifying example printed: {getattr(caught, '__notes__', None)}"
     assert len(steps) <= STEPS_MAX.get(name, STEPS_MAX_OTHERS), "\n".join(steps)
+
+
+# Searches of the real store that once failed on it (each a store bug or an oracle false
+# positive, fixed: `tests/test_state_machine_findings.py` replays their shrunk schedules);
+# rerun whole, so a change that brings back any failure they reached is seen.
+REAL_STORE_SEARCHES = [("always", 2), ("always", 6), ("always", 21), ("always", 27), ("batch", 3)]
+
+
+@pytest.mark.parametrize(("mode", "seed"), REAL_STORE_SEARCHES)
+def test_the_real_store_passes_the_searches_that_once_failed(mode: Durability, seed: int) -> None:
+    search(seed, (mode,))
