@@ -342,9 +342,7 @@ class SimIo:
             ):
                 self.faults.persistent_errors.add(key)
                 if operation == "read":  # two reads now agree, as over a bad sector: damage while it lasts
-                    inode = self.disk.lookup(path)
-                    size = max(len(inode.data), 1) if inode is not None else 1
-                    self.damage_events.append(Damage(key[1], 0, size, PERSISTENT_READ_ERROR))
+                    self.damage_events += [d for d in self.damage(path) if d.kind == PERSISTENT_READ_ERROR]
             raise IoError(number, "Input/output error", path, operation)
 
     def _directory(self, path: str, operation: str) -> Directory:
