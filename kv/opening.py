@@ -19,7 +19,10 @@ at any I/O, including one during opening itself. Code that enforces a rule says 
     durable, into a fresh file renamed over the segment, never in place.
 
 (3) The CLEAN marker says "segment S is durable up to length L". `close` writes it after
-    its final sync; every open writes it once the newest segment is durable. Damage in
+    its final sync; every open writes and syncs it once the newest segment is durable,
+    even when the marker it read says the same (that one may be a marker whose own sync
+    failed, read back from the page cache, rule 2: a crash would bring back the older
+    one, and frames acknowledged since would lose its protection). Damage in
     S before L is corruption, never a torn tail. A missing marker means only "not known
     durable", which costs one rewrite (rule 2). A damaged or unreadable one (written in
     place, in two copies: a torn rewrite leaves one whole) costs that rewrite too, and may

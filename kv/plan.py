@@ -188,8 +188,11 @@ def plan_log_start(start: LogStart) -> tuple[list[Action], int, int]:
         # (rule 1), or a crash could leave the marker naming a segment that never was,
         # which reads as a lost newest segment (rule 3).
         actions.append(SyncDirectory())
-    if start.clean_marker != (segment_id, offset):
-        actions.append(WriteMarker(segment_id, offset))
+    # Written and synced even when the marker read says so already: it may have been
+    # read from the page cache after its own sync failed (rule 2: a failed close or open
+    # leaves a marker no sync stored, and a crash brings the older one back; found by
+    # the state machine: two acknowledged frames cut as torn tails under that older one).
+    actions.append(WriteMarker(segment_id, offset))
     if not start.clean_marker_present:  # the marker's own entry (rule 1)
         actions.append(SyncDirectory())
     return actions, segment_id, offset

@@ -42,7 +42,9 @@ Verified (the check's name, then what it demands):
   torn tail in the recovery report) and explained: some reported corruption, and a torn
   tail that took an acknowledged write, points at bytes the disk really damaged (its
   damage ledger, as it was when the open began or as faults fired since). A transient
-  read fault is not damage.
+  read fault is not damage. In `always` mode each damaged torn tail takes at most one
+  frame, and only one acknowledged since the last recovery: every open records the log
+  durable to its end (`kv.opening`, rule 3), so older frames are protected.
 - `check_not_invented`: every value the store returns was once written for that key.
 - `check_no_false_alarm`: recovery and `verify()` report no damage where no media fault
   was injected.
@@ -115,6 +117,10 @@ from scenarios.operations import (
 )
 from scenarios.operations import invented as invented_value
 from scenarios.workload import apply
+
+# In `always` mode, how many acknowledged frames the oracle lets damaged torn tails take
+# at one recovery (each torn tail takes one: one per crash inside the recovery before).
+FRAMES_TAKEABLE_MAX = 8
 
 
 class Violation(Exception):
@@ -194,7 +200,10 @@ class Oracle:
     model: Model = field(default_factory=dict)
     written: dict[bytes, set[bytes]] = field(default_factory=dict)  # every value ever written per key
     unknown: set[bytes] = field(default_factory=set)  # keys whose value is unknown until rewritten
-    before_last: Model = field(default_factory=dict)  # the model before the last acknowledged frame
+    # always mode: the model before each frame acknowledged since the last recovery,
+    # newest last (at most `FRAMES_TAKEABLE_MAX`): what a damaged tail may take, one
+    # frame per torn tail, since every open records its log durable (rule 3)
+    before_frames: list[Model] = field(default_factory=list)
     # batch and none modes: (the model before it, the virtual clock when it started)
     # for each acknowledged write not yet known durable, oldest first
     # and the keys whose value was unknown before it
@@ -245,7 +254,7 @@ class Oracle:
                 unknown.difference_update(operation.changes)
             writes = kind.writes_now(self.model, unknown, operation)
             if writes is not False:  # `writes_a_frame`
-                self.before_last = self.model
+                self._frame_written()
                 if self.durability != "always":
                     self.history.append(self.model)
                     self._acknowledged_unsynced(operation, started_us, unknown_before)
@@ -254,6 +263,13 @@ class Oracle:
         elif kind.syncs:  # it synced every earlier write before returning
             self.unsynced.clear()
         self.model = apply(self.model, operation, started_us // 1000)
+
+    def _frame_written(self) -> None:
+        """A frame was acknowledged (or an in-flight one made it) after `self.model`."""
+        frames = self.before_frames
+        frames.append(self.model)
+        if len(frames) > FRAMES_TAKEABLE_MAX:
+            del frames[0]
 
     def synced(self) -> None:
         """A clean close synced every acknowledged write."""
@@ -487,18 +503,21 @@ class Oracle:
             outcome = self.check_explained(recovered, ledger)
         self._check_reads_survive(recovered, outcome)
         self.unsynced.clear()  # what recovery found is on the disk
+        self.before_frames.clear()  # the open recorded its log durable (rule 3)
         return outcome
 
-    def _torn_by_damage(self, recovered: Recovered, ledger: DamageLedger | None) -> bool:
-        """A reported torn tail may take acknowledged writes only if the disk damaged it:
-        a crash alone tears only what was never acknowledged (or never synced)."""
+    def _torn_by_damage(self, recovered: Recovered, ledger: DamageLedger | None) -> int:
+        """How many reported torn tails the disk damaged: only those may take acknowledged
+        writes (a crash alone tears only what was never acknowledged, or never synced).
+        More than one when crashes inside recovery let damage reach one last frame after
+        another (an earlier open's torn tail, reported again, then the frame before it)."""
         if not (recovered.report.torn_tails and self.media):
-            return False
+            return 0
         if named := [tail.segment_id for tail in recovered.report.torn_tails if tail.segment_id <= 0]:
             raise Violation(f"the recovery report names a torn tail in segment {named[0]}, which no log has")
         if ledger is None:
-            return True
-        return any(
+            return len(recovered.report.torn_tails)
+        return sum(
             ledger.damaged(f"{recovered.directory}/{segment_name(tail.segment_id)}", tail.offset, 1 << 62)
             for tail in recovered.report.torn_tails
         )
@@ -510,9 +529,10 @@ class Oracle:
             legal.append((apply(self.model, recovered.in_flight, self.now_us // 1000), "in flight", 0))
         unsynced = self.unsynced  # batch and none modes: unsynced writes may be lost, newest first
         legal += [(unsynced[-count][0], "unsynced", count) for count in range(1, len(unsynced) + 1)]
-        if self._torn_by_damage(recovered, ledger):  # a damaged last frame is reported as torn
-            if self.durability == "always":  # it holds one operation: it may take the last, no more
-                legal.append((self.before_last, "torn", 1))
+        if torn := self._torn_by_damage(recovered, ledger):  # a damaged last frame is reported as torn
+            if self.durability == "always":  # each holds one operation acknowledged since the last open
+                frames = self.before_frames
+                legal += [(frames[-count], "torn", count) for count in range(1, min(torn, len(frames)) + 1)]
             else:  # it holds the writes of one group commit, which the oracle cannot see:
                 history = self.history  # any prefix (weaker: how much was lost is not checked)
                 legal += [(history[-count], "torn", count) for count in range(1, len(history) + 1)]
@@ -543,11 +563,9 @@ class Oracle:
             elif not self._agrees(recovered, candidate, self.unknown):
                 continue
             if kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
-                self.before_last = self.model  # the in-flight write made it: its frame is the last
+                self._frame_written()  # the in-flight write made it: its frame is the last
                 if self.durability != "always":
                     self.history.append(self.model)
-            if kind == "unsynced":
-                self.before_last = candidate
             if kind == "torn" and candidate is not self.model:
                 kind = "torn loss"  # the torn last frame took an acknowledged operation
             self.model = candidate
@@ -599,7 +617,7 @@ class Oracle:
         if recovered.in_flight is not None:
             candidates.append(apply(self.model, recovered.in_flight, self.now_us // 1000))
         if report.torn_tails:
-            candidates.append(self.before_last)
+            candidates += self.before_frames
         seen = [visible(candidate, now_ms) for candidate in candidates]
         for key, value in recovered.state.items():
             if key in named or key in self.unknown or key in recovered.expired_while_read:

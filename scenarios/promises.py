@@ -11,7 +11,9 @@ a docstring of `kv.store` / `kv.opening`. Each row names:
 - `scenario`: the scenario whose seeds catch it (`tests/test_broken_variants.py` runs
   the variant on it and asserts a seed fails, and that the real store passes that seed),
   or `EXHAUSTIVE`: every crash point of the prepared stores (`scenarios.exhaustive`,
-  `tests/test_exhaustive.py`), for bugs whose window is one I/O a sampled crash misses.
+  `tests/test_exhaustive.py`), for bugs whose window is one I/O a sampled crash misses,
+  or `SCRIPTED`: the schedule of `scenarios.scripted` named for the promise, for bugs
+  that need several faults in one order.
 
 Adding a promise to the store's documentation means adding a row here; a row without a
 check or a caught variant fails the test suite.
@@ -22,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXHAUSTIVE = "exhaustive"  # caught by the exhaustive crash-point run, not a scenario
+SCRIPTED = "scripted"  # caught by a scripted fault schedule (`scenarios.scripted`)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,15 @@ PROMISES: tuple[Promise, ...] = (
         # first segment after a compacted file (fixed since); longer seeds roll often
         # enough to lose a newest segment (seed 40).
         2000,
+    ),
+    Promise(
+        "marker_durable_at_every_open",
+        "every open records the log durable to its end (the CLEAN marker, synced), even when the marker it "
+        "read says so already: damage to a frame acknowledged before an open is corruption, never a torn tail",
+        "kv.opening (rules 2 and 3)",
+        "check_recovered",
+        "marker_trusted_from_page_cache",
+        SCRIPTED,
     ),
     Promise(
         "salvage_names_older_values",

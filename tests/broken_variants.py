@@ -695,6 +695,29 @@ def clean_marker_not_moved_at_roll() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def marker_trusted_from_page_cache() -> Iterator[None]:
+    """An open skips rewriting the CLEAN marker when the one it read already names the
+    newest segment and its length.
+
+    Models fsyncgate on a manifest: the marker read back may be one whose own sync
+    failed (a close or an open that failed there), held only in the page cache. A crash
+    brings the older marker back, and damage to frames it does not cover is then cut as
+    a torn tail: acknowledged writes lost, reported as unacknowledged.
+    """
+    original = kv.plan.plan_log_start
+
+    def plan_log_start(start: kv.plan.LogStart) -> tuple[list[kv.plan.Action], int, int]:
+        actions, segment_id, offset = original(start)
+        if start.clean_marker == (segment_id, offset):
+            actions = [action for action in actions if not isinstance(action, kv.plan.WriteMarker)]
+        return actions, segment_id, offset
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kv.opening, "plan_log_start", plan_log_start)
+        yield
+
+
 def _older_unexpired_record(store: Store, key: bytes, lsn: int, now_ms: int) -> kv.recovery.Location | None:
     """The newest record of `key` older than `lsn` that is a SET not expired at
     `now_ms`, in the store's sealed segments and compacted file (what a merge that
@@ -1180,6 +1203,7 @@ VARIANTS: dict[str, Variant] = {
     "getdel_before_sync": getdel_before_sync,
     "conditional_set_checks_the_cache": conditional_set_checks_the_cache,
     "clean_marker_not_moved_at_roll": clean_marker_not_moved_at_roll,
+    "marker_trusted_from_page_cache": marker_trusted_from_page_cache,
     "salvage_returns_stale_value": salvage_returns_stale_value,
     "compaction_lets_an_older_value_win": compaction_lets_an_older_value_win,
     "expiry_lost_on_replay": expiry_lost_on_replay,

@@ -45,9 +45,10 @@ from kv.log import SegmentLog
 from kv.opening import Recovery
 from kv.session import Session
 from kv.store import Store
-from scenarios.promises import EXHAUSTIVE, PROMISES
+from scenarios.promises import EXHAUSTIVE, PROMISES, SCRIPTED
 from scenarios.registry import SCENARIOS, Scenario
-from scenarios.runner import run_seed
+from scenarios.runner import Violation, run_seed
+from scenarios.scripted import SCHEDULES
 from tests.broken_variants import VARIANTS
 
 RecordProperty = Callable[[str, object], None]  # the `record_property` fixture
@@ -56,7 +57,9 @@ SEEDS = range(200)
 OPERATIONS = 600
 
 # (variant, the scenario that catches it): one per promise of the inventory
-CAUGHT: list[tuple[str, str]] = [(p.variant, p.scenario) for p in PROMISES if p.scenario != EXHAUSTIVE]
+CAUGHT: list[tuple[str, str]] = [(p.variant, p.scenario) for p in PROMISES if p.scenario not in (EXHAUSTIVE, SCRIPTED)]
+# (variant, the promise whose scripted schedule, `scenarios.scripted`, catches it)
+CAUGHT_SCRIPTED: list[tuple[str, str]] = [(p.variant, p.name) for p in PROMISES if p.scenario == SCRIPTED]
 # Variants that break a promise even without faults (the lock is checked on every open).
 VISIBLE_WITHOUT_FAULTS = {"no_lock"}
 
@@ -105,7 +108,17 @@ def test_variant_is_caught(variant: str, scenario: str, record_property: RecordP
 
 
 def test_every_variant_is_accounted_for() -> None:
-    assert {variant for variant, _ in CAUGHT} | set(CAUGHT_EXHAUSTIVELY) == set(VARIANTS)
+    scripted = {variant for variant, _ in CAUGHT_SCRIPTED}
+    assert {variant for variant, _ in CAUGHT} | set(CAUGHT_EXHAUSTIVELY) | scripted == set(VARIANTS)
+
+
+@pytest.mark.parametrize(("variant", "promise"), CAUGHT_SCRIPTED, ids=[v for v, _ in CAUGHT_SCRIPTED])
+def test_a_scripted_schedule_catches_the_variant(variant: str, promise: str) -> None:
+    """The real store passes the promise's schedule; the variant fails it."""
+    schedule = SCHEDULES[promise]
+    schedule()
+    with VARIANTS[variant](), pytest.raises(Violation):
+        schedule()
 
 
 @pytest.mark.parametrize("variant", sorted(set(VARIANTS) - VISIBLE_WITHOUT_FAULTS))

@@ -63,20 +63,27 @@ def test_a_delete_of_an_absent_key_writes_no_frame_so_the_excuse_stays_with_the_
     assert harness.model == {b"a": b"1"}
 
 
-def test_an_in_flight_write_that_made_it_is_the_last_frame() -> None:
+def test_an_in_flight_write_that_made_it_is_recorded_durable_by_the_open_that_kept_it() -> None:
     """Found by `comprehensive` seed 406: recovery kept the in-flight set_many, then the
-    next open found its frame damaged (a sticky read error) and reported a torn tail."""
+    next open found its frame damaged (a sticky read error). The open that kept it
+    recorded the log durable past it (rule 3), so the damage is corruption, reported
+    as a loss, never a torn tail the oracle would let take an acknowledged write."""
     harness = media_harness()
     harness.do(Operation("set", {b"a": b"1"}))
     store = harness.store
     assert store is not None
     store.set(b"b", b"2")  # the harness does not know: as if a crash hit right after it
     harness.oracle.written[b"b"] = {b"2"}
-    harness.check_recovered(store, Operation("set", {b"b": b"2"}))
+    harness.io.crash()
+    harness.store = harness.reopen(Operation("set", {b"b": b"2"}))
     assert harness.model == {b"a": b"1", b"b": b"2"}
     damage_last_frame(harness.io)
+    events = len(harness.trace)
     harness.crash_now()
     assert harness.model == {b"a": b"1"}
+    [recovery] = [event for event in harness.trace[events:] if str(event).startswith("recovery: ")]
+    assert isinstance(recovery, str)
+    assert "corruption in" in recovery and "torn tail" not in recovery, recovery
 
 
 def test_two_damaged_frames_at_the_tail_are_corruption_not_a_torn_tail() -> None:

@@ -15,8 +15,9 @@ import pytest
 
 from scenarios import oracle
 from scenarios.oracle import Oracle
-from scenarios.promises import EXHAUSTIVE, PROMISES
+from scenarios.promises import EXHAUSTIVE, PROMISES, SCRIPTED
 from scenarios.registry import SCENARIOS
+from scenarios.scripted import SCHEDULES
 from tests.broken_variants import VARIANTS
 from tests.test_broken_variants import CAUGHT
 
@@ -33,7 +34,7 @@ def test_every_promise_has_a_check_a_variant_and_a_scenario(promise: object) -> 
     assert isinstance(promise, Promise)
     assert callable(getattr(Oracle, promise.check, None)), f"{promise.name}: no Oracle.{promise.check}"
     assert promise.variant in VARIANTS, f"{promise.name}: no broken variant {promise.variant}"
-    assert promise.scenario in (*SCENARIOS, EXHAUSTIVE), f"{promise.name}: no scenario {promise.scenario}"
+    assert promise.scenario in (*SCENARIOS, EXHAUSTIVE, SCRIPTED), f"{promise.name}: no scenario {promise.scenario}"
     assert promise.text and promise.source
 
 
@@ -44,7 +45,8 @@ def test_every_variant_proves_a_promise() -> None:
 def test_every_promise_is_a_case_of_a_caught_test() -> None:
     """Scenario rows are cases of `test_variant_is_caught`; exhaustive rows are checked by
     `tests/test_exhaustive.py`, which must name each of them."""
-    assert set(CAUGHT) == {(p.variant, p.scenario) for p in PROMISES if p.scenario != EXHAUSTIVE}
+    assert set(CAUGHT) == {(p.variant, p.scenario) for p in PROMISES if p.scenario not in (EXHAUSTIVE, SCRIPTED)}
+    assert {p.name for p in PROMISES if p.scenario == SCRIPTED} == set(SCHEDULES)
     exhaustive_tests = (Path(__file__).parent / "test_exhaustive.py").read_text()
     for promise in PROMISES:
         if promise.scenario == EXHAUSTIVE:
