@@ -16,19 +16,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from io_backends.sim import SimIo
-from kv.log import segment_name
+from io_backends.sim.disk import Inode
+from kv.record import FrameHeader
 from kv.recovery import scan_segment
 from scenarios.runner import STORE_DIRECTORY, Harness
 from scenarios.workload import Operation
 
 
-def _damage_last_frame(io: SimIo) -> None:
+def newest_segment(io: SimIo) -> tuple[Inode, list[tuple[int, FrameHeader]]]:
+    """The newest log segment's inode and its valid durable frames (offset, header)."""
+    directory = io.disk.directories[STORE_DIRECTORY]
+    name = max(name for name in directory.entries if name.endswith(".seg"))
+    inode = io.disk.inodes[directory.entries[name]]
+    return inode, scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
+
+
+def damage_last_frame(io: SimIo) -> None:
     """Flip one payload byte of the newest segment's last durable frame (media damage,
     recorded in the disk's damage ledger)."""
-    directory = io.disk.directories[STORE_DIRECTORY]
-    segment_id = max(int(name.split(".")[0]) for name in directory.entries if name.endswith(".seg"))
-    inode = io.disk.inodes[directory.entries[segment_name(segment_id)]]
-    offset, header = scan_segment(segment_id, bytes(inode.durable)).frames[-1]
+    inode, frames = newest_segment(io)
+    offset, header = frames[-1]
     inode.flip(offset + header.size - 1, 0x01, "bit_flip.at_rest")
 
 
@@ -43,7 +50,7 @@ def marker_sync_failed_then_crash() -> Harness:
         harness.do(Operation("set", {key: key * 40}))
     harness.io.faults.force("fsync_gate")  # close syncs nothing else: every set was synced
     harness.reopen_clean()
-    _damage_last_frame(harness.io)
+    damage_last_frame(harness.io)
     harness.crash_now()
     return harness
 

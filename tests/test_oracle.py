@@ -9,30 +9,12 @@ from __future__ import annotations
 import pytest
 
 from io_backends.sim import SimIo
-from io_backends.sim.disk import Inode
 from kv.limits import BATCH_INTERVAL_MS_MAX
-from kv.record import FrameHeader
-from kv.recovery import scan_segment
 from kv.store import Durability
-from scenarios.runner import STORE_DIRECTORY, Harness, Violation
+from scenarios.runner import Harness, Violation
+from scenarios.scripted import damage_last_frame, newest_segment
 from scenarios.workload import PAUSE_US, Operation
 from tests.broken_variants import VARIANTS
-
-
-def newest_segment(io: SimIo) -> tuple[Inode, list[tuple[int, FrameHeader]]]:
-    """The newest log segment's inode and its valid durable frames (offset, header)."""
-    directory = io.disk.directories[STORE_DIRECTORY]
-    name = max(name for name in directory.entries if name.endswith(".seg"))
-    inode = io.disk.inodes[directory.entries[name]]
-    return inode, scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
-
-
-def damage_last_frame(io: SimIo) -> None:
-    """Flip one payload byte of the newest segment's last frame, durably (media damage)."""
-    inode, frames = newest_segment(io)
-    offset, header = frames[-1]
-    position = offset + header.size - 1
-    inode.flip(position, 0x01, "bit_flip.at_rest")  # the disk's damage ledger records it
 
 
 def media_harness() -> Harness:
