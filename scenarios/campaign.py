@@ -268,6 +268,7 @@ class ScenarioSummary:
     recoveries: int = 0
     losses_reported: int = 0
     silent_tail_losses: int = 0
+    marker_entry_losses: int = 0
     faults_fired: int = 0
     faults_fired_by_name: dict[str, int] = field(default_factory=dict)  # only faults that fired
     crashes_by_method: dict[str, int] = field(default_factory=dict)
@@ -285,6 +286,7 @@ class ScenarioSummary:
             self.recoveries += result.recoveries
             self.losses_reported += result.losses_reported
             self.silent_tail_losses += result.silent_tail_losses
+            self.marker_entry_losses += result.marker_entry_losses
             self.faults_fired += sum(fired for fired, _, _ in result.faults.values())
             _add_counts(
                 self.faults_fired_by_name, {name: fired for name, (fired, _, _) in result.faults.items() if fired}

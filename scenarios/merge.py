@@ -82,6 +82,7 @@ def seed_outcome(entry: dict[str, Any]) -> SeedOutcome:
         errors_typed=entry["errors_typed"],
         losses_reported=entry["losses_reported"],
         silent_tail_losses=entry["silent_tail_losses"],
+        marker_entry_losses=entry.get("marker_entry_losses", 0),
         trace_hash=entry["trace_hash"],
         faults={
             name: (count["fired"], count["opportunities"], count["configured_probability"])

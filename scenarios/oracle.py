@@ -44,7 +44,10 @@ Verified (the check's name, then what it demands):
   damage ledger, as it was when the open began or as faults fired since). A transient
   read fault is not damage. In `always` mode each damaged torn tail takes at most one
   frame, and only one acknowledged since the last recovery: every open records the log
-  durable to its end (`kv.opening`, rule 3), so older frames are protected.
+  durable to its end (`kv.opening`, rule 3), so older frames are protected. Two losses
+  no store can see are accepted unreported, and counted: the zeros a lost write leaves
+  at the log's tail, and a loss where the file system took the directory entries of
+  both the CLEAN marker (the record of the newest segment) and a data file.
 - `check_not_invented`: every value the store returns was once written for that key.
 - `check_no_false_alarm`: recovery and `verify()` report no damage where no media fault
   was injected.
@@ -98,6 +101,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kv.errors import KvError, StoreLocked, StoreReadOnly
+from kv.files import CLEAN_MARKER_NAME
 from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
 from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
@@ -134,6 +138,10 @@ class DamageLedger(Protocol):
 
     def damaged_in(self, directory: str, nested: bool) -> bool: ...
 
+    def entry_lost(self, path: str) -> bool: ...
+
+    def data_entry_lost(self, directory: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Recovered:
@@ -158,9 +166,16 @@ class Recovered:
 class Outcome:
     """How a recovery was judged: the legal outcome it matched, or an accepted loss."""
 
-    kind: str  # "acknowledged", "in flight", "unsynced", "torn", "reported loss", "silent tail loss"
+    # "acknowledged", "in flight", "unsynced", "torn", "reported loss", "silent tail loss",
+    # "marker entry loss"
+    kind: str
     writes_lost: int = 0
     keys_lost: int = 0
+
+
+# The outcomes that accept a loss beyond the legal ones (reported and explained, or one no
+# store can see, counted).
+LOSSES_ACCEPTED = ("reported loss", "silent tail loss", "marker entry loss")
 
 
 def _without(state: Model, keys: frozenset[bytes] | set[bytes]) -> Model:
@@ -582,6 +597,18 @@ class Oracle:
             # single-disk store can see it (documented gap). Counted, not hidden.
             self.silent_write_faults_checked = recovered.silent_write_faults
             return self._accept(recovered, "silent tail loss")
+        marker = f"{recovered.directory}/{CLEAN_MARKER_NAME}"
+        if (
+            not report.corruptions
+            and ledger is not None
+            and ledger.entry_lost(marker)
+            and ledger.data_entry_lost(recovered.directory)
+        ):
+            # The file system took the CLEAN marker's entry, and with it what names the
+            # newest segment (rule 3): when the newest segments went too (in crashes with
+            # no open between), or every file did, nothing on disk shows they existed
+            # (documented gap). Counted, not hidden.
+            return self._accept(recovered, "marker entry loss")
         if not (self.media and report.corruptions):  # a torn tail excuses only what `_legal_candidates` allows
             raise Violation(
                 "the recovered state is not a legal outcome and no loss was reported: "
@@ -669,7 +696,7 @@ class Oracle:
 
     def _check_reads_survive(self, recovered: Recovered, outcome: Outcome) -> None:
         observed, self.observed = self.observed, {}
-        if outcome.kind in ("reported loss", "silent tail loss"):
+        if outcome.kind in LOSSES_ACCEPTED:
             return  # a reported, explained loss may take what a read returned too
         at_ms = recovered.at_us // 1000
         taken = {
@@ -700,7 +727,7 @@ class Oracle:
         """Recovering again (no new damage accepted) changed nothing."""
         at_ms = self.read_at_us // 1000  # the second recovery's state, as read then
         changed = not _same_state(visible(self.model, at_ms), visible(before, at_ms))
-        if changed and outcome.kind not in ("reported loss", "silent tail loss", "torn loss"):
+        if changed and outcome.kind not in (*LOSSES_ACCEPTED, "torn loss"):
             raise Violation("recovery is not idempotent: " + _difference(before, self.model))
 
     def check_liveness(

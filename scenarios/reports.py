@@ -351,6 +351,7 @@ def seed_document(campaign: Campaign, outcome: SeedOutcome) -> dict[str, Any]:
         "errors_typed": result.errors_typed if result else None,
         "losses_reported": result.losses_reported if result else None,
         "silent_tail_losses": result.silent_tail_losses if result else None,
+        "marker_entry_losses": result.marker_entry_losses if result else None,
         "faults": {
             name: {"fired": fired, "opportunities": opportunities, "configured_probability": probability}
             for name, (fired, opportunities, probability) in (result.faults if result else {}).items()
@@ -414,6 +415,7 @@ def scenario_document(summary: ScenarioSummary) -> dict[str, Any]:
         "recoveries": summary.recoveries,
         "losses_reported": summary.losses_reported,
         "silent_tail_losses": summary.silent_tail_losses,
+        "marker_entry_losses": summary.marker_entry_losses,
         "faults_fired": summary.faults_fired,
         "faults_fired_by_name": dict(sorted(summary.faults_fired_by_name.items())),
         "marks": dict(sorted(summary.marks.items())),

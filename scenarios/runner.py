@@ -21,6 +21,7 @@ import kv
 from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
+from kv.files import COMPACTED_SUFFIX, SEGMENT_SUFFIX
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY, OnCorruption
 from kv.store import Durability, State, Store, VerifyReport
 from scenarios.operations import (
@@ -82,6 +83,7 @@ class SeedResult:
     errors_typed: int = 0
     losses_reported: int = 0
     silent_tail_losses: int = 0  # losses only a lost write at the log's tail explains
+    marker_entry_losses: int = 0  # losses only the file system's loss of the CLEAN marker's entry explains
     trace_hash: str = ""
     faults: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # fired, opportunities, configured
     timeline: list[str] = field(default_factory=list)
@@ -94,6 +96,9 @@ class SeedResult:
 
 
 RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
+
+
+DATA_SUFFIXES = (SEGMENT_SUFFIX, COMPACTED_SUFFIX)  # the files that hold records
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,20 @@ class _DamageSeen:
         prefix = directory.rstrip("/") + "/"
         for damage in self._all():
             if damage.path.startswith(prefix) and (nested or "/" not in damage.path[len(prefix) :]):
+                return True
+        return False
+
+    def entry_lost(self, path: str) -> bool:
+        """The file system took `path`'s durable directory entry (`EntryLoss`)."""
+        return any(damage.path == path and damage.kind == "entry_loss" for damage in self._all())
+
+    def data_entry_lost(self, directory: str) -> bool:
+        """The file system took the entry of a log segment or a compacted file directly
+        in `directory`."""
+        prefix = directory.rstrip("/") + "/"
+        for damage in self._all():
+            name = damage.path[len(prefix) :]
+            if damage.kind == "entry_loss" and damage.path.startswith(prefix) and name.endswith(DATA_SUFFIXES):
                 return True
         return False
 
@@ -474,6 +493,9 @@ class Harness:
         elif outcome.kind == "silent tail loss":
             self.result.silent_tail_losses += 1
             self.event("accepted: a lost or misdirected write at the tail of the log (undetectable, counted)")
+        elif outcome.kind == "marker entry loss":
+            self.result.marker_entry_losses += 1
+            self.event("accepted: the file system lost the CLEAN marker's entry with the data (undetectable, counted)")
         elif outcome.kind == "reported loss":
             self.event(f"accepted a reported loss: {outcome.keys_lost} keys lost")
         elif self.keep_timeline:

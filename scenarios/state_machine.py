@@ -28,8 +28,10 @@ from io_backends.sim import SimIo
 from io_backends.sim.faults import (
     BitFlip,
     CrashSurvival,
+    EntryLoss,
     FsyncGate,
     LatentSectorError,
+    LostTruncate,
     LostWrite,
     MisdirectedWrite,
     OperationErrors,
@@ -63,6 +65,8 @@ FAULTS: dict[str, Any] = {  # fault name -> its settings (a FaultPlan field)
     "latent_sector_error": LatentSectorError(probability=0.05),
     "misdirected_write": MisdirectedWrite(probability=0.05),
     "lost_write": LostWrite(probability=0.05),
+    "lost_truncate": LostTruncate(probability=0.3),
+    "entry_loss": EntryLoss(probability=0.5),
     "operation_errors": OperationErrors(
         open_probability=0.05,
         read_probability=0.05,

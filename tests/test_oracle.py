@@ -11,7 +11,7 @@ import pytest
 from io_backends.sim import SimIo
 from kv.limits import BATCH_INTERVAL_MS_MAX
 from kv.store import Durability
-from scenarios.runner import Harness, Violation
+from scenarios.runner import STORE_DIRECTORY, Harness, Violation
 from scenarios.scripted import damage_last_frame, newest_segment
 from scenarios.workload import PAUSE_US, Operation
 from tests.broken_variants import VARIANTS
@@ -160,3 +160,39 @@ def test_batch_mode_syncs_a_write_once_its_deadline_passed() -> None:
         harness.do(Operation("set", {b"d": b"4"}))
         with pytest.raises(Violation, match="not a legal outcome"):
             harness.crash_now()  # c was due for a sync: it may not be lost
+
+
+def _wiped(lose_segment: bool) -> Harness:
+    """Three acknowledged sets, then a crash in which the file system takes the CLEAN
+    marker's entry (and the only segment's, when `lose_segment`)."""
+    harness = media_harness()
+    for key in (b"a", b"b", b"c"):
+        harness.do(Operation("set", {key: key * 30}))
+    harness.io.crash()
+    harness.io.disk.lose(f"{STORE_DIRECTORY}/CLEAN")
+    if lose_segment:
+        harness.io.disk.lose(f"{STORE_DIRECTORY}/00000001.seg")
+    return harness
+
+
+def test_a_store_that_lost_its_marker_and_its_segment_looks_new_and_the_loss_is_counted() -> None:
+    """No file is left to show the store held data: no store can report it. The oracle
+    accepts it only because its ledger shows both entries lost, and counts it."""
+    harness = _wiped(lose_segment=True)
+    harness.store = harness.reopen(None)
+    assert harness.model == {}
+    assert harness.result.marker_entry_losses == 1
+
+
+def test_losing_only_the_marker_excuses_no_loss() -> None:
+    """The marker's entry alone holds no records: a store that then drops data (here a
+    variant that cuts every damaged tail) without a report still fails."""
+    harness = _wiped(lose_segment=False)
+    harness.store = harness.reopen(None)
+    assert harness.model == {b"a": b"a" * 30, b"b": b"b" * 30, b"c": b"c" * 30}
+    assert harness.result.marker_entry_losses == 0
+    harness.io.crash()
+    harness.io.disk.lose(f"{STORE_DIRECTORY}/CLEAN")
+    damage_last_frame(harness.io)
+    with VARIANTS["silent_truncation_at_corruption"](), pytest.raises(Violation):
+        harness.store = harness.reopen(None)
