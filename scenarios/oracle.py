@@ -577,10 +577,11 @@ class Oracle:
                 self.unknown = set(unknown)
             elif not self._agrees(recovered, candidate, self.unknown):
                 continue
-            if kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight):
-                self._frame_written()  # the in-flight write made it: its frame is the last
-                if self.durability != "always":
-                    self.history.append(self.model)
+            # the in-flight write made it: in batch and none modes its frame is the last one
+            # a torn tail may take (in always mode the open protects every frame, rule 3)
+            frame_made_it = kind == "in flight" and in_flight is not None and self.writes_a_frame(in_flight)
+            if frame_made_it and self.durability != "always":
+                self.history.append(self.model)
             if kind == "torn" and candidate is not self.model:
                 kind = "torn loss"  # the torn last frame took an acknowledged operation
             self.model = candidate
