@@ -101,7 +101,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kv.errors import KvError, StoreLocked, StoreReadOnly
-from kv.files import CLEAN_MARKER_NAME
+from kv.files import classify
 from kv.limits import BATCH_INTERVAL_MS_MAX, BATCH_OPERATIONS_MAX
 from kv.log import segment_name
 from kv.opening import QUARANTINE_DIRECTORY
@@ -138,9 +138,7 @@ class DamageLedger(Protocol):
 
     def damaged_in(self, directory: str, nested: bool) -> bool: ...
 
-    def entry_lost(self, path: str) -> bool: ...
-
-    def data_entry_lost(self, directory: str) -> bool: ...
+    def entries_lost(self, directory: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,15 @@ class Outcome:
 # The outcomes that accept a loss beyond the legal ones (reported and explained, or one no
 # store can see, counted).
 LOSSES_ACCEPTED = ("reported loss", "silent tail loss", "marker entry loss")
+
+
+def _marker_and_data_lost(ledger: DamageLedger, directory: str) -> bool:
+    """The file system took the CLEAN marker's entry, and with it what names the newest
+    segment (`kv.opening`, rule 3), and a data file's entry too: when the newest segments
+    went (in crashes with no open between), or every file did, nothing on disk shows
+    they existed (documented gap; the loss is accepted unreported, and counted)."""
+    lost = classify(ledger.entries_lost(directory))
+    return lost.clean_marker and bool(lost.segments or lost.compacted)
 
 
 def _without(state: Model, keys: frozenset[bytes] | set[bytes]) -> Model:
@@ -598,17 +605,7 @@ class Oracle:
             # single-disk store can see it (documented gap). Counted, not hidden.
             self.silent_write_faults_checked = recovered.silent_write_faults
             return self._accept(recovered, "silent tail loss")
-        marker = f"{recovered.directory}/{CLEAN_MARKER_NAME}"
-        if (
-            not report.corruptions
-            and ledger is not None
-            and ledger.entry_lost(marker)
-            and ledger.data_entry_lost(recovered.directory)
-        ):
-            # The file system took the CLEAN marker's entry, and with it what names the
-            # newest segment (rule 3): when the newest segments went too (in crashes with
-            # no open between), or every file did, nothing on disk shows they existed
-            # (documented gap). Counted, not hidden.
+        if not report.corruptions and ledger is not None and _marker_and_data_lost(ledger, recovered.directory):
             return self._accept(recovered, "marker entry loss")
         if not (self.media and report.corruptions):  # a torn tail excuses only what `_legal_candidates` allows
             raise Violation(

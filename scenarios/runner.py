@@ -21,7 +21,6 @@ import kv
 from io_backends.sim import Damage, SimIo, SimulatedCrash
 from kv import marks
 from kv.errors import CorruptionDetected, IoError, KvError
-from kv.files import COMPACTED_SUFFIX, SEGMENT_SUFFIX
 from kv.opening import JOURNAL_PREFIX, QUARANTINE_DIRECTORY, OnCorruption
 from kv.store import Durability, State, Store, VerifyReport
 from scenarios.operations import (
@@ -98,9 +97,6 @@ class SeedResult:
 RecoveryCrashes = Callable[[], "int | None"]  # per recovery attempt: crash after N I/Os, or not
 
 
-DATA_SUFFIXES = (SEGMENT_SUFFIX, COMPACTED_SUFFIX)  # the files that hold records
-
-
 @dataclass(frozen=True)
 class _DamageSeen:
     """A damage ledger: the disk's now, or any of `seen`."""
@@ -124,19 +120,15 @@ class _DamageSeen:
                 return True
         return False
 
-    def entry_lost(self, path: str) -> bool:
-        """The file system took `path`'s durable directory entry (`EntryLoss`)."""
-        return any(damage.path == path and damage.kind == "entry_loss" for damage in self._all())
-
-    def data_entry_lost(self, directory: str) -> bool:
-        """The file system took the entry of a log segment or a compacted file directly
-        in `directory`."""
+    def entries_lost(self, directory: str) -> list[str]:
+        """The names directly in `directory` whose durable entries the file system took
+        (`EntryLoss`)."""
         prefix = directory.rstrip("/") + "/"
-        for damage in self._all():
-            name = damage.path[len(prefix) :]
-            if damage.kind == "entry_loss" and damage.path.startswith(prefix) and name.endswith(DATA_SUFFIXES):
-                return True
-        return False
+        return [
+            d.path[len(prefix) :]
+            for d in self._all()
+            if d.kind == "entry_loss" and d.path.startswith(prefix) and "/" not in d.path[len(prefix) :]
+        ]
 
 
 def describe(operation: Operation) -> str:

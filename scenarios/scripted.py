@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from io_backends.sim import SimIo
 from io_backends.sim.disk import Inode
+from kv.files import classify, segment_name
 from kv.record import FrameHeader
 from kv.recovery import scan_segment
 from scenarios.runner import STORE_DIRECTORY, Harness
@@ -26,9 +27,9 @@ from scenarios.workload import Operation
 def newest_segment(io: SimIo) -> tuple[Inode, list[tuple[int, FrameHeader]]]:
     """The newest log segment's inode and its valid durable frames (offset, header)."""
     directory = io.disk.directories[STORE_DIRECTORY]
-    name = max(name for name in directory.entries if name.endswith(".seg"))
-    inode = io.disk.inodes[directory.entries[name]]
-    return inode, scan_segment(int(name.split(".")[0]), bytes(inode.durable)).frames
+    segment_id = max(classify(list(directory.entries)).segments)
+    inode = io.disk.inodes[directory.entries[segment_name(segment_id)]]
+    return inode, scan_segment(segment_id, bytes(inode.durable)).frames
 
 
 def damage_last_frame(io: SimIo) -> None:

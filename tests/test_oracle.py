@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from io_backends.sim import SimIo
+from kv.files import CLEAN_MARKER_NAME, segment_name
 from kv.limits import BATCH_INTERVAL_MS_MAX
 from kv.store import Durability
 from scenarios.runner import STORE_DIRECTORY, Harness, Violation
@@ -169,9 +170,9 @@ def _wiped(lose_segment: bool) -> Harness:
     for key in (b"a", b"b", b"c"):
         harness.do(Operation("set", {key: key * 30}))
     harness.io.crash()
-    harness.io.disk.lose(f"{STORE_DIRECTORY}/CLEAN")
+    harness.io.disk.lose(f"{STORE_DIRECTORY}/{CLEAN_MARKER_NAME}")
     if lose_segment:
-        harness.io.disk.lose(f"{STORE_DIRECTORY}/00000001.seg")
+        harness.io.disk.lose(f"{STORE_DIRECTORY}/{segment_name(1)}")
     return harness
 
 
@@ -192,7 +193,7 @@ def test_losing_only_the_marker_excuses_no_loss() -> None:
     assert harness.model == {b"a": b"a" * 30, b"b": b"b" * 30, b"c": b"c" * 30}
     assert harness.result.marker_entry_losses == 0
     harness.io.crash()
-    harness.io.disk.lose(f"{STORE_DIRECTORY}/CLEAN")
+    harness.io.disk.lose(f"{STORE_DIRECTORY}/{CLEAN_MARKER_NAME}")
     damage_last_frame(harness.io)
     with VARIANTS["silent_truncation_at_corruption"](), pytest.raises(Violation):
         harness.store = harness.reopen(None)
