@@ -60,6 +60,11 @@ VARIANT_DURABILITIES: dict[str, tuple[Durability, ...]] = {
 }
 
 
+# What `no_local_constants` patches and clears (Hypothesis internals, checked by
+# `test_a_search_draws_from_no_local_constants` so a rename cannot make the pin a no-op).
+LOCAL_CONSTANTS_NAMES = ("_get_local_constants", "Constants", "CONSTANTS_CACHE")
+
+
 @contextmanager
 def no_local_constants() -> Iterator[None]:
     """Hypothesis draws some values from a pool of the literals of every local module
@@ -70,7 +75,7 @@ def no_local_constants() -> Iterator[None]:
     way in and out), so a search is the same in any process; with a Hypothesis that
     has no such pool, nothing to pin."""
     providers = hypothesis.internal.conjecture.providers
-    if not hasattr(providers, "_get_local_constants"):
+    if not all(hasattr(providers, name) for name in LOCAL_CONSTANTS_NAMES):
         yield
         return
     empty = providers.Constants()  # type: ignore[attr-defined]
@@ -93,6 +98,16 @@ def search(seed: int, modes: tuple[Durability, ...]) -> None:
 
     with no_local_constants():
         run_state_machine_as_test(Machine, settings=settings(SEARCH, derandomize=False))
+
+
+def test_a_search_draws_from_no_local_constants() -> None:
+    providers = hypothesis.internal.conjecture.providers
+    if not hasattr(providers, "_get_local_constants"):
+        pytest.skip("this Hypothesis keeps no pool of local constants")
+    assert all(hasattr(providers, name) for name in LOCAL_CONSTANTS_NAMES)
+    assert len(providers._get_local_constants()) > 0  # the project's own literals
+    with no_local_constants():
+        assert len(providers._get_local_constants()) == 0
 
 
 # The variants the machine's rules can reach (the others need rules it lacks: a verify,
